@@ -1,0 +1,51 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both create .venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+# Apt packages that Qt's xcb platform plugin and Xvfb need for the widget tests.
+XPKGS  := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 \
+          libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-cursor0 libxkbcommon-x11-0 \
+          libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv demo test lint typecheck bench screenshots xvfb clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt "torch==2.13.0"
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m napari_selfsup_denoise._demo demo-output
+
+# Installs Xvfb and the xcb libraries Qt needs when they are missing (Debian/Ubuntu).
+xvfb:
+	@command -v Xvfb >/dev/null 2>&1 && [ -n "$$(ldconfig -p | grep libxcb-cursor)" ] || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends $(XPKGS) >/dev/null; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy src/napari_selfsup_denoise/engine
+
+# pytest exits 5 when it collects no tests; that is not a failure of the suite.
+test: $(STAMP) xvfb lint
+	$(PY) -m pytest -q tests; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py --out docs/benchmarks.md
+
+screenshots: $(STAMP) xvfb
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) benchmarks/screenshots.py docs/images
+
+clean:
+	rm -rf $(VENV) demo-output bench-output

@@ -1,0 +1,38 @@
+"""napari-selfsup-denoise: self-supervised denoising for napari and the command line.
+
+The public API is Qt-free and imports torch lazily::
+
+    from napari_selfsup_denoise import train, load_model, TrainConfig
+
+    model = train(noisy, axes="YX", algorithm="n2v", max_seconds=60)
+    clean = model.denoise(noisy)
+    model.save("cells.sdmodel")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["train", "load_model", "TrainConfig", "PredictConfig", "Model", "__version__"]
+
+if TYPE_CHECKING:
+    from .api import train
+    from .config import PredictConfig, TrainConfig
+    from .engine.model import Model, load_model
+
+_LAZY = {
+    "train": ".api",
+    "TrainConfig": ".config",
+    "PredictConfig": ".config",
+    "Model": ".engine.model",
+    "load_model": ".engine.model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Qt-free engine: data, masking, networks, training and tiled prediction."""

@@ -1,0 +1,103 @@
+"""Device choice (cuda -> mps -> cpu), precision, and CPU threads."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+
+import torch
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """Return the torch device for ``name``.
+
+    ``auto`` picks CUDA, then Apple's MPS, then the CPU. An explicit device that
+    is not available raises a ``ValueError`` that says which ones are.
+    """
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_ok():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for but CUDA is not available; {available()}")
+    if name == "mps" and not _mps_ok():
+        raise ValueError(f"device 'mps' asked for but MPS is not available; {available()}")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {name!r}; {available()}") from exc
+
+
+def _mps_ok() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def available() -> str:
+    """A sentence listing the usable devices."""
+    devs = ["cpu"]
+    if torch.cuda.is_available():
+        devs.insert(0, "cuda")
+    if _mps_ok():
+        devs.insert(0, "mps")
+    return "available: " + ", ".join(devs)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_amx() -> bool:
+    """True when the CPU has AMX bf16 tiles (fast bf16 matrix work)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
+            return "amx_bf16" in fh.read()
+    except OSError:
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """Compute dtype for autocast: bf16 on CUDA and AMX CPUs under ``auto``, else fp32."""
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp32":
+        return torch.float32
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_has_amx():
+        return torch.bfloat16
+    return torch.float32
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
+    """Autocast to ``dtype`` on ``device`` (a no-op for fp32)."""
+    if dtype == torch.float32 or device.type not in ("cpu", "cuda"):
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
+
+
+def configure_threads() -> int:
+    """Use every core the process may run on for intra-op work; return the count."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:
+        n = os.cpu_count() or 1
+    n = int(os.environ.get("SELFSUP_DENOISE_THREADS", n))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(max(1, n))
+    return n
+
+
+def describe(device: torch.device, dtype: torch.dtype) -> str:
+    """Human-readable device and precision, e.g. ``cuda (NVIDIA H100, bf16)``."""
+    prec = "bf16" if dtype == torch.bfloat16 else "fp32"
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)}, {prec})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads, {prec})"
+    return f"{device.type} ({prec})"

@@ -1,0 +1,72 @@
+"""Small frozen progress events yielded by the training and prediction generators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One optimiser step of training.
+
+    Attributes
+    ----------
+    step, total : int
+        Steps done and the (estimated, when a time budget binds) total.
+    loss : float
+        Training loss of this step.
+    val_loss : float or None
+        Latest validation loss (None before the first evaluation or without validation).
+    elapsed, eta : float
+        Seconds since the start and estimated seconds left.
+    steps_per_s : float
+        Recent throughput.
+    lr : float
+        Learning rate used for this step.
+    preview : numpy.ndarray or None
+        Denoised preview slice, present every few seconds when one was asked for.
+    noise : dict or None
+        Fitted noise-model parameters (blind-spot), in the image's intensity units.
+    message : str
+        Anything worth telling the user (divergence, restored weights, ...).
+    """
+
+    step: int
+    total: int
+    loss: float
+    val_loss: float | None
+    elapsed: float
+    eta: float
+    steps_per_s: float
+    lr: float = 0.0
+    preview: np.ndarray | None = field(default=None, repr=False)
+    noise: dict[str, float] | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PredictProgress:
+    """One tile of prediction done.
+
+    Attributes
+    ----------
+    done, total : int
+        Tiles done and tiles in all.
+    pixels_done, pixels_total : int
+        Output pixels written so far and in all (per channel).
+    elapsed, eta : float
+        Seconds since the start and estimated seconds left.
+    info : dict
+        Extra facts (tile size after out-of-memory back-off, ...).
+    """
+
+    done: int
+    total: int
+    pixels_done: int
+    pixels_total: int
+    elapsed: float
+    eta: float
+    info: dict[str, Any] = field(default_factory=dict)

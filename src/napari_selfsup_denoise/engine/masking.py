@@ -1,0 +1,153 @@
+"""Noise2Void pixel manipulation, vectorised in torch.
+
+A batch is ``(B, C, *spatial)`` with 2 or 3 spatial dimensions. Masked positions
+are shared by all channels, chosen by stratified sampling (one random pixel per
+grid box), and replaced by a random neighbour (N2V), the neighbourhood median
+(N2V2), and for structN2V the pixels along one axis around them are replaced
+by values from random positions of the same patch.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+
+def grid_spacing(fraction: float, ndim: int) -> int:
+    """Box edge so that one pixel per box masks about ``fraction`` of the pixels."""
+    return max(1, round(fraction ** (-1.0 / ndim)))
+
+
+def stratified_coords(
+    batch: int, spatial: tuple[int, ...], fraction: float, gen: torch.Generator | None = None
+) -> torch.Tensor:
+    """One random pixel in every ``g``-sized box of every patch.
+
+    Returns
+    -------
+    torch.Tensor
+        Long tensor ``(M, 1 + ndim)``: batch index, then the spatial coordinates.
+    """
+    nd = len(spatial)
+    g = grid_spacing(fraction, nd)
+    axes = [torch.arange(0, s, g) for s in spatial]
+    boxes = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, nd)
+    boxes = boxes.unsqueeze(0).expand(batch, -1, -1)
+    jitter = torch.randint(0, g, boxes.shape, generator=gen)
+    coords = boxes + jitter
+    b = torch.arange(batch).view(batch, 1, 1).expand(-1, coords.shape[1], 1)
+    coords = torch.cat([b, coords], dim=-1).reshape(-1, 1 + nd)
+    inside = (coords[:, 1:] < torch.tensor(spatial)).all(dim=1)
+    return coords[inside]
+
+
+def neighbour_offsets(ndim: int, radius: int) -> torch.Tensor:
+    """All offsets in ``[-radius, radius]^ndim`` except the centre, ``(K, ndim)``."""
+    rng = range(-radius, radius + 1)
+    offs = [o for o in itertools.product(rng, repeat=ndim) if any(o)]
+    return torch.tensor(offs, dtype=torch.long)
+
+
+def _shift_inside(coords: torch.Tensor, offs: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
+    """``coords + offs``, with the sign of an offset flipped on axes where it leaves the patch.
+
+    Flipping keeps the offset non-zero, so the result is never the centre pixel.
+    """
+    size = torch.tensor(spatial)
+    pos = coords + offs
+    out = (pos < 0) | (pos >= size)
+    return torch.where(out, coords - offs, pos).clamp(min=torch.zeros_like(size), max=size - 1)
+
+
+def _gather(x: torch.Tensor, b: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Values ``x[b, :, *pos]`` as ``(M, C)``."""
+    idx = (b, slice(None), *pos.unbind(-1))
+    return x[idx]
+
+
+def _put(x: torch.Tensor, b: torch.Tensor, pos: torch.Tensor, values: torch.Tensor) -> None:
+    x[(b, slice(None), *pos.unbind(-1))] = values
+
+
+def n2v_manipulate(
+    x: torch.Tensor,
+    fraction: float,
+    radius: int = 2,
+    mode: str = "uniform",
+    struct: tuple[int, int] | None = None,
+    gen: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask pixels of a batch for blind-spot training.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Batch ``(B, C, *spatial)`` (not modified).
+    fraction : float
+        Approximate share of masked pixels.
+    radius : int
+        Neighbourhood radius for the replacement value.
+    mode : str
+        ``uniform`` (random neighbour, N2V) or ``median`` (neighbourhood median, N2V2).
+    struct : (axis, span), optional
+        structN2V: spatial axis index (0-based over the spatial dims) and odd span.
+    gen : torch.Generator, optional
+        Seeded generator for reproducibility.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        The manipulated batch and a float mask ``(B, 1, *spatial)`` of masked pixels.
+    """
+    spatial = tuple(x.shape[2:])
+    nd = len(spatial)
+    coords = stratified_coords(x.shape[0], spatial, fraction, gen).to(x.device)
+    b, c = coords[:, 0], coords[:, 1:]
+    offs = neighbour_offsets(nd, radius).to(x.device)
+    if mode == "uniform":
+        pick = offs[torch.randint(0, len(offs), (len(c),), generator=gen).to(x.device)]
+        values = _gather(x, b, _shift_inside(c, pick, spatial))
+    elif mode == "median":
+        nb = _shift_inside(c.unsqueeze(1), offs.unsqueeze(0), spatial)  # (M, K, nd)
+        vals = _gather(x, b.unsqueeze(1).expand(-1, len(offs)), nb)  # (M, K, C)
+        values = vals.median(dim=1).values
+    else:
+        raise ValueError(f"unknown replacement mode {mode!r}; use 'uniform' or 'median'")
+    out = x.clone()
+    if struct is not None:
+        _struct_replace(x, out, b, c, struct, gen)
+    _put(out, b, c, values)
+    mask = torch.zeros((x.shape[0], 1, *spatial), dtype=x.dtype, device=x.device)
+    mask[(b, 0, *c.unbind(-1))] = 1.0
+    return out, mask
+
+
+def _struct_replace(
+    x: torch.Tensor,
+    out: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    struct: tuple[int, int],
+    gen: torch.Generator | None,
+) -> None:
+    """Replace pixels along ``struct`` around each masked pixel with random patch values."""
+    axis, span = struct
+    spatial = tuple(x.shape[2:])
+    size = torch.tensor(spatial, device=x.device)
+    for j in range(-(span // 2), span // 2 + 1):
+        if j == 0:
+            continue
+        pos = c.clone()
+        pos[:, axis] += j
+        ok = ((pos >= 0) & (pos < size)).all(dim=1)
+        if not ok.any():
+            continue
+        src = torch.stack([torch.randint(0, s, (int(ok.sum()),), generator=gen) for s in spatial], -1)
+        _put(out, b[ok], pos[ok], _gather(x, b[ok], src.to(x.device)))
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over masked pixels only (all channels)."""
+    sq = (pred.float() - target.float()) ** 2 * mask
+    return sq.sum() / (mask.sum() * pred.shape[1]).clamp(min=1.0)

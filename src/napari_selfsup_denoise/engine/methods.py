@@ -1,0 +1,117 @@
+"""Algorithms as small objects: build the network, compute the loss, run inference.
+
+The training loop and tiled prediction know nothing of N2V or blind spots;
+they call a :class:`Method`. New algorithms register in :func:`get_method`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ..config import PredictConfig, TrainConfig
+from .masking import masked_mse, n2v_manipulate
+from .nets.unet import UNet
+
+
+class Method(Protocol):
+    """What the training loop and the predictor need from an algorithm."""
+
+    name: str
+
+    def build(self, ndim: int, channels: int) -> nn.Module:
+        """A fresh network for ``ndim`` spatial dimensions and ``channels`` channels."""
+
+    def loss(
+        self,
+        net: nn.Module,
+        x: torch.Tensor,
+        target: torch.Tensor | None,
+        gen: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Training loss of one batch (normalised data)."""
+
+    def param_groups(self, net: nn.Module, lr: float) -> list[dict[str, Any]]:
+        """Optimiser parameter groups."""
+
+    def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig) -> dict[str, torch.Tensor]:
+        """Outputs for a normalised batch: ``denoised`` and optionally ``uncertainty``."""
+
+    def state(self, net: nn.Module, scale: tuple[float, ...]) -> dict[str, Any]:
+        """JSON-able facts to report and save (e.g. fitted noise parameters)."""
+
+    def bytes_per_pixel(self, net: nn.Module) -> int:
+        """Rough peak inference memory per input pixel, for choosing tiles."""
+
+
+class N2VMethod:
+    """Noise2Void, N2V2, structN2V and Noise2Noise on a U-Net."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.name = cfg.algorithm
+
+    def build(self, ndim: int, channels: int) -> nn.Module:
+        """A U-Net; the N2V2 variant for ``n2v2``."""
+        c = self.cfg
+        return UNet(
+            ndim,
+            channels,
+            channels,
+            c.depth,
+            c.base_channels,
+            c.batch_norm,
+            c.residual,
+            n2v2=c.algorithm == "n2v2",
+        )
+
+    def loss(
+        self,
+        net: nn.Module,
+        x: torch.Tensor,
+        target: torch.Tensor | None,
+        gen: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Masked MSE (N2V family) or plain MSE against the second acquisition (N2N)."""
+        if self.name == "n2n":
+            if target is None:
+                raise ValueError("Noise2Noise needs a target image (a second noisy acquisition)")
+            return torch.mean((net(x).float() - target.float()) ** 2)
+        c = self.cfg
+        struct = None
+        if self.name == "structn2v":
+            axes = "ZYX"[-(x.ndim - 2) :]
+            struct = (
+                axes.index(c.struct_axis.upper()) if c.struct_axis.upper() in axes else len(axes) - 1,
+                c.struct_span,
+            )
+        mode = "median" if self.name == "n2v2" else "uniform"
+        xm, mask = n2v_manipulate(x, c.masked_fraction, c.neighbourhood_radius, mode, struct, gen)
+        return masked_mse(net(xm), x, mask)
+
+    def param_groups(self, net: nn.Module, lr: float) -> list[dict[str, Any]]:
+        """One group with every parameter."""
+        return [{"params": list(net.parameters()), "lr": lr}]
+
+    def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig) -> dict[str, torch.Tensor]:
+        """The network's output is the denoised image."""
+        return {"denoised": net(x)}
+
+    def state(self, net: nn.Module, scale: tuple[float, ...]) -> dict[str, Any]:
+        """Nothing beyond the weights."""
+        return {}
+
+    def bytes_per_pixel(self, net: nn.Module) -> int:
+        """About six full-resolution feature maps live at the peak."""
+        return 4 * 6 * self.cfg.base_channels
+
+
+def get_method(cfg: TrainConfig) -> Method:
+    """The :class:`Method` for ``cfg.algorithm``."""
+    if cfg.algorithm == "blindspot":
+        from .blindspot import BlindSpotMethod
+
+        return BlindSpotMethod(cfg)
+    return N2VMethod(cfg)

@@ -1,0 +1,131 @@
+"""2D/3D U-Net for the Noise2Void family, with the N2V2 variant.
+
+N2V2 (Hoeck et al. 2022) replaces max pooling by max-blur pooling and drops the
+top skip connection, which removes the checkerboard artefacts of N2V.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv(ndim: int) -> type[nn.Module]:
+    return nn.Conv3d if ndim == 3 else nn.Conv2d
+
+
+def _norm(ndim: int) -> type[nn.Module]:
+    return nn.BatchNorm3d if ndim == 3 else nn.BatchNorm2d
+
+
+class ConvBlock(nn.Sequential):
+    """Two 3x3(x3) convolutions, each followed by optional batch norm and ReLU."""
+
+    def __init__(self, ndim: int, cin: int, cout: int, batch_norm: bool) -> None:
+        layers: list[nn.Module] = []
+        for i in range(2):
+            layers.append(_conv(ndim)(cin if i == 0 else cout, cout, 3, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(_norm(ndim)(cout))
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class MaxBlurPool(nn.Module):
+    """Max pooling with stride 1, then a [1, 2, 1] blur with stride 2 (anti-aliased)."""
+
+    def __init__(self, ndim: int, channels: int) -> None:
+        super().__init__()
+        self.ndim = ndim
+        k1 = torch.tensor([1.0, 2.0, 1.0])
+        k = k1[:, None] * k1[None, :] if ndim == 2 else k1[:, None, None] * k1[None, :, None] * k1[None, None, :]
+        k = (k / k.sum()).expand(channels, 1, *k.shape).contiguous()
+        self.register_buffer("kernel", k)
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool = F.max_pool3d if self.ndim == 3 else F.max_pool2d
+        conv = F.conv3d if self.ndim == 3 else F.conv2d
+        pad = (0, 1) * self.ndim
+        x = pool(F.pad(x, pad, mode="replicate"), kernel_size=2, stride=1)
+        return conv(x, self.kernel.to(x.dtype), stride=2, padding=1, groups=self.channels)
+
+
+class UNet(nn.Module):
+    """U-Net with ``depth`` poolings and ``base * 2**level`` channels.
+
+    Parameters
+    ----------
+    ndim : int
+        2 or 3 spatial dimensions.
+    in_channels, out_channels : int
+        Image channels in and out.
+    depth : int
+        Number of down-samplings; inputs must be multiples of ``2**depth``.
+    base : int
+        Channels at full resolution.
+    batch_norm, residual : bool
+        Batch normalisation after convolutions; add the input to the output.
+    n2v2 : bool
+        Max-blur pooling and no top skip connection.
+    """
+
+    def __init__(
+        self,
+        ndim: int = 2,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        depth: int = 3,
+        base: int = 32,
+        batch_norm: bool = False,
+        residual: bool = False,
+        n2v2: bool = False,
+    ) -> None:
+        super().__init__()
+        self.ndim, self.depth, self.n2v2 = ndim, depth, n2v2
+        self.residual = residual and in_channels == out_channels
+        ch = [base * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList(
+            ConvBlock(ndim, in_channels if i == 0 else ch[i - 1], ch[i], batch_norm) for i in range(depth)
+        )
+        self.pools = nn.ModuleList(
+            MaxBlurPool(ndim, ch[i]) if n2v2 else (nn.MaxPool3d(2) if ndim == 3 else nn.MaxPool2d(2))
+            for i in range(depth)
+        )
+        self.bottom = ConvBlock(ndim, ch[depth - 1], ch[depth], batch_norm)
+        self.up = nn.ModuleList(
+            ConvBlock(ndim, ch[i + 1] + (0 if (n2v2 and i == 0) else ch[i]), ch[i], batch_norm) for i in range(depth)
+        )
+        self.head = _conv(ndim)(ch[0], out_channels, 1)
+
+    @property
+    def multiple(self) -> int:
+        """Input sizes must be multiples of this."""
+        return 2**self.depth
+
+    @property
+    def margin(self) -> int:
+        """Pixels of context per side that fully cover the receptive field (multiple of 2**depth)."""
+        r = 2 * 2**self.depth
+        for lv in range(self.depth):
+            r += 5 * 2**lv + (2 ** (lv + 1) if self.n2v2 else 0)
+        m = self.multiple
+        return -(-r // m) * m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise a batch ``(B, C, *spatial)``; sizes must be multiples of :attr:`multiple`."""
+        skips = []
+        h = x
+        for block, pool in zip(self.down, self.pools):
+            h = block(h)
+            skips.append(h)
+            h = pool(h)
+        h = self.bottom(h)
+        for i in reversed(range(self.depth)):
+            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            if not (self.n2v2 and i == 0):
+                h = torch.cat([h, skips[i]], dim=1)
+            h = self.up[i](h)
+        out = self.head(h)
+        return out + x if self.residual else out

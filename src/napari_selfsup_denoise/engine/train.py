@@ -1,0 +1,313 @@
+"""The training loop: a generator that yields progress and returns a :class:`Model`."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..axes import guess_axes, spatial_ndim, validate_axes
+from ..config import TrainConfig
+from .arrays import canonical
+from .data import DataError, Normalisation, PatchSampler, check_finite, fit_normalisation
+from .device import autocast, configure_threads, describe, pick_device, resolve_precision
+from .events import TrainProgress
+from .methods import Method, get_method
+from .model import Model
+
+VAL_EVERY = 50
+MAX_BAD_STEPS = 5
+Preview = Callable[[], Any]
+
+
+def choose_patch(cfg: TrainConfig, spatial: tuple[int, ...], ndim: int, multiple: int) -> tuple[int, int, int]:
+    """Patch ``(Z, Y, X)``: the configured size clipped to the image, square in YX, on the pooling grid."""
+    z_size, y_size, x_size = spatial
+    p = min(cfg.patch_size, y_size, x_size)
+    p -= p % multiple
+    need = max(2 * multiple, 16)
+    if p < need:
+        raise DataError(
+            f"the image's Y, X extent ({y_size} x {x_size}) is too small to train on: it needs at "
+            f"least {need} x {need} pixels (lower depth= for smaller images)"
+        )
+    if ndim == 2:
+        return 1, p, p
+    pz = min(cfg.patch_size_z, z_size)
+    pz -= pz % multiple
+    if pz < multiple:
+        raise DataError(f"the stack has {z_size} Z planes; a 3D model of this depth needs >= {multiple}")
+    return pz, p, p
+
+
+def lr_at(cfg: TrainConfig, frac: float) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak, over budget fraction ``frac``."""
+    w = cfg.warmup_fraction
+    if frac < w:
+        return cfg.learning_rate * max(frac / w, 0.02)
+    f = min(1.0, (frac - w) / max(1e-9, 1 - w))
+    return cfg.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
+
+
+@dataclass
+class _State:
+    """Mutable bookkeeping of one run."""
+
+    t0: float = field(default_factory=time.perf_counter)
+    step: int = 0
+    rate: float = 0.0
+    val_loss: float | None = None
+    best: float = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    norms: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    bad: int = 0
+    last_preview: float = 0.0
+    message: str = ""
+    stopped: str = "budget"
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def _prepare(image: Any, cfg: TrainConfig, target: Any, init: Model | None) -> tuple[Any, Any, str, Normalisation]:
+    axes = validate_axes(cfg.axes or guess_axes(image.shape), len(image.shape))
+    canon = canonical(image, axes)
+    check_finite(canon)
+    tcanon = None
+    if target is not None:
+        if tuple(target.shape) != tuple(image.shape):
+            raise DataError(f"the target's shape {tuple(target.shape)} differs from the input's {tuple(image.shape)}")
+        tcanon = canonical(target, axes)
+        check_finite(tcanon)
+    elif cfg.algorithm == "n2n":
+        raise DataError("Noise2Noise needs a target: a second noisy acquisition of the same field")
+    if init is not None:
+        init.check_channels(canon.shape[2])
+        return canon, tcanon, axes, init.norm
+    return canon, tcanon, axes, fit_normalisation(canon, cfg.normalisation, cfg.percentiles)
+
+
+def _clip(net: nn.Module, st: _State) -> None:
+    """Clip gradients at twice the median norm of the last 100 steps (guards against blow-ups)."""
+    limit = 2.0 * float(np.median(st.norms)) if len(st.norms) >= 20 else 1e6
+    norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), limit))
+    if math.isfinite(norm):
+        st.norms.append(norm)
+
+
+def _validate(method: Method, net: nn.Module, sampler: PatchSampler, squeeze: bool, device: torch.device) -> float:
+    x, t = sampler.val_batch()
+    x, t = _to(x, squeeze, device), (None if t is None else _to(t, squeeze, device))
+    net.eval()
+    with torch.no_grad():
+        loss = float(method.loss(net, x, t, torch.Generator().manual_seed(7)))
+    net.train()
+    return loss
+
+
+def _to(x: torch.Tensor, squeeze: bool, device: torch.device) -> torch.Tensor:
+    x = x[:, :, 0] if squeeze else x
+    if x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x.to(device, non_blocking=True)
+
+
+def _preview(model: Model, preview: Preview, device: torch.device) -> np.ndarray | None:
+    """Denoise the caller's current preview image with the network as it is now."""
+    img = preview() if callable(preview) else preview
+    if img is None:
+        return None
+    from ..config import PredictConfig
+    from .predict import predict
+
+    gen = predict(model, np.asarray(img), PredictConfig(device=str(device)), axes=None)
+    try:
+        while True:
+            next(gen)
+    except StopIteration as fin:
+        result = fin.value
+    finally:
+        model.net.train()
+    return np.asarray(result)
+
+
+def _step(
+    method: Method,
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    batch: tuple[torch.Tensor, torch.Tensor | None],
+    gen: torch.Generator,
+    dtype: torch.dtype,
+    st: _State,
+) -> float:
+    """One optimiser step; a non-finite loss skips the update and is counted."""
+    x, t = batch
+    with autocast(x.device, dtype):
+        loss = method.loss(net, x, t, gen)
+    value = float(loss.detach())
+    opt.zero_grad(set_to_none=True)
+    if not math.isfinite(value):
+        st.bad += 1
+        return value
+    st.bad = 0
+    loss.backward()
+    _clip(net, st)
+    opt.step()
+    return value
+
+
+def train(
+    image: Any,
+    config: TrainConfig | None = None,
+    *,
+    stop: threading.Event | None = None,
+    target: Any = None,
+    preview: Preview | np.ndarray | None = None,
+    init: Model | None = None,
+) -> Generator[TrainProgress, None, Model]:
+    """Train a denoiser on ``image``; yield :class:`TrainProgress` per step, return a :class:`Model`.
+
+    Parameters
+    ----------
+    image : array-like
+        The noisy data (numpy, zarr or dask), axes as ``config.axes`` (guessed if None).
+    config : TrainConfig, optional
+        Algorithm, budgets and hyper-parameters.
+    stop : threading.Event, optional
+        Set it to end training after the current step; a usable model is still returned.
+    target : array-like, optional
+        Second noisy acquisition for Noise2Noise (same shape as ``image``).
+    preview : callable or array, optional
+        An image (or a function returning one, or None) in the training axes
+        without S/T, denoised every ``config.preview_every_s`` seconds into
+        ``TrainProgress.preview``.
+    init : Model, optional
+        Continue training (fine-tune) this model instead of starting afresh.
+    """
+    cfg = config or TrainConfig()
+    canon, tcanon, axes, norm = _prepare(image, cfg, target, init)
+    cfg = cfg.replace(axes=axes)
+    ndim, device = spatial_ndim(axes), pick_device(cfg.device)
+    configure_threads()
+    dtype = resolve_precision(cfg.precision, device)
+    if cfg.seed is not None:
+        torch.manual_seed(cfg.seed)
+    method = get_method(cfg)
+    net = init.net if init is not None else method.build(ndim, canon.shape[2])
+    net = net.to(device)
+    if ndim == 2:
+        net = net.to(memory_format=torch.channels_last)
+    patch = choose_patch(cfg, canon.shape[3:], ndim, int(net.multiple))  # type: ignore[arg-type]
+    sampler = PatchSampler(canon, norm, patch, np.random.default_rng(cfg.seed), cfg.val_fraction, cfg.augment, tcanon)
+    opt = torch.optim.Adam(method.param_groups(net, cfg.learning_rate))
+    model = Model(net, cfg, axes, ndim, canon.shape[2], norm, method=method)
+    gen, st = torch.Generator().manual_seed(cfg.seed or 0), _State()
+    net.train()
+    while st.step < cfg.max_steps:
+        if stop is not None and stop.is_set():
+            st.stopped = "stopped"
+            break
+        if cfg.max_seconds is not None and st.elapsed() >= cfg.max_seconds:
+            break
+        yield _one_step(model, opt, sampler, gen, dtype, st, preview)
+        if st.bad >= MAX_BAD_STEPS:
+            st.stopped, st.message = (
+                "diverged",
+                "training diverged (non-finite loss); kept the best weights",
+            )
+            break
+    return _finish(model, sampler, st)
+
+
+def _one_step(
+    model: Model,
+    opt: torch.optim.Optimizer,
+    sampler: PatchSampler,
+    gen: torch.Generator,
+    dtype: torch.dtype,
+    st: _State,
+    preview: Preview | np.ndarray | None,
+) -> TrainProgress:
+    cfg, net, device = model.config, model.net, next(model.net.parameters()).device
+    ts = time.perf_counter()
+    frac = st.step / cfg.max_steps
+    if cfg.max_seconds is not None:
+        frac = max(frac, st.elapsed() / cfg.max_seconds)
+    lr = lr_at(cfg, frac)
+    for g in opt.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
+    x, t = sampler.batch(cfg.batch_size)
+    sq = model.ndim == 2
+    loss = _step(
+        model.method,
+        net,
+        opt,
+        (_to(x, sq, device), None if t is None else _to(t, sq, device)),
+        gen,
+        dtype,
+        st,
+    )
+    st.step += 1
+    dt = time.perf_counter() - ts
+    st.rate = 1 / dt if st.rate == 0 else 0.9 * st.rate + 0.1 / dt
+    if sampler.has_validation and (st.step % VAL_EVERY == 0 or st.step == cfg.max_steps):
+        _track_val(model, sampler, st)
+    el = st.elapsed()
+    total = cfg.max_steps
+    if cfg.max_seconds is not None:
+        total = min(total, st.step + int(st.rate * max(0.0, cfg.max_seconds - el)))
+    pv = None
+    if preview is not None and el - st.last_preview >= cfg.preview_every_s:
+        pv, st.last_preview = _preview(model, preview, device), el
+    noise = model.method.state(net, model.norm.scale) or None
+    return TrainProgress(
+        st.step,
+        max(total, st.step),
+        loss,
+        st.val_loss,
+        el,
+        (total - st.step) / max(st.rate, 1e-9),
+        st.rate,
+        lr,
+        pv,
+        noise,
+    )
+
+
+def _track_val(model: Model, sampler: PatchSampler, st: _State) -> None:
+    sq = model.ndim == 2
+    device = next(model.net.parameters()).device
+    st.val_loss = _validate(model.method, model.net, sampler, sq, device)
+    if st.val_loss < st.best:
+        st.best = st.val_loss
+        st.best_state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+
+
+def _finish(model: Model, sampler: PatchSampler, st: _State) -> Model:
+    """Restore the best-validation weights and fill in the summary."""
+    if sampler.has_validation and st.step > 0 and st.stopped != "diverged":
+        _track_val(model, sampler, st)
+    if st.best_state is not None:
+        model.net.load_state_dict(st.best_state)
+    elif st.stopped == "diverged":
+        raise DataError("training diverged before any usable weights; lower the learning rate")
+    model.net.eval()
+    device = next(model.net.parameters()).device
+    model.summary = {
+        "steps": st.step,
+        "seconds": round(st.elapsed(), 2),
+        "ended_by": st.stopped,
+        "best_val_loss": None if math.isinf(st.best) else st.best,
+        "device": describe(device, resolve_precision(model.config.precision, device)),
+        "message": st.message,
+        **model.method.state(model.net, model.norm.scale),
+    }
+    return model
