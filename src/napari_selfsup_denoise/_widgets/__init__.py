@@ -1,0 +1,1 @@
+"""Qt dock widgets for napari. Only this package imports qtpy, napari and magicgui."""

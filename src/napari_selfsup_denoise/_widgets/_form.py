@@ -1,0 +1,201 @@
+"""The training settings form: algorithm, axes, budget and a collapsible Advanced section."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
+from superqt import QCollapsible
+
+from ..config import TrainConfig
+
+ALGORITHMS = {
+    "n2v": "Noise2Void (N2V)",
+    "n2v2": "N2V2 (fewer checkerboard artefacts)",
+    "structn2v": "structN2V (noise correlated along an axis)",
+    "blindspot": "Blind-spot (Laine et al., noise model)",
+    "n2n": "Noise2Noise (needs a target layer)",
+}
+_LIMIT_STEPS = 10_000_000
+
+
+def _spin(lo: float, hi: float, value: float, step: float = 1, decimals: int = 0) -> QSpinBox | QDoubleSpinBox:
+    box: QSpinBox | QDoubleSpinBox = QDoubleSpinBox() if decimals else QSpinBox()
+    if isinstance(box, QDoubleSpinBox):
+        box.setDecimals(decimals)
+    box.setRange(lo, hi)  # type: ignore[arg-type]
+    box.setSingleStep(step)  # type: ignore[arg-type]
+    box.setValue(value)  # type: ignore[arg-type]
+    return box
+
+
+def _combo(items: list[str], current: str) -> QComboBox:
+    box = QComboBox()
+    box.addItems(items)
+    box.setCurrentText(current)
+    return box
+
+
+class TrainForm(QWidget):
+    """Widgets for every :class:`TrainConfig` field a person may want to change.
+
+    ``config()`` builds the validated config the same way the CLI does.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        d = TrainConfig()
+        self.algorithm = QComboBox()
+        for key, label in ALGORITHMS.items():
+            self.algorithm.addItem(label, key)
+        self.axes = QLineEdit()
+        self.axes.setPlaceholderText("e.g. YX, ZYX, TYX, YXC")
+        self.axes.setToolTip("One letter per dimension: S sample, T time, C channel, Z, Y, X. Z trains in 3D.")
+        self.budget = _spin(1, 1e7, 60, 10, 1)
+        self.budget_unit = _combo(["seconds", "steps"], "seconds")
+        self.preview = QCheckBox("live preview of the slice on screen")
+        self.preview.setChecked(True)
+        self.continue_training = QCheckBox("continue from the current model")
+        self.uncertainty = QCheckBox("add an uncertainty layer (blind-spot)")
+        self._build_advanced(d)
+        self._layout_basic()
+        self.algorithm.currentIndexChanged.connect(self._on_algorithm_changed)
+        self._on_algorithm_changed()
+
+    def _build_advanced(self, d: TrainConfig) -> None:
+        self.patch_size = _spin(8, 1024, d.patch_size, 8)
+        self.patch_size_z = _spin(4, 256, d.patch_size_z, 4)
+        self.batch_size = _spin(1, 512, d.batch_size)
+        self.depth = _spin(1, 5, d.depth)
+        self.base_channels = _spin(4, 256, d.base_channels, 4)
+        self.learning_rate = _spin(1e-5, 0.5, d.learning_rate, 1e-4, 5)
+        self.val_fraction = _spin(0, 0.49, d.val_fraction, 0.05, 2)
+        self.masked_fraction = _spin(0.001, 0.25, d.masked_fraction, 0.005, 3)
+        self.struct_axis = _combo(["X", "Y", "Z"], d.struct_axis)
+        self.struct_span = _spin(3, 31, d.struct_span, 2)
+        self.noise_model = QLineEdit(d.noise_model)
+        self.noise_model.setToolTip("auto, gaussian, poisson-gaussian or known:SIGMA")
+        self.augment = QCheckBox("rotations and flips")
+        self.augment.setChecked(d.augment)
+        self.device = _combo(["auto", "cpu", "cuda", "mps"], d.device)
+        self.precision = _combo(["auto", "fp32", "bf16"], d.precision)
+        self.seed = _spin(-1, 2**31 - 1, d.seed if d.seed is not None else -1)
+        self.seed.setToolTip("-1: a different run every time")
+        self.preview_every = _spin(0.5, 600, d.preview_every_s, 0.5, 1)
+        self.advanced = QCollapsible("Advanced")
+        inner = QWidget()
+        form = QFormLayout(inner)
+        rows = [
+            ("patch (Y, X)", self.patch_size),
+            ("patch (Z)", self.patch_size_z),
+            ("batch size", self.batch_size),
+            ("U-Net depth", self.depth),
+            ("base channels", self.base_channels),
+            ("learning rate", self.learning_rate),
+            ("validation share", self.val_fraction),
+            ("masked share", self.masked_fraction),
+            ("struct axis", self.struct_axis),
+            ("struct span", self.struct_span),
+            ("noise model", self.noise_model),
+            ("augment", self.augment),
+            ("device", self.device),
+            ("precision", self.precision),
+            ("seed", self.seed),
+            ("preview every (s)", self.preview_every),
+        ]
+        for label, w in rows:
+            form.addRow(label, w)
+        self.advanced.addWidget(inner)
+
+    def _layout_basic(self) -> None:
+        budget = QWidget()
+        row = QHBoxLayout(budget)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.budget)
+        row.addWidget(self.budget_unit)
+        self.form = QFormLayout(self)
+        self.form.setContentsMargins(0, 0, 0, 0)
+        self.form.addRow("algorithm", self.algorithm)
+        self.form.addRow("axes", self.axes)
+        self.form.addRow("budget", budget)
+        self.form.addRow(self.preview)
+        self.form.addRow(self.uncertainty)
+        self.form.addRow(self.continue_training)
+        self.form.addRow(self.advanced)
+
+    def insert_row(self, row: int, label: str, widget: QWidget) -> None:
+        """Put an extra row (the layer pickers) into the form."""
+        self.form.insertRow(row, QLabel(label), widget)
+
+    def key(self) -> str:
+        """The picked algorithm's engine name."""
+        return str(self.algorithm.currentData())
+
+    def set_algorithm(self, key: str) -> None:
+        """Pick an algorithm by engine name."""
+        self.algorithm.setCurrentIndex(self.algorithm.findData(key))
+
+    def _on_algorithm_changed(self, _index: int = 0) -> None:
+        key = self.key()
+        self.uncertainty.setEnabled(key == "blindspot")
+        self.noise_model.setEnabled(key == "blindspot")
+        for w in (self.struct_axis, self.struct_span):
+            w.setEnabled(key == "structn2v")
+
+    def budget_options(self) -> dict[str, Any]:
+        """``max_steps`` / ``max_seconds`` from the budget row."""
+        if self.budget_unit.currentText() == "steps":
+            return {"max_steps": max(1, int(self.budget.value())), "max_seconds": None}
+        return {"max_steps": _LIMIT_STEPS, "max_seconds": float(self.budget.value())}
+
+    def set_budget(self, value: float, unit: str) -> None:
+        """Set the budget, e.g. ``(200, "steps")`` or ``(30, "seconds")``."""
+        self.budget_unit.setCurrentText(unit)
+        self.budget.setValue(value)
+
+    def config(self) -> TrainConfig:
+        """The validated config (raises ConfigError / AxesError with a plain message)."""
+        seed = int(self.seed.value())
+        return TrainConfig(
+            algorithm=self.key(),
+            axes=self.axes.text().strip() or None,
+            patch_size=int(self.patch_size.value()),
+            patch_size_z=int(self.patch_size_z.value()),
+            batch_size=int(self.batch_size.value()),
+            depth=int(self.depth.value()),
+            base_channels=int(self.base_channels.value()),
+            learning_rate=float(self.learning_rate.value()),
+            val_fraction=float(self.val_fraction.value()),
+            masked_fraction=float(self.masked_fraction.value()),
+            struct_axis=self.struct_axis.currentText(),
+            struct_span=int(self.struct_span.value()),
+            noise_model=self.noise_model.text().strip() or "auto",
+            augment=self.augment.isChecked(),
+            device=self.device.currentText(),
+            precision=self.precision.currentText(),
+            seed=None if seed < 0 else seed,
+            preview_every_s=float(self.preview_every.value()),
+            **self.budget_options(),
+        )
+
+    def set_config(self, cfg: TrainConfig) -> None:
+        """Show ``cfg`` (e.g. the settings of a loaded model) in the form."""
+        self.set_algorithm(cfg.algorithm)
+        for name in ("patch_size", "patch_size_z", "batch_size", "depth", "base_channels"):
+            getattr(self, name).setValue(getattr(cfg, name))
+        for name in ("learning_rate", "val_fraction", "masked_fraction", "struct_span"):
+            getattr(self, name).setValue(getattr(cfg, name))
+        self.struct_axis.setCurrentText(cfg.struct_axis.upper())
+        self.noise_model.setText(cfg.noise_model)
+        self.augment.setChecked(cfg.augment)
+        self.seed.setValue(-1 if cfg.seed is None else cfg.seed)

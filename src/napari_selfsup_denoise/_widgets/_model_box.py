@@ -1,0 +1,156 @@
+"""The current model: save / load with file dialogs, and export the settings for a headless run."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ..config import TrainConfig, to_dict
+
+MODEL_FILTER = "Denoiser model (*.sdmodel);;All files (*)"
+
+
+class ModelHolder(QObject):
+    """The model the widgets share (just trained or loaded); emits ``changed`` when it is replaced."""
+
+    changed = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: Any = None
+
+    def set(self, model: Any) -> None:
+        """Replace the current model."""
+        self.model = model
+        self.changed.emit(model)
+
+
+def describe_model(model: Any) -> str:
+    """One line about a model: algorithm, axes, steps, device."""
+    if model is None:
+        return "no model yet: train one or load a file"
+    s = model.summary or {}
+    steps = f", {s['steps']} steps in {s.get('seconds', 0):.0f} s" if "steps" in s else ""
+    return f"model: {model.algorithm}, axes {model.axes}, {model.channels} channel(s){steps}"
+
+
+def headless_settings(cfg: TrainConfig, input_name: str = "INPUT.tif") -> dict[str, Any]:
+    """The config and the ``selfsup-denoise`` command (and Python call) that reproduce a run headless."""
+    cmd = ["selfsup-denoise", "run", input_name, "-o", "denoised.tif", "--algorithm", cfg.algorithm]
+    if cfg.axes:
+        cmd += ["--axes", cfg.axes]
+    cmd += ["--steps", str(cfg.max_steps)]
+    if cfg.max_seconds is not None:
+        cmd += ["--max-seconds", f"{cfg.max_seconds:g}"]
+    cmd += ["--device", cfg.device]
+    python = (
+        "import json; from napari_selfsup_denoise import train; "
+        "from napari_selfsup_denoise.config import from_dict; "
+        "cfg = from_dict(json.load(open('settings.json'))['config']); model = train(image, cfg)"
+    )
+    return {"command": shlex.join(cmd), "python": python, "config": to_dict(cfg)}
+
+
+class ModelBox(QWidget):
+    """Save / Load / Export settings buttons and a line describing the current model.
+
+    Parameters
+    ----------
+    holder : ModelHolder
+        The shared current model.
+    notify : callable
+        ``notify(message, error)`` shows a napari notification.
+    settings : callable, optional
+        Returns ``(TrainConfig, input name)`` for "Export settings"; the
+        button is hidden without it.
+    """
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        notify: Callable[[str, bool], None],
+        settings: Callable[[], tuple[TrainConfig, str]] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.holder, self._notify, self._settings = holder, notify, settings
+        self.label = QLabel(describe_model(None))
+        self.label.setWordWrap(True)
+        self.save_btn = QPushButton("Save model…")
+        self.load_btn = QPushButton("Load model…")
+        self.export_btn = QPushButton("Export settings…")
+        self.export_btn.setVisible(settings is not None)
+        self.export_btn.setToolTip("Write the config and the selfsup-denoise command that reproduce this run")
+        row = QHBoxLayout()
+        for b in (self.save_btn, self.load_btn, self.export_btn):
+            row.addWidget(b)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.label)
+        lay.addLayout(row)
+        self.save_btn.clicked.connect(self._on_save_clicked)
+        self.load_btn.clicked.connect(self._on_load_clicked)
+        self.export_btn.clicked.connect(self._on_export_clicked)
+        holder.changed.connect(self._on_model_changed)
+        self._on_model_changed(holder.model)
+
+    def _on_model_changed(self, model: Any) -> None:
+        self.label.setText(describe_model(model))
+        self.save_btn.setEnabled(model is not None)
+
+    def save(self, path: str | Path) -> Path | None:
+        """Save the current model to ``path``; errors become notifications."""
+        try:
+            written = self.holder.model.save(path)
+        except (OSError, ValueError) as exc:
+            self._notify(f"could not save the model: {exc}", True)
+            return None
+        self._notify(f"model saved to {written}", False)
+        return written
+
+    def load(self, path: str | Path) -> Any:
+        """Load a model file and make it current; errors become notifications."""
+        from ..engine.model import load_model
+
+        try:
+            model = load_model(path)
+        except (OSError, ValueError) as exc:
+            self._notify(str(exc), True)
+            return None
+        self.holder.set(model)
+        self._notify(f"loaded {describe_model(model)}", False)
+        return model
+
+    def export(self, path: str | Path) -> Path | None:
+        """Write the headless settings JSON to ``path``."""
+        if self._settings is None:
+            return None
+        try:
+            cfg, name = self._settings()
+            Path(path).write_text(json.dumps(headless_settings(cfg, name), indent=2) + "\n", encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            self._notify(f"could not export the settings: {exc}", True)
+            return None
+        self._notify(f"settings written to {path}", False)
+        return Path(path)
+
+    def _on_save_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", "denoiser.sdmodel", MODEL_FILTER)
+        if path:
+            self.save(path)
+
+    def _on_load_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", MODEL_FILTER)
+        if path:
+            self.load(path)
+
+    def _on_export_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export settings", "settings.json", "JSON (*.json)")
+        if path:
+            self.export(path)

@@ -1,0 +1,142 @@
+"""Run the engine's generators in napari workers; plain messages for the errors people meet.
+
+Nothing here touches a layer: the generators get arrays copied on the main
+thread and return arrays and models that the main thread turns into layers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import PredictConfig, TrainConfig
+
+_log = logging.getLogger(__name__)
+
+
+class WorkerError(ValueError):
+    """A failure in the worker explained in plain words."""
+
+
+def _is_oom(exc: BaseException) -> bool:
+    msg = str(exc).lower()
+    return isinstance(exc, MemoryError) or "out of memory" in msg or "can't allocate" in msg
+
+
+def guarded(func: Callable[..., Generator[Any, None, Any]], *args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
+    """Run generator ``func(*args, **kwargs)``; turn out-of-memory errors into a plain message."""
+    try:
+        return (yield from func(*args, **kwargs))
+    except (RuntimeError, MemoryError) as exc:
+        if _is_oom(exc):
+            raise WorkerError(
+                "out of memory: lower the batch size or patch size (Advanced), or pick a smaller tile"
+            ) from exc
+        raise
+
+
+@dataclass
+class Stops:
+    """One event per phase, so Stop ends training but the denoising of the result still runs."""
+
+    train: threading.Event = field(default_factory=threading.Event)
+    predict: threading.Event = field(default_factory=threading.Event)
+
+    def set_all(self) -> None:
+        """Stop every phase (teardown)."""
+        self.train.set()
+        self.predict.set()
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything one training run needs, prepared on the main thread."""
+
+    data: Any
+    config: TrainConfig
+    target: Any = None
+    init: Any = None
+    preview: Any = None
+    denoise: bool = True
+    uncertainty: bool = False
+    out: Any = None
+    uncertainty_out: Any = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run returns to the main thread."""
+
+    model: Any
+    denoised: Any = None
+    uncertainty: Any = None
+
+
+def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, TrainResult]:
+    """Train (yielding TrainProgress), then denoise the training data (yielding PredictProgress)."""
+    from ..engine.predict import predict
+    from ..engine.train import train
+
+    model = yield from train(
+        job.data, job.config, stop=stops.train, target=job.target, preview=job.preview, init=job.init
+    )
+    if not job.denoise or stops.predict.is_set():
+        return TrainResult(model)
+    pcfg = PredictConfig(device=job.config.device, precision=job.config.precision, uncertainty=job.uncertainty)
+    res = yield from predict(
+        model, job.data, pcfg, axes=model.axes, stop=stops.predict, out=job.out, uncertainty_out=job.uncertainty_out
+    )
+    if stops.predict.is_set():
+        return TrainResult(model)
+    return TrainResult(model, *res) if job.uncertainty else TrainResult(model, res)
+
+
+def report(exc: BaseException) -> str:
+    """Show a worker's exception as an error notification; expected failures get their plain message."""
+    if isinstance(exc, ValueError | MemoryError):
+        message = str(exc)
+    else:
+        _log.error("worker failed", exc_info=(type(exc), exc, exc.__traceback__))
+        message = f"unexpected error ({type(exc).__name__}): {exc}"
+    notify(message, error=True)
+    return message
+
+
+def start_worker(func: Callable[..., Any], *args: Any, handlers: dict[str, Callable[..., Any]], **kwargs: Any) -> Any:
+    """Start ``guarded(func, *args, **kwargs)`` in a napari worker with ``handlers`` connected by signal name.
+
+    An exception in the worker becomes an error notification (see :func:`report`)
+    before the ``errored`` handler runs; the worker class is superqt's plain one so
+    that the notification is shown exactly once whatever napari's own relay does.
+    """
+    from napari.qt.threading import create_worker
+    from superqt.utils import GeneratorWorker
+
+    on_error = handlers.get("errored")
+
+    def _on_errored(exc: BaseException) -> None:
+        report(exc)
+        if on_error is not None:
+            on_error(exc)
+
+    worker = create_worker(
+        guarded,
+        func,
+        *args,
+        _start_thread=False,
+        _worker_class=GeneratorWorker,
+        _connect={**handlers, "errored": _on_errored},
+        **kwargs,
+    )
+    worker.start()
+    return worker
+
+
+def notify(message: str, error: bool = False) -> None:
+    """Show a napari notification (an error or an info)."""
+    from napari.utils.notifications import show_error, show_info
+
+    (show_error if error else show_info)(message)

@@ -1,0 +1,228 @@
+"""Apply a model to any image layer, tile by tile, in a background worker."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..axes import AxesError
+from ..config import PredictConfig
+from ._layers import LayerError, add_result, allocate_output, safe_name, snapshot
+from ._model_box import ModelBox, ModelHolder
+from ._pickers import LayerCombo
+from ._worker import notify, start_worker
+
+
+def denoise_axes(model: Any, shape: tuple[int, ...], axes: str | None) -> str:
+    """Axes to denoise an image with ``model``; a 2D model reads a guessed Z as T (slice by slice)."""
+    try:
+        return str(model.resolve_axes(_Shape(shape), axes))
+    except AxesError:
+        if axes is None and model.ndim == 2 and len(shape) >= 3:
+            from ..axes import guess_axes
+
+            guess = guess_axes(shape)
+            if "Z" in guess and "T" not in guess:
+                return str(model.resolve_axes(_Shape(shape), guess.replace("Z", "T")))
+        raise
+
+
+class _Shape:
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+
+class DenoiseSection(QWidget):
+    """Pick a layer and denoise it with the current model; big lazy layers go to a zarr on disk.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer.
+    holder : ModelHolder
+        The shared current model.
+    """
+
+    def __init__(self, viewer: Any, holder: ModelHolder, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer, self.holder = viewer, holder
+        self.worker: Any = None
+        self._stop = threading.Event()
+        self.layer = LayerCombo(viewer)
+        self.axes = QLineEdit()
+        self.axes.setPlaceholderText("the model's axes, or a guess")
+        self.tile = QSpinBox()
+        self.tile.setRange(0, 8192)
+        self.tile.setSpecialValueText("auto")
+        self.tta = QCheckBox("average 8 flips / rotations (slower)")
+        self.uncertainty = QCheckBox("uncertainty layer (blind-spot)")
+        self.output = QLineEdit()
+        self.output.setPlaceholderText("in memory (lazy layers: a temporary zarr)")
+        browse = QPushButton("…")
+        browse.clicked.connect(self._on_browse_clicked)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output)
+        out_row.addWidget(browse)
+        self.run_btn = QPushButton("Denoise")
+        self.stop_btn = QPushButton("Stop")
+        self.progress = QProgressBar()
+        self._layout(out_row)
+        self.run_btn.clicked.connect(self._on_run_clicked)
+        self.stop_btn.clicked.connect(self._on_stop_clicked)
+        holder.changed.connect(self._on_model_changed)
+        self._set_running(False)
+
+    def _layout(self, out_row: QHBoxLayout) -> None:
+        form = QFormLayout()
+        form.addRow("image", self.layer)
+        form.addRow("axes", self.axes)
+        form.addRow("tile", self.tile)
+        form.addRow(self.tta)
+        form.addRow(self.uncertainty)
+        form.addRow("zarr output", out_row)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_btn)
+        buttons.addWidget(self.stop_btn)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self.progress)
+
+    def is_idle(self) -> bool:
+        """True when no prediction runs."""
+        return self.worker is None
+
+    def _set_running(self, running: bool) -> None:
+        model = self.holder.model
+        self.run_btn.setEnabled(not running and model is not None)
+        self.stop_btn.setEnabled(running)
+        self.uncertainty.setEnabled(model is not None and model.algorithm == "blindspot")
+
+    def _on_model_changed(self, _model: Any) -> None:
+        self._set_running(self.worker is not None)
+
+    def _on_browse_clicked(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder for the denoised zarr")
+        if path:
+            name = safe_name(self.layer.layer().name if self.layer.layer() else "image")
+            self.output.setText(f"{path}/{name}-denoised.zarr")
+
+    def _on_run_clicked(self) -> None:
+        self.denoise(self.layer.layer())
+
+    def _prepare(self, layer: Any) -> tuple[Any, str, PredictConfig, Any, Any, str | None]:
+        """Main thread: check the inputs and allocate the outputs (raises ValueError / OSError)."""
+        model = self.holder.model
+        if model is None:
+            raise LayerError("no model yet: train one or load a model file")
+        if layer is None:
+            raise LayerError("pick an image layer to denoise")
+        snap = snapshot(layer, copy=False)
+        axes = denoise_axes(model, tuple(snap.data.shape), self.axes.text().strip() or None)
+        model.check_channels(int(snap.data.shape[axes.index("C")]) if "C" in axes else 1)
+        unc = self.uncertainty.isChecked() and model.algorithm == "blindspot"
+        pcfg = PredictConfig(tile=self.tile.value() or None, tta=self.tta.isChecked(), uncertainty=unc)
+        out, path = allocate_output(snap, axes, self.output.text().strip() or None)
+        unc_out = None
+        if unc:
+            unc_path = path.replace(".zarr", "-uncertainty.zarr") if path else None
+            unc_out = allocate_output(snap, axes, unc_path, "uncertainty")[0]
+        return snap, axes, pcfg, out, unc_out, path
+
+    def denoise(self, layer: Any) -> Any:
+        """Start denoising ``layer`` with the current model; returns the worker (None on a bad input)."""
+        try:
+            snap, axes, pcfg, out, unc_out, path = self._prepare(layer)
+        except (ValueError, OSError) as exc:
+            notify(str(exc), error=True)
+            return None
+        from ..engine.predict import predict
+
+        self._stop.clear()
+        self.progress.setValue(0)
+        self.worker = start_worker(
+            predict,
+            self.holder.model,
+            snap.data,
+            pcfg,
+            axes=axes,
+            stop=self._stop,
+            out=out,
+            uncertainty_out=unc_out,
+            handlers={
+                "yielded": self._on_progress,
+                "returned": lambda res: self._on_done(snap, res, path),
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
+        )
+        self._set_running(True)
+        return self.worker
+
+    def _on_progress(self, ev: Any) -> None:
+        self.progress.setMaximum(max(1, ev.total))
+        self.progress.setValue(ev.done)
+        self.progress.setFormat(f"tile {ev.done}/{ev.total} · ETA {ev.eta:.0f} s")
+
+    def _on_done(self, snap: Any, res: Any, path: str | None) -> None:
+        if self._stop.is_set():
+            notify("denoising stopped; no layer added")
+            return
+        out, unc = res if isinstance(res, tuple) else (res, None)
+        add_result(self.viewer, snap, out, "denoised")
+        if unc is not None:
+            add_result(self.viewer, snap, unc, "uncertainty", colormap="magma")
+        if path is not None:
+            notify(f"denoised '{snap.name}' written to {path}")
+
+    def _on_error(self, exc: Exception) -> None:
+        self.progress.setFormat("failed")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self._set_running(False)
+
+    def _on_stop_clicked(self) -> None:
+        self._stop.set()
+
+    def teardown(self) -> None:
+        """Stop a running prediction and disconnect from the viewer."""
+        self._stop.set()
+        if self.worker is not None:
+            self.worker.quit()
+        self.layer.teardown()
+
+
+class DenoiseWidget(QWidget):
+    """Dock widget: load a model file and denoise any image layer with it."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.holder = ModelHolder()
+        self.model_box = ModelBox(self.holder, notify)
+        self.section = DenoiseSection(napari_viewer, self.holder)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.model_box)
+        lay.addWidget(self.section)
+        lay.addStretch(1)
+        self.destroyed.connect(self.section._stop.set)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        """Stop the worker when the widget closes."""
+        self.section.teardown()
+        super().closeEvent(event)

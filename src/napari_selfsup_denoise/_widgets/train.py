@@ -1,0 +1,315 @@
+"""The train dock widget: pick a layer, train in a background worker, watch, stop, get the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtpy.QtCore import QEvent
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from superqt import QCollapsible
+
+from ..axes import AxesError, spatial_ndim, validate_axes
+from ..config import TrainConfig
+from ._form import TrainForm
+from ._layers import LayerError, Snapshot, add_result, allocate_output, check_size, layer_axes, snapshot
+from ._model_box import ModelBox, ModelHolder
+from ._pickers import LayerCombo
+from ._plot import LossPlot
+from ._preview import PreviewSource, show_preview, view_camera
+from ._worker import Stops, TrainJob, TrainResult, notify, start_worker, train_then_denoise
+from .denoise import DenoiseSection
+
+NET_FIELDS = ("algorithm", "depth", "base_channels", "batch_norm", "residual")
+
+
+def _clock(seconds: float) -> str:
+    s = int(max(0.0, seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class TrainWidget(QWidget):
+    """Train a self-supervised denoiser on an image layer and add ``<name> denoised``.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (napari passes it when the dock opens).
+    """
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.holder = ModelHolder()
+        self.worker: Any = None
+        self.phase = "idle"
+        self._stops = Stops()
+        self._closed = False
+        self._source: Any = None
+        self._snap: Snapshot | None = None
+        self._preview: PreviewSource | None = None
+        self._last_config: TrainConfig | None = None
+        self._build()
+        self.layer.layer_changed.connect(self._on_layer_changed)
+        self.form.device.currentIndexChanged.connect(self._on_device_changed)
+        self.form.precision.currentIndexChanged.connect(self._on_device_changed)
+        self.train_btn.clicked.connect(self._on_train_clicked)
+        self.stop_btn.clicked.connect(self._on_stop_clicked)
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.destroyed.connect(self._stops.set_all)
+        self._on_layer_changed(self.layer.layer())
+        self._on_device_changed()
+        self._set_running(False)
+
+    def _build(self) -> None:
+        self.layer = LayerCombo(self.viewer)
+        self.target = LayerCombo(self.viewer, allow_none=True)
+        self.target.setToolTip("Noise2Noise: a second noisy acquisition of the same field")
+        self.form = TrainForm()
+        self.form.insert_row(0, "image", self.layer)
+        self.form.insert_row(1, "target (N2N)", self.target)
+        self.device_label = QLabel()
+        self.train_btn, self.stop_btn = QPushButton("Train"), QPushButton("Stop")
+        self.stop_btn.setToolTip("End training now; the model so far is kept and applied")
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.status = QLabel("idle")
+        self.status.setWordWrap(True)
+        self.plot = LossPlot()
+        self.model_box = ModelBox(self.holder, notify, settings=self._settings)
+        self.denoise = DenoiseSection(self.viewer, self.holder)
+        apply = QCollapsible("Apply a model to another layer")
+        apply.addWidget(self.denoise)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_btn)
+        buttons.addWidget(self.stop_btn)
+        lay = QVBoxLayout(self)
+        for w in (self.form, self.device_label):
+            lay.addWidget(w)
+        lay.addLayout(buttons)
+        for w in (self.progress, self.status, self.plot, self.model_box, apply):
+            lay.addWidget(w)
+        lay.addStretch(1)
+
+    # --- state -----------------------------------------------------------------------------
+
+    def is_idle(self) -> bool:
+        """True when no training or denoising of the result runs."""
+        return self.worker is None
+
+    def _set_running(self, running: bool) -> None:
+        self.train_btn.setEnabled(not running)
+        self.stop_btn.setEnabled(running)
+        self.form.setEnabled(not running)
+
+    def _on_layer_changed(self, layer: Any) -> None:
+        if layer is None:
+            return
+        try:
+            self.form.axes.setText(layer_axes(layer, tuple(self.viewer.dims.axis_labels)))
+        except (ValueError, LayerError):
+            self.form.axes.setText("")
+
+    def _on_device_changed(self, _index: int = 0) -> None:
+        from ..engine.device import describe, pick_device, resolve_precision
+
+        try:
+            dev = pick_device(self.form.device.currentText())
+            text = describe(dev, resolve_precision(self.form.precision.currentText(), dev))
+        except ValueError as exc:
+            text = str(exc)
+        self.device_label.setText(f"device: {text}")
+
+    def _settings(self) -> tuple[TrainConfig, str]:
+        cfg = self._last_config or self.form.config()
+        layer = self.layer.layer()
+        path = getattr(getattr(layer, "source", None), "path", None) if layer is not None else None
+        return cfg, str(path or (f"{layer.name}.tif" if layer is not None else "INPUT.tif"))
+
+    # --- starting ---------------------------------------------------------------------------
+
+    def _config_for(self, layer: Any, shape: tuple[int, ...]) -> TrainConfig:
+        cfg = self.form.config()
+        axes = validate_axes(cfg.axes or layer_axes(layer, tuple(self.viewer.dims.axis_labels)), len(shape))
+        cfg = cfg.replace(axes=axes)
+        model = self.holder.model
+        if self.form.continue_training.isChecked() and model is not None:
+            if spatial_ndim(axes) != model.ndim:
+                nd = spatial_ndim(axes)
+                raise AxesError(f"the current model is {model.ndim}D but the axes {axes!r} ask for {nd}D training")
+            cfg = cfg.replace(**{k: getattr(model.config, k) for k in NET_FIELDS})
+        return cfg
+
+    def _target(self, cfg: TrainConfig, snap: Snapshot) -> Any:
+        if cfg.algorithm != "n2n":
+            return None
+        layer = self.target.layer()
+        if layer is None:
+            raise LayerError("Noise2Noise needs a target: pick the second noisy acquisition as 'target'")
+        target = snapshot(layer).data
+        if tuple(target.shape) != tuple(snap.data.shape):
+            raise LayerError(f"the target's shape {tuple(target.shape)} differs from the image's {snap.data.shape}")
+        return target
+
+    def _prepare(self, layer: Any) -> tuple[TrainJob, Snapshot]:
+        """Main thread: copy the data and build the job (raises ValueError with a plain message)."""
+        if layer is None:
+            raise LayerError("add or pick an image layer to train on")
+        snap = snapshot(layer)
+        cfg = self._config_for(layer, tuple(snap.data.shape))
+        check_size(snap, str(cfg.axes))
+        target = self._target(cfg, snap)
+        cont = self.form.continue_training.isChecked()
+        self._preview = PreviewSource(snap, str(cfg.axes)) if self.form.preview.isChecked() else None
+        if self._preview is not None:
+            self._preview.follow(self.viewer, layer)
+        unc = self.form.uncertainty.isChecked() and cfg.algorithm == "blindspot"
+        out = allocate_output(snap, str(cfg.axes), None)[0]
+        unc_out = allocate_output(snap, str(cfg.axes), None, "uncertainty")[0] if unc else None
+        init = self.holder.model if cont else None
+        return TrainJob(snap.data, cfg, target, init, self._preview, True, unc, out, unc_out), snap
+
+    def start_training(self, layer: Any = None) -> Any:
+        """Train on ``layer`` (default: the picked one); returns the worker, or None after a notification."""
+        if self.worker is not None:
+            return self.worker
+        layer = layer if layer is not None else self.layer.layer()
+        try:
+            job, snap = self._prepare(layer)
+        except (ValueError, OSError) as exc:
+            notify(str(exc), error=True)
+            self.status.setText(f"failed: {exc}")
+            return None
+        self._source, self._snap, self._last_config = layer, snap, job.config
+        self._stops = Stops()
+        self.plot.clear()
+        self.phase = "train"
+        self.status.setText("starting…")
+        self._follow_view(True)
+        self.worker = start_worker(
+            train_then_denoise,
+            job,
+            self._stops,
+            handlers={
+                "yielded": self._on_progress,
+                "returned": self._on_result,
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
+        )
+        self._set_running(True)
+        return self.worker
+
+    def _on_train_clicked(self) -> None:
+        self.start_training()
+
+    def _on_stop_clicked(self) -> None:
+        (self._stops.train if self.phase == "train" else self._stops.predict).set()
+        self.status.setText("stopping…")
+
+    # --- while running ----------------------------------------------------------------------
+
+    def _follow_view(self, on: bool) -> None:
+        for ev in (self.viewer.dims.events.current_step, view_camera(self.viewer).events.center):
+            if on:
+                ev.connect(self._on_view_changed)
+            else:
+                ev.disconnect(self._on_view_changed)
+
+    def _on_view_changed(self, _event: Any = None) -> None:
+        if self._preview is not None and self._source in self.viewer.layers:
+            self._preview.follow(self.viewer, self._source)
+
+    def _on_progress(self, ev: Any) -> None:
+        if self._closed:
+            return
+        if hasattr(ev, "step"):
+            self.progress.setMaximum(max(1, ev.total))
+            self.progress.setValue(ev.step)
+            self.progress.setFormat(f"step {ev.step}/{ev.total} · ETA {_clock(ev.eta)}")
+            val = "" if ev.val_loss is None else f" · validation {ev.val_loss:.4g}"
+            self.status.setText(f"loss {ev.loss:.4g}{val} · {ev.steps_per_s:.1f} steps/s · {_clock(ev.elapsed)}")
+            self.plot.add(ev.step, ev.loss, ev.val_loss)
+            used = self._preview.used if self._preview is not None else None
+            if ev.preview is not None and used is not None and self._snap is not None:
+                show_preview(self.viewer, self._snap, ev.preview, used)
+            return
+        self.phase = "predict"
+        self.progress.setMaximum(max(1, ev.total))
+        self.progress.setValue(ev.done)
+        self.progress.setFormat(f"denoising: tile {ev.done}/{ev.total} · ETA {_clock(ev.eta)}")
+
+    # --- ending -----------------------------------------------------------------------------
+
+    def _on_result(self, res: TrainResult) -> None:
+        if self._closed:
+            return
+        self.holder.set(res.model)
+        summary = res.model.summary or {}
+        self.status.setText(f"done: {summary.get('steps', '?')} steps, ended by {summary.get('ended_by', '?')}")
+        if summary.get("message"):
+            notify(str(summary["message"]))
+        snap = self._snap
+        if res.denoised is None or snap is None or self._source not in self.viewer.layers:
+            return
+        self._remove_preview()
+        add_result(self.viewer, snap, res.denoised, "denoised")
+        if res.uncertainty is not None:
+            add_result(self.viewer, snap, res.uncertainty, "uncertainty", colormap="magma", visible=False)
+
+    def _on_error(self, exc: Exception) -> None:
+        # start_worker has already shown the message as an error notification.
+        if not self._closed:
+            self.status.setText(f"failed: {exc}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        if self._closed:
+            return
+        self.phase = "idle"
+        self._follow_view(False)
+        self._remove_preview()
+        self._set_running(False)
+
+    def _remove_preview(self) -> None:
+        if self._snap is not None and f"{self._snap.name} preview" in self.viewer.layers:
+            self.viewer.layers.remove(f"{self._snap.name} preview")
+
+    def _on_layer_removed(self, event: Any) -> None:
+        if self.worker is None or event.value is not self._source:
+            return
+        self._stops.set_all()
+        notify(
+            f"the layer '{event.value.name}' was removed while training: training stopped. "
+            "The model so far is kept: save it or apply it to another layer.",
+            error=True,
+        )
+
+    # --- teardown ---------------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        """Stop the worker and disconnect from the viewer (closing the widget or the viewer)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stops.set_all()
+        if self.worker is not None:
+            self.worker.quit()
+            self._follow_view(False)
+        self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
+        self.layer.teardown()
+        self.target.teardown()
+        self.denoise.teardown()
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        """Closing the widget ends the worker."""
+        self.teardown()
+        super().closeEvent(event)
+
+    def event(self, event: QEvent) -> bool:
+        """napari removes a dock by un-parenting its widget: treat that as closing."""
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif getattr(self, "_docked", False):
+                self.teardown()
+        return super().event(event)

@@ -1,0 +1,93 @@
+"""Fixtures for the dock-widget tests: a real viewer under Xvfb, the widget opened through the manifest."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+# Leave a core to the event loop: the tests check that the UI keeps ticking while training.
+os.environ.setdefault("SELFSUP_DENOISE_THREADS", "1")
+
+PLUGIN = "napari-selfsup-denoise"
+TRAIN_WIDGET = "Self-supervised denoise"
+DENOISE_WIDGET = "Denoise with a model"
+WAIT_MS = 120_000
+
+
+def _small(widget: Any, steps: int | None = 20, seconds: float | None = None) -> None:
+    f = widget.form
+    f.set_budget(steps, "steps") if steps is not None else f.set_budget(seconds, "seconds")
+    f.patch_size.setValue(32)
+    f.patch_size_z.setValue(4)
+    f.batch_size.setValue(4)
+    f.base_channels.setValue(8)
+    f.depth.setValue(2)
+    f.preview_every.setValue(0.5)
+
+
+@pytest.fixture
+def noisy64() -> np.ndarray:
+    """A 64 x 64 image: smooth blobs plus Gaussian noise."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    clean = 100 + 50 * np.sin(yy / 7.0) * np.cos(xx / 9.0)
+    return (clean + rng.normal(0, 10, clean.shape)).astype(np.float32)
+
+
+@pytest.fixture
+def open_widget(make_napari_viewer: Callable[..., Any]) -> Callable[..., tuple[Any, Any, Any]]:
+    """Return ``open(name=TRAIN_WIDGET) -> (viewer, dock, widget)``, the widget added through the manifest."""
+
+    def _open(name: str = TRAIN_WIDGET) -> tuple[Any, Any, Any]:
+        viewer = make_napari_viewer()
+        dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        return viewer, dock, widget
+
+    return _open
+
+
+@pytest.fixture
+def errors() -> Callable[[], list[str]]:
+    """Messages of the error notifications dispatched since the test started."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    start = len(notification_manager.records)
+
+    def _errors() -> list[str]:
+        new = notification_manager.records[start:]
+        return [str(n.message) for n in new if n.severity == NotificationSeverity.ERROR]
+
+    return _errors
+
+
+@pytest.fixture
+def small() -> Callable[..., None]:
+    """``small(widget, steps=20, seconds=None)``: a tiny network and a short budget in the form."""
+    return _small
+
+
+@pytest.fixture
+def wait_idle(qtbot: Any) -> Callable[..., None]:
+    """``wait_idle(widget, timeout=WAIT_MS)``: wait until the widget's worker has finished."""
+
+    def _wait(widget: Any, timeout: int = WAIT_MS) -> None:
+        qtbot.waitUntil(widget.is_idle, timeout=timeout)
+
+    return _wait
+
+
+@pytest.fixture
+def wait_for(qtbot: Any) -> Callable[..., None]:
+    """``wait_for(condition)``: process events until ``condition()`` is true (WAIT_MS at most)."""
+
+    def _wait(condition: Callable[[], bool], timeout: int = WAIT_MS) -> None:
+        qtbot.waitUntil(condition, timeout=timeout)
+
+    return _wait

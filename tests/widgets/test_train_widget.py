@@ -1,0 +1,146 @@
+"""The train dock widget: manifest, a full run, Stop, responsiveness, preview, teardown."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from qtpy.QtCore import QTimer
+
+PLUGIN = "napari-selfsup-denoise"
+DENOISE_WIDGET = "Denoise with a model"
+
+
+def test_widgets_and_samples_come_from_the_manifest(open_widget):
+    from napari_selfsup_denoise._widgets.denoise import DenoiseWidget
+    from napari_selfsup_denoise._widgets.train import TrainWidget
+
+    viewer, _, widget = open_widget()
+    assert isinstance(widget, TrainWidget)
+    _, other = viewer.window.add_plugin_dock_widget(PLUGIN, DENOISE_WIDGET)
+    assert isinstance(other, DenoiseWidget)
+    viewer.open_sample(PLUGIN, "nuclei2d")
+    assert viewer.layers[-1].data.shape == (512, 512)
+    assert widget.layer.layer() is viewer.layers[-1]  # the picker follows the layer list
+    assert widget.form.axes.text() == "YX"
+    assert widget.device_label.text().startswith("device: cpu")
+    algorithms = {widget.form.algorithm.itemData(i) for i in range(widget.form.algorithm.count())}
+    assert algorithms == {"n2v", "n2v2", "structn2v", "blindspot", "n2n"}
+
+
+def test_train_adds_a_denoised_layer_placed_like_the_source(open_widget, qtbot, noisy64, errors, small, wait_idle):
+    viewer, _, widget = open_widget()
+    src = viewer.add_image(
+        noisy64, name="cells", scale=(2.0, 0.5), translate=(10.0, -3.0), units=("nm", "nm"), metadata={"id": 7}
+    )
+    small(widget, steps=20)
+    bar: list[int] = []
+    widget.progress.valueChanged.connect(bar.append)
+    worker = widget.start_training()
+    assert worker is not None, errors()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    wait_idle(widget)
+    assert errors() == []
+    out = viewer.layers["cells denoised"]
+    assert out.data.shape == noisy64.shape and out.data.dtype == np.float32
+    np.testing.assert_allclose(out.scale, src.scale)
+    np.testing.assert_allclose(out.translate, src.translate)
+    assert tuple(str(u) for u in out.units) == tuple(str(u) for u in src.units)
+    assert out.metadata["id"] == 7
+    lo, hi = out.contrast_limits
+    assert out.data.min() <= hi and out.data.max() >= lo and hi > lo
+    assert set(range(1, 21)) <= set(bar)  # every training step moved the progress bar
+    assert widget.plot.steps == list(range(1, 21))  # every progress event reached the plot
+    assert widget.holder.model is not None and widget.holder.model.summary["steps"] == 20
+    assert widget.train_btn.isEnabled() and not widget.stop_btn.isEnabled()
+    assert "cells preview" not in viewer.layers
+
+
+def test_stop_ends_training_within_a_second_and_keeps_the_result(open_widget, noisy64, small, wait_idle, wait_for):
+    viewer, _, widget = open_widget()
+    viewer.add_image(noisy64, name="cells")
+    small(widget, steps=None, seconds=120)
+    train_events: list[float] = []
+    worker = widget.start_training()
+    worker.yielded.connect(lambda ev: train_events.append(time.perf_counter()) if hasattr(ev, "step") else None)
+    wait_for(lambda: len(widget.plot.steps) >= 3)
+    t_stop = time.perf_counter()
+    widget.stop_btn.click()
+    wait_idle(widget)
+    assert train_events[-1] - t_stop < 1.0
+    assert widget.holder.model.summary["ended_by"] == "stopped"
+    assert "cells denoised" in viewer.layers
+
+
+def test_event_loop_keeps_ticking_while_training(open_widget, qtbot, noisy64, small, wait_idle, wait_for):
+    viewer, _, widget = open_widget()
+    viewer.add_image(noisy64, name="cells")
+    small(widget, steps=None, seconds=3)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    widget.start_training()
+    timer.start()
+    wait_for(lambda: len(widget.plot.steps) >= 1)
+    n0, t0 = len(ticks), time.perf_counter()
+    wait_for(lambda: time.perf_counter() - t0 > 2.0 or widget.is_idle())
+    window = time.perf_counter() - t0
+    timer.stop()
+    wait_idle(widget)
+    rate = (len(ticks) - n0) / window
+    assert rate >= 10, f"the event loop ticked only {rate:.1f} times per second while training"
+    gaps = np.diff(ticks[n0:])
+    assert gaps.max() < 0.5, f"the event loop froze for {gaps.max():.2f} s"
+
+
+def test_live_preview_shows_the_slice_on_screen(open_widget, qtbot, small, wait_idle):
+    viewer, _, widget = open_widget()
+    rng = np.random.default_rng(1)
+    stack = rng.normal(100, 10, (6, 48, 48)).astype(np.float32)
+    src = viewer.add_image(stack, name="stack", scale=(3.0, 1.0, 1.0), translate=(5.0, 0.0, 0.0))
+    viewer.dims.set_current_step(0, 4)
+    widget.form.axes.setText("TYX")  # a 2D model over a time series
+    small(widget, steps=None, seconds=3)
+    seen: list[tuple] = []
+    viewer.layers.events.inserted.connect(
+        lambda e: seen.append((e.value.name, e.value.data.shape, tuple(e.value.translate)))
+    )
+    widget.start_training()
+    wait_idle(widget)
+    previews = [s for s in seen if s[0] == "stack preview"]
+    assert previews, "no preview layer appeared during training"
+    _, shape, translate = previews[0]
+    assert shape == (1, 48, 48)
+    assert translate == (src.translate[0] + 4 * src.scale[0], 0.0, 0.0)  # sits on the slice on screen
+    assert "stack preview" not in viewer.layers  # replaced by the result
+    assert viewer.layers["stack denoised"].data.shape == stack.shape
+
+
+def test_continue_training_fine_tunes_the_current_model(open_widget, qtbot, noisy64, small, wait_idle):
+    viewer, _, widget = open_widget()
+    viewer.add_image(noisy64, name="cells")
+    small(widget, steps=5)
+    widget.start_training()
+    wait_idle(widget)
+    first = widget.holder.model
+    widget.form.continue_training.setChecked(True)
+    widget.form.base_channels.setValue(16)  # ignored: the network comes from the model
+    widget.start_training()
+    wait_idle(widget)
+    assert widget.holder.model is not first
+    assert widget.holder.model.net is first.net
+    assert widget.holder.model.config.base_channels == 8
+
+
+def test_closing_the_widget_mid_training_stops_the_worker(open_widget, qtbot, noisy64, small, wait_for):
+    viewer, dock, widget = open_widget()
+    viewer.add_image(noisy64, name="cells")
+    small(widget, steps=None, seconds=120)
+    worker = widget.start_training()
+    wait_for(lambda: len(widget.plot.steps) >= 2)
+    with qtbot.waitSignal(worker.finished, timeout=5000):
+        viewer.window.remove_dock_widget(dock)
+    assert widget._stops.train.is_set()
+    assert "cells denoised" not in viewer.layers
