@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from .config import TrainConfig
-from .engine.events import TrainProgress
+from .engine.events import TrainProgress, drain
 from .engine.model import Model
-
-R = TypeVar("R")
-
-
-def drain(gen: Generator[Any, None, R], on_event: Callable[[Any], None] | None = None) -> R:
-    """Run a generator to its end, passing each event to ``on_event``; return its value."""
-    while True:
-        try:
-            ev = next(gen)
-        except StopIteration as fin:
-            return fin.value
-        if on_event is not None:
-            on_event(ev)
 
 
 def train(

@@ -179,7 +179,7 @@ class PredictConfig:
     uncertainty: bool = False
 
     def __post_init__(self) -> None:
-        _check(self.tile is None or self.tile >= 16, "tile must be >= 16 pixels or None")
+        _check(self.tile is None or self.tile >= 4, "tile must be >= 4 pixels or None")
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
         _check(self.output in ("posterior", "prior"), "output must be 'posterior' or 'prior'")
 

@@ -59,10 +59,10 @@ class Normalisation:
 
 def stats_subset(canon: Any, channel: int) -> np.ndarray:
     """Up to ~8 M values of one channel, strided evenly over the whole array."""
-    view = canon[:, :, channel]
-    n = int(np.prod(view.shape))
+    n = int(np.prod(canon.shape)) // max(1, canon.shape[2])
     step = max(1, math.ceil((n / _MAX_STATS_VALUES) ** (1 / 3)))
-    sub = view[..., ::step, ::step, ::step] if step > 1 else view
+    # one strided read, so lazy (zarr/dask) arrays are never loaded whole
+    sub = canon[:, :, channel, ::step, ::step, ::step] if step > 1 else canon[:, :, channel]
     return np.asarray(sub, dtype=np.float64).ravel()
 
 
@@ -101,6 +101,8 @@ def fit_normalisation(
 
 def check_finite(canon: Any) -> None:
     """Raise :class:`DataError` if any value is NaN or infinite (checked sample by sample)."""
+    if np.dtype(canon.dtype).kind != "f":
+        return  # integers cannot hold NaN; skip reading a possibly huge lazy array
     for s in range(canon.shape[0]):
         for t in range(canon.shape[1]):
             block = np.asarray(canon[s, t])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -70,3 +71,17 @@ class PredictProgress:
     elapsed: float
     eta: float
     info: dict[str, Any] = field(default_factory=dict)
+
+
+R = TypeVar("R")
+
+
+def drain(gen: Generator[Any, None, R], on_event: Callable[[Any], None] | None = None) -> R:
+    """Run a generator to its end, passing each event to ``on_event``; return its value."""
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as fin:
+            return fin.value
+        if on_event is not None:
+            on_event(ev)

@@ -10,6 +10,7 @@ by values from random positions of the same patch.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import torch
 
@@ -62,12 +63,13 @@ def _shift_inside(coords: torch.Tensor, offs: torch.Tensor, spatial: tuple[int, 
 
 def _gather(x: torch.Tensor, b: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Values ``x[b, :, *pos]`` as ``(M, C)``."""
-    idx = (b, slice(None), *pos.unbind(-1))
+    idx: tuple[Any, ...] = (b, slice(None), *pos.unbind(-1))
     return x[idx]
 
 
 def _put(x: torch.Tensor, b: torch.Tensor, pos: torch.Tensor, values: torch.Tensor) -> None:
-    x[(b, slice(None), *pos.unbind(-1))] = values
+    idx: tuple[Any, ...] = (b, slice(None), *pos.unbind(-1))
+    x[idx] = values
 
 
 def n2v_manipulate(
@@ -119,7 +121,8 @@ def n2v_manipulate(
         _struct_replace(x, out, b, c, struct, gen)
     _put(out, b, c, values)
     mask = torch.zeros((x.shape[0], 1, *spatial), dtype=x.dtype, device=x.device)
-    mask[(b, 0, *c.unbind(-1))] = 1.0
+    idx: tuple[Any, ...] = (b, 0, *c.unbind(-1))
+    mask[idx] = 1.0
     return out, mask
 
 

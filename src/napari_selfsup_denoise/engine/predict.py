@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..axes import CANONICAL
 from ..config import PredictConfig
 from .arrays import canonical, write_block
 from .data import DataError
@@ -158,6 +159,7 @@ def predict(
     stop: threading.Event | None = None,
     out: Any = None,
     uncertainty_out: Any = None,
+    region: tuple[slice, ...] | None = None,
 ) -> Generator[PredictProgress, None, Any]:
     """Denoise ``image`` tile by tile; yield :class:`PredictProgress`, return the output.
 
@@ -176,6 +178,11 @@ def predict(
     out, uncertainty_out : array-like, optional
         Arrays shaped like ``image`` (numpy or zarr) to write into; float32
         numpy arrays are allocated when omitted.
+    region : tuple of slice, optional
+        Predict and write only this box (one slice per axis of ``image``, all
+        channels). Context around it is still read from ``image``, so a region
+        equals the same region of a whole-image pass when its spatial starts are
+        multiples of ``model.multiple``. Lets batch jobs run chunks independently.
 
     Returns
     -------
@@ -195,11 +202,8 @@ def predict(
         uncertainty_out = np.zeros(image.shape, dtype=np.float32)
     tile = pcfg.tile or auto_tile(model, device, pcfg.tta)
     tile = max(model.multiple, tile - tile % model.multiple)
-    sizes = canon.shape[6 - model.ndim :]
-    grids = [[(a, min(a + tile, n)) for a in range(0, n, tile)] for n in sizes]
-    boxes = list(itertools.product(*grids))
-    samples = list(itertools.product(range(canon.shape[0]), range(canon.shape[1])))
-    total, px_total = len(samples) * len(boxes), len(samples) * int(np.prod(sizes))
+    samples, boxes, px_total = _plan(canon.shape, axes, region, tile, model.ndim)
+    total = len(samples) * len(boxes)
     tiler, t0, done, px = _Tiler(model, canon, pcfg, device), time.perf_counter(), 0, 0
     for (s, t), box in itertools.product(samples, boxes):
         if stop is not None and stop.is_set():
@@ -220,6 +224,25 @@ def predict(
             {"tile": tile, "splits": tiler.splits},
         )
     return (out, uncertainty_out) if pcfg.uncertainty else out
+
+
+def _plan(
+    shape: tuple[int, ...], axes: str, region: tuple[slice, ...] | None, tile: int, ndim: int
+) -> tuple[list[tuple[int, int]], list[Box], int]:
+    """(S, T) pairs, core boxes and pixel count covering ``region`` (canonical ``shape``)."""
+    ranges = [(0, n) for n in shape]
+    if region is not None:
+        if len(region) != len(axes):
+            raise ValueError(f"region has {len(region)} slices but the image axes are {axes!r}")
+        for a, sl in zip(axes, region):
+            i = CANONICAL.index(a)
+            ranges[i] = sl.indices(shape[i])[:2]
+        if ranges[2] != (0, shape[2]):
+            raise ValueError("region must span all channels")
+    spatial = ranges[6 - ndim :]
+    grids = [[(a, min(a + tile, hi)) for a in range(lo, hi, tile)] for lo, hi in spatial]
+    samples = list(itertools.product(range(*ranges[0]), range(*ranges[1])))
+    return samples, list(itertools.product(*grids)), len(samples) * int(np.prod([hi - lo for lo, hi in spatial]))
 
 
 def _write(out: Any, axes: str, s: int, t: int, box: Box, block: np.ndarray, ndim: int) -> None:

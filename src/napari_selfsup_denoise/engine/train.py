@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
@@ -16,6 +14,7 @@ from torch import nn
 
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig
+from ._training import Preview, RunState, choose_patch, clip_gradients, lr_at, preview_now
 from .arrays import canonical
 from .data import DataError, Normalisation, PatchSampler, check_finite, fit_normalisation
 from .device import autocast, configure_threads, describe, pick_device, resolve_precision
@@ -25,56 +24,6 @@ from .model import Model
 
 VAL_EVERY = 50
 MAX_BAD_STEPS = 5
-Preview = Callable[[], Any]
-
-
-def choose_patch(cfg: TrainConfig, spatial: tuple[int, ...], ndim: int, multiple: int) -> tuple[int, int, int]:
-    """Patch ``(Z, Y, X)``: the configured size clipped to the image, square in YX, on the pooling grid."""
-    z_size, y_size, x_size = spatial
-    p = min(cfg.patch_size, y_size, x_size)
-    p -= p % multiple
-    need = max(2 * multiple, 16)
-    if p < need:
-        raise DataError(
-            f"the image's Y, X extent ({y_size} x {x_size}) is too small to train on: it needs at "
-            f"least {need} x {need} pixels (lower depth= for smaller images)"
-        )
-    if ndim == 2:
-        return 1, p, p
-    pz = min(cfg.patch_size_z, z_size)
-    pz -= pz % multiple
-    if pz < multiple:
-        raise DataError(f"the stack has {z_size} Z planes; a 3D model of this depth needs >= {multiple}")
-    return pz, p, p
-
-
-def lr_at(cfg: TrainConfig, frac: float) -> float:
-    """Linear warm-up, then cosine decay to 5 % of the peak, over budget fraction ``frac``."""
-    w = cfg.warmup_fraction
-    if frac < w:
-        return cfg.learning_rate * max(frac / w, 0.02)
-    f = min(1.0, (frac - w) / max(1e-9, 1 - w))
-    return cfg.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
-
-
-@dataclass
-class _State:
-    """Mutable bookkeeping of one run."""
-
-    t0: float = field(default_factory=time.perf_counter)
-    step: int = 0
-    rate: float = 0.0
-    val_loss: float | None = None
-    best: float = math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    norms: deque[float] = field(default_factory=lambda: deque(maxlen=100))
-    bad: int = 0
-    last_preview: float = 0.0
-    message: str = ""
-    stopped: str = "budget"
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
 
 
 def _prepare(image: Any, cfg: TrainConfig, target: Any, init: Model | None) -> tuple[Any, Any, str, Normalisation]:
@@ -95,14 +44,6 @@ def _prepare(image: Any, cfg: TrainConfig, target: Any, init: Model | None) -> t
     return canon, tcanon, axes, fit_normalisation(canon, cfg.normalisation, cfg.percentiles)
 
 
-def _clip(net: nn.Module, st: _State) -> None:
-    """Clip gradients at twice the median norm of the last 100 steps (guards against blow-ups)."""
-    limit = 2.0 * float(np.median(st.norms)) if len(st.norms) >= 20 else 1e6
-    norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), limit))
-    if math.isfinite(norm):
-        st.norms.append(norm)
-
-
 def _validate(method: Method, net: nn.Module, sampler: PatchSampler, squeeze: bool, device: torch.device) -> float:
     x, t = sampler.val_batch()
     x, t = _to(x, squeeze, device), (None if t is None else _to(t, squeeze, device))
@@ -120,25 +61,6 @@ def _to(x: torch.Tensor, squeeze: bool, device: torch.device) -> torch.Tensor:
     return x.to(device, non_blocking=True)
 
 
-def _preview(model: Model, preview: Preview, device: torch.device) -> np.ndarray | None:
-    """Denoise the caller's current preview image with the network as it is now."""
-    img = preview() if callable(preview) else preview
-    if img is None:
-        return None
-    from ..config import PredictConfig
-    from .predict import predict
-
-    gen = predict(model, np.asarray(img), PredictConfig(device=str(device)), axes=None)
-    try:
-        while True:
-            next(gen)
-    except StopIteration as fin:
-        result = fin.value
-    finally:
-        model.net.train()
-    return np.asarray(result)
-
-
 def _step(
     method: Method,
     net: nn.Module,
@@ -146,7 +68,7 @@ def _step(
     batch: tuple[torch.Tensor, torch.Tensor | None],
     gen: torch.Generator,
     dtype: torch.dtype,
-    st: _State,
+    st: RunState,
 ) -> float:
     """One optimiser step; a non-finite loss skips the update and is counted."""
     x, t = batch
@@ -159,7 +81,7 @@ def _step(
         return value
     st.bad = 0
     loss.backward()
-    _clip(net, st)
+    clip_gradients(net, st)
     opt.step()
     return value
 
@@ -201,15 +123,18 @@ def train(
     if cfg.seed is not None:
         torch.manual_seed(cfg.seed)
     method = get_method(cfg)
+    cfg = getattr(method, "cfg", cfg)  # a method may fill in its own defaults
     net = init.net if init is not None else method.build(ndim, canon.shape[2])
+    if init is None and hasattr(method, "prepare"):
+        method.prepare(net, canon, norm)  # e.g. start a noise model from the image
     net = net.to(device)
     if ndim == 2:
-        net = net.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     patch = choose_patch(cfg, canon.shape[3:], ndim, int(net.multiple))  # type: ignore[arg-type]
     sampler = PatchSampler(canon, norm, patch, np.random.default_rng(cfg.seed), cfg.val_fraction, cfg.augment, tcanon)
     opt = torch.optim.Adam(method.param_groups(net, cfg.learning_rate))
     model = Model(net, cfg, axes, ndim, canon.shape[2], norm, method=method)
-    gen, st = torch.Generator().manual_seed(cfg.seed or 0), _State()
+    gen, st = torch.Generator().manual_seed(cfg.seed or 0), RunState()
     net.train()
     while st.step < cfg.max_steps:
         if stop is not None and stop.is_set():
@@ -233,7 +158,7 @@ def _one_step(
     sampler: PatchSampler,
     gen: torch.Generator,
     dtype: torch.dtype,
-    st: _State,
+    st: RunState,
     preview: Preview | np.ndarray | None,
 ) -> TrainProgress:
     cfg, net, device = model.config, model.net, next(model.net.parameters()).device
@@ -266,7 +191,7 @@ def _one_step(
         total = min(total, st.step + int(st.rate * max(0.0, cfg.max_seconds - el)))
     pv = None
     if preview is not None and el - st.last_preview >= cfg.preview_every_s:
-        pv, st.last_preview = _preview(model, preview, device), el
+        pv, st.last_preview = preview_now(model, preview, device), el
     noise = model.method.state(net, model.norm.scale) or None
     return TrainProgress(
         st.step,
@@ -282,7 +207,7 @@ def _one_step(
     )
 
 
-def _track_val(model: Model, sampler: PatchSampler, st: _State) -> None:
+def _track_val(model: Model, sampler: PatchSampler, st: RunState) -> None:
     sq = model.ndim == 2
     device = next(model.net.parameters()).device
     st.val_loss = _validate(model.method, model.net, sampler, sq, device)
@@ -291,7 +216,7 @@ def _track_val(model: Model, sampler: PatchSampler, st: _State) -> None:
         st.best_state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
 
 
-def _finish(model: Model, sampler: PatchSampler, st: _State) -> Model:
+def _finish(model: Model, sampler: PatchSampler, st: RunState) -> Model:
     """Restore the best-validation weights and fill in the summary."""
     if sampler.has_validation and st.step > 0 and st.stopped != "diverged":
         _track_val(model, sampler, st)

@@ -41,6 +41,7 @@ class MaxBlurPool(nn.Module):
         k1 = torch.tensor([1.0, 2.0, 1.0])
         k = k1[:, None] * k1[None, :] if ndim == 2 else k1[:, None, None] * k1[None, :, None] * k1[None, None, :]
         k = (k / k.sum()).expand(channels, 1, *k.shape).contiguous()
+        self.kernel: torch.Tensor
         self.register_buffer("kernel", k)
         self.channels = channels
 
@@ -84,6 +85,9 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         self.ndim, self.depth, self.n2v2 = ndim, depth, n2v2
+        # Without the top skip the full-resolution output comes from upsampled features:
+        # linear upsampling avoids the blocky output nearest-neighbour would give.
+        self._upmode = ("trilinear" if ndim == 3 else "bilinear") if n2v2 else "nearest"
         self.residual = residual and in_channels == out_channels
         ch = [base * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList(
@@ -123,7 +127,7 @@ class UNet(nn.Module):
             h = pool(h)
         h = self.bottom(h)
         for i in reversed(range(self.depth)):
-            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            h = F.interpolate(h, scale_factor=2.0, mode=self._upmode)
             if not (self.n2v2 and i == 0):
                 h = torch.cat([h, skips[i]], dim=1)
             h = self.up[i](h)

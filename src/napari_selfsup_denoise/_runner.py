@@ -1,0 +1,158 @@
+"""One input at a time: pick the output, create or resume it, run its units locally or on dask, finish."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _store
+from .batch import (
+    BatchOptions,
+    CastArray,
+    Interrupted,
+    Reporter,
+    Result,
+    default_edge,
+    model_hash,
+    predict_units,
+    region_px,
+    tagged,
+    unit_grid,
+)
+from .config import PredictConfig, to_dict
+from .engine.model import Model
+from .io import Image, read_image, split_zarr_path
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    ra, rb = a.resolve(), b.resolve()
+    return ra == rb or ra in rb.parents or rb in ra.parents
+
+
+class FileRunner:
+    """Denoise files one by one with a shared model and (optionally) a dask client.
+
+    Use as a context manager: it starts (and stops) a dask cluster or client
+    when ``opts`` asks for one.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        opts: BatchOptions,
+        model_path: str | os.PathLike[str] | None,
+        reporter: Reporter,
+        stop: threading.Event | None,
+    ) -> None:
+        self.model, self.opts, self.rep, self.stop = model, opts, reporter, stop
+        self.model_path = str(model_path) if model_path else None
+        self.client: Any = None
+        self._exit: Any = None
+        self._tmp: str | None = None
+        self._hash = model_hash(model)
+
+    def __enter__(self) -> FileRunner:
+        if self.opts.scheduler or self.opts.dask_local:
+            from ._dask import dask_client
+
+            if self.model_path is None:
+                fd, self._tmp = tempfile.mkstemp(suffix=".sdmodel")
+                os.close(fd)
+                self.model_path = str(self.model.save(self._tmp))
+            self._exit = dask_client(self.opts.scheduler, self.opts.dask_local)
+            self.client = self._exit.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._exit is not None:
+            self._exit.__exit__(*exc)
+        if self._tmp:
+            Path(self._tmp).unlink(missing_ok=True)
+
+    def run(self, src: str, dst_for: Callable[[str], Path]) -> Result:
+        """Denoise one input; ``dst_for(fmt)`` names its output."""
+        img = read_image(src, self.opts.axes)
+        try:
+            return self._run(img, dst_for)
+        finally:
+            img.close()
+
+    def _check_output(self, img: Image, dst: Path) -> None:
+        src_store = split_zarr_path(img.path)
+        dst_store = split_zarr_path(dst)
+        a = src_store[0] if src_store else Path(img.path)
+        b = dst_store[0] if dst_store else dst
+        if _same_place(a, b):
+            raise _store.OutputError(f"the output {dst} would write into the input {img.path}; choose another -o")
+
+    def _run(self, img: Image, dst_for: Callable[[str], Path]) -> Result:
+        m, o = self.model, self.opts
+        axes = m.resolve_axes(img.data, o.axes or img.axes or None)
+        fmt = o.fmt or img.kind
+        dst = dst_for(fmt)
+        self._check_output(img, dst)
+        edge = o.tile or default_edge(m, o.device)
+        edge = max(m.multiple, edge - edge % m.multiple)
+        chunks, units = unit_grid(img.shape, axes, edge, m.ndim)
+        pcfg = PredictConfig(edge, o.tta, o.device, "auto", "prior" if o.prior else "posterior", o.uncertainty)
+        dtype = np.dtype(img.data.dtype) if o.dtype == "input" else np.dtype(np.float32)
+        key = json.dumps([self._hash, to_dict(pcfg), img.shape, str(dtype), axes, fmt])
+        record = {"fingerprint": hashlib.sha256(key.encode()).hexdigest()[:32], "source": str(img.path)}
+        zf = int(img.meta.get("zarr_format", 3))
+        specs = [_store.plan_out(dst, fmt, zf)]
+        if o.uncertainty:
+            specs.append(_store.plan_out(tagged(dst, "_uncertainty"), fmt, zf))
+        arrs = [
+            _store.prepare(s, img.shape, chunks, dtype if i == 0 else np.dtype(np.float32), record,
+                           overwrite=o.overwrite, resume=o.resume)
+            for i, s in enumerate(specs)
+        ]  # fmt: skip
+        if arrs[0] is None:
+            return Result(img.path, str(dst), "skipped", "output already complete")
+        done = _store.done_keys(specs[0])
+        pending = [u for u in units if u[0] not in done]
+        total = sum(region_px(r, axes) for _, r in units)
+        self.rep.file_start(img.path, total, total - sum(region_px(r, axes) for _, r in pending))
+        if self.client is not None:
+            self._run_dask(img, axes, pcfg, specs, dtype, pending)
+        else:
+            self._run_local(img, axes, pcfg, specs, arrs, pending)
+        for s, a in zip(specs, arrs):
+            _store.finish(s, a, img, axes, o.levels)
+        return Result(img.path, str(dst), "done", megapixels=round(total / 1e6, 3))
+
+    def _on_unit(self, done_dir: Path, key: str, px: int, mark: bool = True) -> None:
+        if mark:
+            _store.mark_done(done_dir, key)
+        self.rep.file_advance(px)
+        if self.stop is not None and self.stop.is_set():
+            raise Interrupted("stopped; run again with --resume to continue")
+
+    def _run_local(self, img: Image, axes: str, pcfg: PredictConfig, specs: list, arrs: list, pending: list) -> None:
+        outs = [CastArray(arrs[0]), *arrs[1:]]
+        predict_units(
+            self.model, img.data, axes, pcfg, outs, pending, lambda k, px: self._on_unit(specs[0].done_dir, k, px)
+        )
+
+    def _run_dask(
+        self, img: Image, axes: str, pcfg: PredictConfig, specs: list, dtype: np.dtype, pending: list
+    ) -> None:
+        from ._dask import run_units
+
+        spec = {
+            "model": self.model_path,
+            "src": img.path,
+            "axes": axes,
+            "pcfg": to_dict(pcfg),
+            "outs": [[str(s.work), s.inner] for s in specs],
+            "done": str(specs[0].done_dir),
+        }
+        run_units(self.client, json.dumps(spec), pending, lambda k, px: self._on_unit(specs[0].done_dir, k, px, False))

@@ -1,0 +1,94 @@
+"""Pieces of the training loop: patch choice, learning-rate schedule, clipping, preview."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import PredictConfig, TrainConfig
+from .data import DataError
+from .events import drain
+
+if TYPE_CHECKING:
+    from .model import Model
+
+Preview = Callable[[], Any]
+
+
+def choose_patch(cfg: TrainConfig, spatial: tuple[int, ...], ndim: int, multiple: int) -> tuple[int, int, int]:
+    """Patch ``(Z, Y, X)``: the configured size clipped to the image, square in YX, on the pooling grid."""
+    z_size, y_size, x_size = spatial
+    p = min(cfg.patch_size, y_size, x_size)
+    p -= p % multiple
+    need = max(2 * multiple, 16)
+    if p < need:
+        raise DataError(
+            f"the image's Y, X extent ({y_size} x {x_size}) is too small to train on: it needs at "
+            f"least {need} x {need} pixels (lower depth= for smaller images)"
+        )
+    if ndim == 2:
+        return 1, p, p
+    pz = min(cfg.patch_size_z, z_size)
+    pz -= pz % multiple
+    if pz < multiple:
+        raise DataError(f"the stack has {z_size} Z planes; a 3D model of this depth needs >= {multiple}")
+    return pz, p, p
+
+
+def lr_at(cfg: TrainConfig, frac: float) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak, over budget fraction ``frac``."""
+    w = cfg.warmup_fraction
+    if frac < w:
+        return cfg.learning_rate * max(frac / w, 0.02)
+    f = min(1.0, (frac - w) / max(1e-9, 1 - w))
+    return cfg.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
+
+
+@dataclass
+class RunState:
+    """Mutable bookkeeping of one run."""
+
+    t0: float = field(default_factory=time.perf_counter)
+    step: int = 0
+    rate: float = 0.0
+    val_loss: float | None = None
+    best: float = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    norms: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    bad: int = 0
+    last_preview: float = 0.0
+    message: str = ""
+    stopped: str = "budget"
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def clip_gradients(net: nn.Module, st: RunState) -> None:
+    """Clip gradients at twice the median norm of the last 100 steps (guards against blow-ups)."""
+    limit = 2.0 * float(np.median(st.norms)) if len(st.norms) >= 20 else 1e6
+    norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), limit))
+    if math.isfinite(norm):
+        st.norms.append(norm)
+
+
+def preview_now(model: Model, preview: Preview | np.ndarray, device: torch.device) -> np.ndarray | None:
+    """Denoise the caller's current preview image with the network as it is now."""
+    img = preview() if callable(preview) else preview
+    if img is None:
+        return None
+    from .predict import predict
+
+    try:
+        result = drain(predict(model, np.asarray(img), PredictConfig(device=str(device))))
+    finally:
+        model.net.train()
+    return np.asarray(result)

@@ -1,0 +1,149 @@
+"""Blind-spot denoising with a learned noise model and posterior-mean inference (Laine et al. 2019).
+
+The network predicts a Gaussian prior ``N(mu, var_x)`` for every pixel from its
+surroundings only; training maximises the likelihood of the noisy value under
+``N(mu, var_x + var_n)`` where ``var_n`` comes from the noise model
+(:mod:`.noise`). Denoising takes the posterior mean, which puts back what the
+pixel's own value says about the signal.
+
+Defaults. TrainConfig's defaults suit N2V; where the caller left one of the
+fields in :data:`BLINDSPOT_DEFAULTS` at its TrainConfig default, this method
+uses the blind-spot value instead (batch 4 of 64 x 64 and 24 channels: at a
+minute-scale CPU budget the number of steps, not width, limits quality; see
+docs/benchmarks.md). Pass ``extra={"blindspot_defaults": False}`` to keep every
+TrainConfig value as given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import PredictConfig, TrainConfig
+from .data import Normalisation, stats_subset
+from .nets.blindspot import BlindSpotNet
+from .noise import NoiseModel, estimate_noise, gaussian_nll, posterior
+
+BLINDSPOT_DEFAULTS: dict[str, Any] = {"batch_size": 4, "base_channels": 24}
+NOISE_LR_SCALE = 20.0
+LOGVAR_RANGE = (-12.0, 6.0)
+_PLANES = 12
+_PLANE_EDGE = 256
+
+
+def blindspot_config(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the blind-spot defaults where it holds TrainConfig's defaults (idempotent)."""
+    if cfg.extra.get("blindspot_defaults", True) is False:
+        return cfg
+    base = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    changes = {k: v for k, v in BLINDSPOT_DEFAULTS.items() if getattr(cfg, k) == base[k]}
+    return cfg.replace(**changes) if changes else cfg
+
+
+def _noise_kind(spec: str) -> str:
+    return "known" if spec.startswith("known:") else spec
+
+
+def sample_planes(canon: Any, norm: Normalisation, rng: np.random.Generator) -> list[np.ndarray]:
+    """Up to a dozen normalised 2D crops ``(C, Y, X)`` from random samples and Z planes."""
+    s_n, t_n, _, z_n, y_n, x_n = canon.shape
+    ey, ex = min(_PLANE_EDGE, y_n), min(_PLANE_EDGE, x_n)
+    planes = []
+    for _ in range(_PLANES if (s_n * t_n * z_n > 1 or y_n > ey or x_n > ex) else 1):
+        s, t, z = (int(rng.integers(n)) for n in (s_n, t_n, z_n))
+        y, x = int(rng.integers(y_n - ey + 1)), int(rng.integers(x_n - ex + 1))
+        block = np.asarray(canon[s, t, :, z, y : y + ey, x : x + ex], dtype=np.float32)
+        planes.append(norm.forward(block, channel_axis=0))
+    return planes
+
+
+class BlindSpotMethod:
+    """Blind-spot network + noise model; see the module docstring."""
+
+    name = "blindspot"
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = blindspot_config(cfg)
+
+    def build(self, ndim: int, channels: int) -> nn.Module:
+        """A fresh :class:`BlindSpotNet` carrying a :class:`NoiseModel`."""
+        kind = _noise_kind(self.cfg.noise_model)
+        noise = NoiseModel(channels, "gaussian" if kind == "auto" else kind)
+        net = BlindSpotNet(ndim, channels, self.cfg.depth, self.cfg.base_channels, noise)
+        return net
+
+    def prepare(self, net: nn.Module, canon: Any, norm: Normalisation) -> None:
+        """Start the noise model from the image: classical fit, scaled to explain all of its variance.
+
+        Called once by the training loop before the first step of a fresh model.
+        """
+        noise: NoiseModel = net.noise  # type: ignore[assignment]
+        spec = self.cfg.noise_model
+        scale, offset = np.asarray(norm.scale), np.asarray(norm.offset)
+        total, mean = [], []
+        for c in range(canon.shape[2]):
+            v = (stats_subset(canon, c) - offset[c]) / scale[c]
+            total.append(float(v.var()))
+            mean.append(float(v.mean()))
+        est = estimate_noise(sample_planes(canon, norm, np.random.default_rng(0)), np.asarray(total), np.asarray(mean))
+        kind = _noise_kind(spec)
+        if kind == "auto":
+            kind = "poisson-gaussian" if float(np.max(est.spread)) > 0.5 else "gaussian"
+        noise.set_kind(kind)
+        classical = np.stack([est.a, est.b])
+        if kind == "known":
+            sigma_n = float(spec.split(":", 1)[1]) / scale
+            noise.initialise(np.zeros_like(scale), sigma_n**2, offset, scale, classical)
+        elif kind == "gaussian":
+            noise.initialise(np.zeros_like(scale), np.maximum(est.total, est.b), offset, scale, classical)
+        else:
+            at_mean = np.maximum(est.a * est.mean + est.b, 1e-6)
+            k = np.maximum(est.total / at_mean, 1.0)  # all of the variance taken as noise to start with
+            noise.initialise(k * est.a, k * est.b, offset, scale, classical)
+
+    def _split(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prior mean, prior variance and noise variance, all float32."""
+        out = net(x).float()
+        c = x.shape[1]
+        mu, logvar = out[:, :c], out[:, c:].clamp(*LOGVAR_RANGE)
+        return mu, torch.exp(logvar), net.noise.variance(mu)  # type: ignore[operator]
+
+    def loss(
+        self,
+        net: nn.Module,
+        x: torch.Tensor,
+        target: torch.Tensor | None,
+        gen: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Negative log-likelihood of ``x`` under ``N(mu, var_x + var_n)``."""
+        mu, var_x, var_n = self._split(net, x)
+        return gaussian_nll(x.float(), mu, var_x + var_n)
+
+    def param_groups(self, net: nn.Module, lr: float) -> list[dict[str, Any]]:
+        """The network at ``lr``; the noise parameters (when learned) at a higher rate."""
+        noise: NoiseModel = net.noise  # type: ignore[assignment]
+        own = {id(p) for p in noise.parameters()}
+        groups: list[dict[str, Any]] = [{"params": [p for p in net.parameters() if id(p) not in own], "lr": lr}]
+        if noise.learned:
+            groups.append({"params": list(noise.parameters()), "lr": lr * NOISE_LR_SCALE, "lr_scale": NOISE_LR_SCALE})
+        return groups
+
+    def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig) -> dict[str, torch.Tensor]:
+        """Posterior mean (or the prior mean for ``output="prior"``), and its standard deviation."""
+        mu, var_x, var_n = self._split(net, x)
+        if pcfg.output == "prior":
+            return {"denoised": mu, "uncertainty": torch.sqrt(var_x)} if pcfg.uncertainty else {"denoised": mu}
+        mean, var = posterior(x.float(), mu, var_x, var_n)
+        return {"denoised": mean, "uncertainty": torch.sqrt(var)} if pcfg.uncertainty else {"denoised": mean}
+
+    def state(self, net: nn.Module, scale: tuple[float, ...]) -> dict[str, Any]:
+        """Fitted noise parameters in the image's intensity units (the noise model knows the scale)."""
+        return net.noise.report()  # type: ignore[operator]
+
+    def bytes_per_pixel(self, net: nn.Module) -> int:
+        """Every direction keeps about six full-resolution feature maps at the peak."""
+        return 4 * 8 * self.cfg.base_channels * (4 if getattr(net, "ndim", 2) == 2 else 6)

@@ -1,0 +1,199 @@
+"""Noise models for the blind-spot network, and a classical noise estimate to start them from.
+
+Everything here works in normalised units ``y_n = (y - offset) / scale`` (per
+channel, see :class:`~.data.Normalisation`). The noise variance is
+``var_n = a_n * mu_n + b_n`` (``a_n = 0`` for Gaussian noise). In the image's
+intensity units the same model reads ``var = a * mu + b`` with::
+
+    a = a_n * scale
+    b = b_n * scale**2 - a * offset
+
+``b_n`` is the noise variance at the image's mean intensity, so it is positive
+for any physical noise; both are stored as logarithms. The starting value
+matters (docs/benchmarks.md): the likelihood only sees prior + noise variance,
+so a noise level that starts below the truth tends to stay there. We therefore
+take the *shape* of the classical variance-vs-mean fit and scale it up until it
+explains the whole image variance, and let training bring it down.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+KINDS = ("gaussian", "poisson-gaussian", "known")
+MIN_VAR = 1e-6
+_BINS = 16
+
+
+def posterior(
+    y: torch.Tensor, mu: torch.Tensor, var_x: torch.Tensor, var_n: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and variance of a Gaussian prior ``N(mu, var_x)`` and observation ``y ~ N(x, var_n)``.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        ``(y * var_x + mu * var_n) / (var_x + var_n)`` and ``var_x * var_n / (var_x + var_n)``.
+    """
+    total = var_x + var_n
+    return (y * var_x + mu * var_n) / total, var_x * var_n / total
+
+
+def gaussian_nll(y: torch.Tensor, mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood of ``y`` under ``N(mu, var)`` (constant dropped)."""
+    return 0.5 * torch.mean(torch.log(var) + (y - mu) ** 2 / var)
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """Classical per-channel noise estimate in normalised units.
+
+    Attributes
+    ----------
+    a, b : numpy.ndarray
+        Slope and intercept of the local variance-vs-mean fit (``a >= 0``).
+    total : numpy.ndarray
+        Variance of the whole image (signal and noise).
+    mean : numpy.ndarray
+        Mean intensity of the sample.
+    spread : numpy.ndarray
+        Relative change of the fitted noise variance between the 10th and 90th
+        percentile of the local mean (near 0 for signal-independent noise).
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    total: np.ndarray
+    mean: np.ndarray
+    spread: np.ndarray
+
+
+def _residual(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signal-cancelling residual with the noise's variance, and the local 5-pixel mean."""
+    c = plane[1:-1, 1:-1]
+    nb = plane[:-2, 1:-1] + plane[2:, 1:-1] + plane[1:-1, :-2] + plane[1:-1, 2:]
+    return (4 * c - nb) / math.sqrt(20.0), (c + nb) / 5.0
+
+
+def _fit_channel(planes: list[np.ndarray]) -> tuple[float, float, float]:
+    """Robust binned variance of the residual against the local mean, fitted by a line."""
+    rs, ms = zip(*(_residual(p) for p in planes))
+    r, m = np.concatenate([x.ravel() for x in rs]), np.concatenate([x.ravel() for x in ms])
+    edges = np.quantile(m, np.linspace(0, 1, _BINS + 1))
+    idx = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, _BINS - 1)
+    centres, variances = [], []
+    for k in range(_BINS):
+        rk = r[idx == k]
+        if rk.size < 50:
+            continue
+        mad = np.median(np.abs(rk - np.median(rk)))  # robust against edges in the signal
+        centres.append(float(np.mean(m[idx == k])))
+        variances.append(float((1.4826 * mad) ** 2))
+    cen, var = np.asarray(centres), np.asarray(variances)
+    a, b = np.polyfit(cen, var, 1) if len(cen) >= 2 and np.ptp(cen) > 0 else (0.0, float(np.mean(var)))
+    if a <= 0:
+        a, b = 0.0, float(np.median(var))
+    lo, hi = np.quantile(m, [0.1, 0.9])
+    mid = max(a * float(np.median(m)) + b, MIN_VAR)
+    return float(a), float(max(b, MIN_VAR)), float(a * (hi - lo) / mid)
+
+
+def estimate_noise(planes: list[np.ndarray], total: np.ndarray, mean: np.ndarray) -> NoiseEstimate:
+    """Fit ``var = a * mean + b`` per channel on normalised planes ``(C, Y, X)``.
+
+    Parameters
+    ----------
+    planes : list of numpy.ndarray
+        Normalised 2D crops ``(C, Y, X)`` of the image (each at least 3 x 3).
+    total, mean : numpy.ndarray
+        Per-channel variance and mean of the whole (normalised) image.
+    """
+    fits = [_fit_channel([p[c].astype(np.float64) for p in planes]) for c in range(planes[0].shape[0])]
+    a, b, spread = (np.asarray(v, dtype=np.float64) for v in zip(*fits))
+    return NoiseEstimate(a, b, np.asarray(total, np.float64), np.asarray(mean, np.float64), spread)
+
+
+class NoiseModel(nn.Module):
+    """Per-channel noise variance ``a_n * mu + b_n`` in normalised units (log-parametrised).
+
+    Parameters
+    ----------
+    channels : int
+        Image channels.
+    kind : str
+        ``gaussian`` (``a_n = 0``, ``b_n`` learned), ``poisson-gaussian`` (both
+        learned) or ``known`` (fixed ``b_n``). Stored in a buffer so a saved
+        model knows what was chosen for ``auto``.
+    """
+
+    def __init__(self, channels: int, kind: str = "gaussian") -> None:
+        super().__init__()
+        self.log_a = nn.Parameter(torch.full((channels,), -4.0))
+        self.log_b = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("kind_code", torch.tensor(KINDS.index(kind)))
+        self.register_buffer("offset", torch.zeros(channels))
+        self.register_buffer("scale", torch.ones(channels))
+        self.register_buffer("classical", torch.zeros(2, channels))
+
+    @property
+    def kind(self) -> str:
+        """``gaussian``, ``poisson-gaussian`` or ``known``."""
+        return KINDS[int(self.kind_code)]
+
+    @property
+    def learned(self) -> bool:
+        """Whether training should update the parameters."""
+        return self.kind != "known"
+
+    def set_kind(self, kind: str) -> None:
+        """Choose the model (``gaussian``, ``poisson-gaussian`` or ``known``)."""
+        self.kind_code.fill_(KINDS.index(kind))
+
+    def variance(self, mu: torch.Tensor) -> torch.Tensor:
+        """Noise variance for the (normalised) signal ``mu`` of shape ``(B, C, *spatial)``."""
+        shape = (1, -1) + (1,) * (mu.ndim - 2)
+        b = torch.exp(self.log_b.float()).view(shape)
+        if self.kind != "poisson-gaussian":
+            return b.expand_as(mu)
+        a = torch.exp(self.log_a.float()).view(shape)
+        return torch.clamp(a * mu.float() + b, min=MIN_VAR)
+
+    @torch.no_grad()
+    def initialise(self, a_n: np.ndarray, b_n: np.ndarray, offset: Any, scale: Any, classical: Any = None) -> None:
+        """Set the parameters (normalised units) and remember the normalisation for reporting.
+
+        ``classical`` is the ``(a_n, b_n)`` of the classical estimate, kept to report next to the fit.
+        """
+        if classical is not None:
+            self.classical.copy_(torch.as_tensor(np.asarray(classical), dtype=torch.float32))
+        self.log_a.copy_(torch.log(torch.as_tensor(np.maximum(a_n, 1e-6), dtype=torch.float32)))
+        self.log_b.copy_(torch.log(torch.as_tensor(np.maximum(b_n, MIN_VAR), dtype=torch.float32)))
+        self.offset.copy_(torch.as_tensor(offset, dtype=torch.float32))
+        self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+
+    def report(self) -> dict[str, Any]:
+        """Fitted parameters in the image's intensity units (floats for one channel, else lists)."""
+        sc, off = self.scale.double(), self.offset.double()
+        out: dict[str, Any] = {"noise_model": self.kind}
+        a_n, b_n = torch.exp(self.log_a.detach().double()), torch.exp(self.log_b.detach().double())
+        ca, cb = self.classical.double()
+        if self.kind == "poisson-gaussian":
+            a, a_c = a_n * sc, ca * sc
+            out["noise_a"], out["noise_b"] = _plain(a), _plain(b_n * sc**2 - a * off)
+            out["classical_a"], out["classical_b"] = _plain(a_c), _plain(cb * sc**2 - a_c * off)
+        else:
+            out["noise_sigma"] = _plain(torch.sqrt(b_n) * sc)
+            if self.kind == "gaussian":
+                out["classical_sigma"] = _plain(torch.sqrt(cb) * sc)
+        return out
+
+
+def _plain(v: torch.Tensor) -> float | list[float]:
+    vals = [round(float(x), 6) for x in v.reshape(-1)]
+    return vals[0] if len(vals) == 1 else vals

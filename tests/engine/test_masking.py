@@ -1,0 +1,74 @@
+import torch
+
+from napari_selfsup_denoise.engine.masking import grid_spacing, masked_mse, n2v_manipulate
+
+
+def _unique_batch(b=4, c=2, h=48, w=40):
+    return torch.arange(b * c * h * w, dtype=torch.float32).reshape(b, c, h, w)
+
+
+def test_replacement_is_a_neighbour_never_the_masked_pixel_itself():
+    x = _unique_batch()
+    for seed in range(5):
+        xm, mask = n2v_manipulate(x, 0.05, radius=2, gen=torch.Generator().manual_seed(seed))
+        b, _, ys, xs = torch.nonzero(mask, as_tuple=True)
+        assert len(b) > 0
+        for i in range(len(b)):
+            bi, yi, xi = int(b[i]), int(ys[i]), int(xs[i])
+            new = xm[bi, :, yi, xi]
+            assert not torch.equal(new, x[bi, :, yi, xi])
+            win = x[bi, 0, max(0, yi - 2) : yi + 3, max(0, xi - 2) : xi + 3]
+            assert bool((win == new[0]).any()), "replacement must come from the 5x5 neighbourhood"
+            # all channels are replaced by the same neighbour position
+            assert int(new[1] - new[0]) == x.shape[2] * x.shape[3]
+
+
+def test_unmasked_pixels_are_untouched():
+    x = _unique_batch()
+    xm, mask = n2v_manipulate(x, 0.02, gen=torch.Generator().manual_seed(1))
+    assert torch.equal(xm * (1 - mask), x * (1 - mask))
+
+
+def test_masked_fraction_is_within_tolerance():
+    x = torch.zeros(8, 1, 128, 128)
+    for frac in (0.002, 0.015, 0.05):
+        _, mask = n2v_manipulate(x, frac, gen=torch.Generator().manual_seed(0))
+        got = float(mask.mean())
+        g = grid_spacing(frac, 2)
+        assert abs(got - 1 / g**2) < 1e-3
+        assert 0.5 * frac < got < 1.6 * frac
+
+
+def test_3d_masking_and_median_mode():
+    x = torch.arange(2 * 1 * 16 * 16 * 16, dtype=torch.float32).reshape(2, 1, 16, 16, 16)
+    xm, mask = n2v_manipulate(x, 0.02, radius=1, mode="median", gen=torch.Generator().manual_seed(3))
+    idx = torch.nonzero(mask[:, 0])
+    interior = [r for r in idx.tolist() if all(1 <= v <= 14 for v in r[1:])]
+    assert len(interior) > 10
+    for b, z, y, xx in interior:
+        nb = x[b, 0, max(0, z - 1) : z + 2, max(0, y - 1) : y + 2, max(0, xx - 1) : xx + 2].flatten()
+        nb = nb[nb != x[b, 0, z, y, xx]]
+        assert xm[b, 0, z, y, xx] == nb.median()
+
+
+def test_struct_mask_replaces_pixels_along_the_axis():
+    x = torch.arange(1 * 1 * 32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32)
+    xm, mask = n2v_manipulate(x, 0.01, struct=(1, 5), gen=torch.Generator().manual_seed(0))
+    _, _, ys, xs = torch.nonzero(mask, as_tuple=True)
+    changed = xm != x
+    for y, xx in zip(ys.tolist(), xs.tolist()):
+        for j in (-2, -1, 1, 2):
+            if 0 <= xx + j < 32:
+                assert changed[0, 0, y, xx + j], "pixels along X next to a masked pixel must be replaced"
+
+
+def test_loss_only_sees_masked_pixels():
+    target = torch.randn(2, 1, 16, 16)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[0, 0, 3, 4] = mask[1, 0, 8, 9] = 1
+    pred = (target + 5.0 * (1 - mask)).requires_grad_(True)
+    loss = masked_mse(pred, target, mask)
+    assert float(loss.detach()) == 0.0
+    pred2 = target.clone().requires_grad_(True)
+    masked_mse(pred2 + 1.0, target, mask).backward()
+    assert torch.count_nonzero(pred2.grad) == 2

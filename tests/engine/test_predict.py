@@ -1,0 +1,102 @@
+"""Tiled prediction is exact: it does not depend on the tile size, so tiles have no seams."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_selfsup_denoise import PredictConfig, TrainConfig
+from napari_selfsup_denoise.engine import predict as predict_mod
+from napari_selfsup_denoise.engine.data import Normalisation
+from napari_selfsup_denoise.engine.events import drain
+from napari_selfsup_denoise.engine.methods import get_method
+from napari_selfsup_denoise.engine.model import Model
+
+
+def _random_model(ndim: int, channels: int = 1, algorithm: str = "n2v", depth: int = 2) -> Model:
+    cfg = TrainConfig(algorithm=algorithm, depth=depth, base_channels=8, axes="ZYX" if ndim == 3 else "YX")
+    torch.manual_seed(0)
+    net = get_method(cfg).build(ndim, channels).eval()
+    norm = Normalisation("meanstd", (10.0,) * channels, (3.0,) * channels)
+    return Model(net, cfg, cfg.axes or "YX", ndim, channels, norm)
+
+
+def _predict(model, image, tile, axes=None, **kw):
+    return drain(predict_mod.predict(model, image, PredictConfig(tile=tile, precision="fp32", **kw), axes=axes))
+
+
+@pytest.mark.parametrize("algorithm", ["n2v", "n2v2"])
+def test_tiled_equals_whole_image_2d_odd_shape(algorithm):
+    model = _random_model(2, algorithm=algorithm)
+    img = np.random.default_rng(0).normal(10, 3, (77, 101)).astype(np.float32)
+    whole = _predict(model, img, tile=512)
+    tiled = _predict(model, img, tile=16)
+    assert whole.shape == img.shape and whole.dtype == np.float32
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
+
+
+def test_tiled_equals_whole_image_3d_odd_shape():
+    model = _random_model(3)
+    img = np.random.default_rng(1).normal(10, 3, (13, 37, 29)).astype(np.float32)
+    np.testing.assert_allclose(_predict(model, img, tile=8), _predict(model, img, tile=256), atol=1e-4)
+
+
+def test_no_seam_at_tile_borders():
+    """The step across a tile border is no larger than steps elsewhere in a smooth image."""
+    model = _random_model(2)
+    yy, xx = np.mgrid[0:96, 0:96].astype(np.float32)
+    img = 10 + np.sin(xx / 9) + np.cos(yy / 11)
+    out = _predict(model, img, tile=32)
+    jumps = np.abs(np.diff(out, axis=1))
+    at_border = jumps[:, [31, 63]].max()
+    assert at_border <= jumps.max() + 1e-6 and at_border < 4 * np.median(jumps) + 1e-3
+
+
+def test_tta_and_multichannel_and_time_axis():
+    model = _random_model(2, channels=2)
+    img = np.random.default_rng(2).normal(10, 3, (3, 2, 40, 48)).astype(np.float32)  # T C Y X
+    a = _predict(model, img, tile=16, axes="TCYX", tta=True)
+    b = _predict(model, img, tile=64, axes="TCYX", tta=True)
+    assert a.shape == img.shape
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    one = _predict(model, img[1], tile=64, axes="CYX", tta=True)
+    np.testing.assert_allclose(a[1], one, atol=1e-4)
+
+
+def test_out_of_memory_backs_off_to_smaller_tiles(monkeypatch):
+    model = _random_model(2)
+    img = np.random.default_rng(3).normal(10, 3, (64, 64)).astype(np.float32)
+    reference = _predict(model, img, tile=64)
+    real = predict_mod._forward
+
+    def fake(model_, x, pcfg, dtype):
+        if x.shape[-1] > 2 * model.margin + 32:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+        return real(model_, x, pcfg, dtype)
+
+    monkeypatch.setattr(predict_mod, "_forward", fake)
+    events = []
+    out = predict_mod.predict(model, img, PredictConfig(tile=64, precision="fp32"))
+    result = drain(out, events.append)
+    assert events[-1].info["splits"] >= 1
+    np.testing.assert_allclose(result, reference, atol=1e-4)
+
+
+def test_writes_into_caller_array_and_stop_ends_early():
+    import threading
+
+    model = _random_model(2)
+    img = np.random.default_rng(4).normal(10, 3, (64, 64)).astype(np.float32)
+    out = np.full(img.shape, -1.0, dtype=np.float32)
+    stop = threading.Event()
+    gen = predict_mod.predict(model, img, PredictConfig(tile=16, precision="fp32"), out=out, stop=stop)
+    first = next(gen)
+    stop.set()
+    result = drain(gen)
+    assert result is out and first.total == 16
+    assert (out == -1).any() and (out != -1).any()
+
+
+def test_reflect_index_never_leaves_the_image():
+    idx = predict_mod.reflect_index(np.arange(-50, 60), 7)
+    assert idx.min() == 0 and idx.max() == 6
+    assert list(predict_mod.reflect_index(np.array([-2, -1, 0, 6, 7, 8]), 7)) == [2, 1, 0, 6, 5, 4]

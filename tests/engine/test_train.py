@@ -1,0 +1,109 @@
+"""Training: budgets, stop, quality, reproducibility, bad input."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_selfsup_denoise import TrainConfig, train
+from napari_selfsup_denoise.engine.data import DataError
+from napari_selfsup_denoise.engine.events import TrainProgress
+from napari_selfsup_denoise.engine.train import train as train_gen
+
+TINY = dict(patch_size=32, batch_size=4, base_channels=8, depth=2, max_seconds=None)
+
+
+def test_stop_event_ends_training_and_returns_a_usable_model(camera_128):
+    stop = threading.Event()
+    gen = train_gen(camera_128[1], TrainConfig(max_steps=1000, axes="YX", **TINY), stop=stop)
+    steps = []
+    for ev in gen:
+        assert isinstance(ev, TrainProgress)
+        steps.append(ev.step)
+        if ev.step == 5:
+            stop.set()
+    assert steps == [1, 2, 3, 4, 5]
+    model = train(camera_128[1], axes="YX", max_steps=5, **TINY)
+    assert model.denoise(camera_128[1]).shape == camera_128[1].shape
+
+
+def test_max_seconds_ends_training_early(camera_128):
+    events = []
+    model = train(
+        camera_128[1], axes="YX", max_steps=100_000, **{**TINY, "max_seconds": 1.5}, on_progress=events.append
+    )
+    assert 0 < model.summary["steps"] < 100_000
+    assert events[-1].elapsed < 5.0
+    assert model.summary["ended_by"] == "budget"
+    assert events[-1].total < 100_000, "the total is re-estimated from the time budget"
+    assert np.isfinite(model.denoise(camera_128[1])).all()
+
+
+def test_progress_events_carry_loss_eta_and_validation(camera_128):
+    events = []
+    train(camera_128[1], axes="YX", max_steps=60, val_fraction=0.3, **TINY, on_progress=events.append)
+    assert [e.step for e in events] == list(range(1, 61))
+    assert all(e.total == 60 and e.loss > 0 and e.steps_per_s > 0 for e in events)
+    assert events[-1].eta < events[0].eta
+    assert events[0].val_loss is None and events[-1].val_loss is not None
+
+
+def test_quality_gain_of_at_least_5_db(camera_128, psnr):
+    clean, noisy = camera_128
+    model = train(noisy, axes="YX", max_steps=250, max_seconds=None, batch_size=8, base_channels=16, seed=1)
+    den = model.denoise(noisy)
+    gain = psnr(den, clean) - psnr(noisy, clean)
+    assert gain >= 5.0, f"gain {gain:.2f} dB"
+
+
+def test_reproducible_with_a_seed_on_cpu(camera_128):
+    cfg = dict(axes="YX", max_steps=8, device="cpu", precision="fp32", **TINY)
+    a = train(camera_128[1], seed=3, **cfg).denoise(camera_128[1], precision="fp32")
+    b = train(camera_128[1], seed=3, **cfg).denoise(camera_128[1], precision="fp32")
+    c = train(camera_128[1], seed=4, **cfg).denoise(camera_128[1], precision="fp32")
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("algorithm", ["n2v2", "structn2v"])
+def test_other_n2v_variants_denoise(camera_128, psnr, algorithm):
+    clean, noisy = camera_128
+    model = train(noisy, axes="YX", algorithm=algorithm, max_steps=300, **{**TINY, "base_channels": 16})
+    assert psnr(model.denoise(noisy), clean) > psnr(noisy, clean) + 2.0
+
+
+def test_noise2noise_uses_the_target(camera_128, psnr):
+    clean, noisy = camera_128
+    noisy2 = clean + np.random.default_rng(7).normal(0, 25, clean.shape).astype(np.float32)
+    model = train(noisy, target=noisy2, axes="YX", algorithm="n2n", max_steps=120, **{**TINY, "base_channels": 16})
+    assert psnr(model.denoise(noisy), clean) > psnr(noisy, clean) + 3.0
+    with pytest.raises(DataError, match="needs a target"):
+        train(noisy, axes="YX", algorithm="n2n", max_steps=2, **TINY)
+
+
+def test_3d_and_multichannel_training(noisy_3d):
+    model = train(noisy_3d, axes="ZYX", max_steps=4, patch_size_z=8, **TINY)
+    assert model.ndim == 3 and model.denoise(noisy_3d).shape == noisy_3d.shape
+    two = np.stack([noisy_3d[0], noisy_3d[1] * 2])  # C Y X
+    m2 = train(two, axes="CYX", max_steps=4, **TINY)
+    assert m2.channels == 2 and m2.denoise(two).shape == two.shape
+
+
+def test_fine_tuning_continues_from_a_model(camera_128):
+    first = train(camera_128[1], axes="YX", max_steps=4, **TINY)
+    again = train(camera_128[1], axes="YX", max_steps=4, init=first, **TINY)
+    assert again.norm == first.norm and again.summary["steps"] == 4
+
+
+@pytest.mark.parametrize(
+    ("image", "fragment"),
+    [
+        (np.full((64, 64), np.nan, np.float32), "NaN"),
+        (np.random.default_rng(0).normal(size=(12, 12)).astype(np.float32), "too small"),
+        (np.ones((64, 64), np.float32), "constant"),
+        (np.zeros((0, 64), np.float32), "empty"),
+    ],
+)
+def test_bad_images_give_clear_errors(image, fragment):
+    with pytest.raises(DataError, match=fragment):
+        train(image, axes="YX", max_steps=2, **TINY)
