@@ -8,6 +8,8 @@ preview costs a small fraction of a training step budget.
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,8 @@ from ._layers import Snapshot, add_result
 
 PREVIEW_YX = 256
 PREVIEW_Z = 16
+# At most this share of the wall time goes to previews (the issue allows ~10 % slower training).
+PREVIEW_SHARE = 0.08
 Region = tuple[tuple[Any, ...], tuple[int, ...]]
 
 
@@ -46,14 +50,25 @@ class PreviewSource:
         self.snap, self.axes = snap, axes
         self.region: Region | None = None
         self.used: Region | None = None
+        self.cost = 0.0
+        self.called_at = -math.inf
 
     def __call__(self) -> np.ndarray | None:
-        """Worker side: read the region chosen last on the main thread."""
-        region = self.region
-        if region is None:
+        """Worker side: read the region chosen last on the main thread (None skips this preview).
+
+        A preview is skipped while the time since the last one is shorter than
+        its measured cost divided by ``PREVIEW_SHARE``, so previews never take
+        more than that share of the training time, however slow the device.
+        """
+        region, now = self.region, time.perf_counter()
+        if region is None or now - self.called_at < self.cost / PREVIEW_SHARE:
             return None
-        self.used = region
+        self.used, self.called_at = region, now
         return np.asarray(self.snap.data[region[0]])
+
+    def arrived(self) -> None:
+        """Main thread: a preview came back; its cost is the time since the crop was handed out."""
+        self.cost = max(0.0, time.perf_counter() - self.called_at)
 
     def follow(self, viewer: Any, layer: Any) -> None:
         """Main thread: choose the region from the viewer's current slice and camera centre."""

@@ -8,18 +8,16 @@ from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-from ..axes import AxesError, spatial_ndim, validate_axes
 from ..config import TrainConfig
 from ._form import TrainForm
-from ._layers import LayerError, Snapshot, add_result, allocate_output, check_size, layer_axes, snapshot
+from ._job import Request, prepare
+from ._layers import LayerError, Snapshot, add_result, layer_axes
 from ._model_box import ModelBox, ModelHolder
 from ._pickers import LayerCombo
 from ._plot import LossPlot
 from ._preview import PreviewSource, show_preview, view_camera
-from ._worker import Stops, TrainJob, TrainResult, notify, start_worker, train_then_denoise
+from ._worker import Stops, TrainResult, notify, start_worker, train_then_denoise
 from .denoise import DenoiseSection
-
-NET_FIELDS = ("algorithm", "depth", "base_channels", "batch_norm", "residual")
 
 
 def _clock(seconds: float) -> str:
@@ -127,46 +125,17 @@ class TrainWidget(QWidget):
 
     # --- starting ---------------------------------------------------------------------------
 
-    def _config_for(self, layer: Any, shape: tuple[int, ...]) -> TrainConfig:
-        cfg = self.form.config()
-        axes = validate_axes(cfg.axes or layer_axes(layer, tuple(self.viewer.dims.axis_labels)), len(shape))
-        cfg = cfg.replace(axes=axes)
-        model = self.holder.model
-        if self.form.continue_training.isChecked() and model is not None:
-            if spatial_ndim(axes) != model.ndim:
-                nd = spatial_ndim(axes)
-                raise AxesError(f"the current model is {model.ndim}D but the axes {axes!r} ask for {nd}D training")
-            cfg = cfg.replace(**{k: getattr(model.config, k) for k in NET_FIELDS})
-        return cfg
-
-    def _target(self, cfg: TrainConfig, snap: Snapshot) -> Any:
-        if cfg.algorithm != "n2n":
-            return None
-        layer = self.target.layer()
-        if layer is None:
-            raise LayerError("Noise2Noise needs a target: pick the second noisy acquisition as 'target'")
-        target = snapshot(layer).data
-        if tuple(target.shape) != tuple(snap.data.shape):
-            raise LayerError(f"the target's shape {tuple(target.shape)} differs from the image's {snap.data.shape}")
-        return target
-
-    def _prepare(self, layer: Any) -> tuple[TrainJob, Snapshot]:
-        """Main thread: copy the data and build the job (raises ValueError with a plain message)."""
-        if layer is None:
-            raise LayerError("add or pick an image layer to train on")
-        snap = snapshot(layer)
-        cfg = self._config_for(layer, tuple(snap.data.shape))
-        check_size(snap, str(cfg.axes))
-        target = self._target(cfg, snap)
-        cont = self.form.continue_training.isChecked()
-        self._preview = PreviewSource(snap, str(cfg.axes)) if self.form.preview.isChecked() else None
-        if self._preview is not None:
-            self._preview.follow(self.viewer, layer)
-        unc = self.form.uncertainty.isChecked() and cfg.algorithm == "blindspot"
-        out = allocate_output(snap, str(cfg.axes), None)[0]
-        unc_out = allocate_output(snap, str(cfg.axes), None, "uncertainty")[0] if unc else None
-        init = self.holder.model if cont else None
-        return TrainJob(snap.data, cfg, target, init, self._preview, True, unc, out, unc_out), snap
+    def _request(self, layer: Any) -> Request:
+        form, model = self.form, self.holder.model
+        return Request(
+            layer,
+            self.target.layer(),
+            form.config(),
+            tuple(self.viewer.dims.axis_labels),
+            model if form.continue_training.isChecked() else None,
+            form.preview.isChecked(),
+            form.uncertainty.isChecked(),
+        )
 
     def start_training(self, layer: Any = None) -> Any:
         """Train on ``layer`` (default: the picked one); returns the worker, or None after a notification."""
@@ -174,12 +143,14 @@ class TrainWidget(QWidget):
             return self.worker
         layer = layer if layer is not None else self.layer.layer()
         try:
-            job, snap = self._prepare(layer)
+            job, snap, self._preview = prepare(self._request(layer))
         except (ValueError, OSError) as exc:
             notify(str(exc), error=True)
             self.status.setText(f"failed: {exc}")
             return None
         self._source, self._snap, self._last_config = layer, snap, job.config
+        if self._preview is not None:
+            self._preview.follow(self.viewer, layer)
         self._stops = Stops()
         self.plot.clear()
         self.phase = "train"
@@ -229,9 +200,10 @@ class TrainWidget(QWidget):
             val = "" if ev.val_loss is None else f" · validation {ev.val_loss:.4g}"
             self.status.setText(f"loss {ev.loss:.4g}{val} · {ev.steps_per_s:.1f} steps/s · {_clock(ev.elapsed)}")
             self.plot.add(ev.step, ev.loss, ev.val_loss)
-            used = self._preview.used if self._preview is not None else None
-            if ev.preview is not None and used is not None and self._snap is not None:
-                show_preview(self.viewer, self._snap, ev.preview, used)
+            pv, snap = self._preview, self._snap
+            if ev.preview is not None and pv is not None and pv.used is not None and snap is not None:
+                pv.arrived()
+                show_preview(self.viewer, snap, ev.preview, pv.used)
             return
         self.phase = "predict"
         self.progress.setMaximum(max(1, ev.total))
@@ -244,6 +216,7 @@ class TrainWidget(QWidget):
         if self._closed:
             return
         self.holder.set(res.model)
+        self.progress.setFormat("done")
         summary = res.model.summary or {}
         self.status.setText(f"done: {summary.get('steps', '?')} steps, ended by {summary.get('ended_by', '?')}")
         if summary.get("message"):

@@ -1,0 +1,84 @@
+"""Main-thread preparation of a training run: copy the data, check it, build the config and the job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..axes import AxesError, spatial_ndim, validate_axes
+from ..config import TrainConfig
+from ._layers import LayerError, Snapshot, allocate_output, check_size, layer_axes, snapshot
+from ._preview import PreviewSource
+from ._worker import TrainJob
+
+NET_FIELDS = ("algorithm", "depth", "base_channels", "batch_norm", "residual")
+
+
+@dataclass
+class Request:
+    """What the person asked for in the widget (read on the main thread).
+
+    Attributes
+    ----------
+    layer, target : napari layers or None
+        The image to train on and, for Noise2Noise, the second acquisition.
+    config : TrainConfig
+        The form's config (axes may still be None).
+    axis_labels : tuple of str
+        The viewer's axis labels (used to guess the axes).
+    init : Model or None
+        The model to continue from.
+    preview, uncertainty : bool
+        Whether to preview live and add an uncertainty layer (blind-spot).
+    """
+
+    layer: Any
+    target: Any
+    config: TrainConfig
+    axis_labels: tuple[str, ...] = ()
+    init: Any = None
+    preview: bool = True
+    uncertainty: bool = False
+
+
+def resolve_config(req: Request, shape: tuple[int, ...]) -> TrainConfig:
+    """The config with the axes filled in and, when continuing, the network taken from the model."""
+    cfg = req.config
+    axes = validate_axes(cfg.axes or layer_axes(req.layer, req.axis_labels), len(shape))
+    cfg = cfg.replace(axes=axes)
+    model = req.init
+    if model is not None:
+        nd = spatial_ndim(axes)
+        if nd != model.ndim:
+            raise AxesError(f"the current model is {model.ndim}D but the axes {axes!r} ask for {nd}D training")
+        cfg = cfg.replace(**{k: getattr(model.config, k) for k in NET_FIELDS})
+    return cfg
+
+
+def target_data(req: Request, cfg: TrainConfig, snap: Snapshot) -> Any:
+    """The Noise2Noise target's data (None for the other algorithms)."""
+    if cfg.algorithm != "n2n":
+        return None
+    if req.target is None:
+        raise LayerError("Noise2Noise needs a target: pick the second noisy acquisition as 'target'")
+    target = snapshot(req.target).data
+    if tuple(target.shape) != tuple(snap.data.shape):
+        raise LayerError(f"the target's shape {tuple(target.shape)} differs from the image's {snap.data.shape}")
+    return target
+
+
+def prepare(req: Request) -> tuple[TrainJob, Snapshot, PreviewSource | None]:
+    """Copy the data and build the job; raises ValueError with a plain message when it cannot run."""
+    if req.layer is None:
+        raise LayerError("add or pick an image layer to train on")
+    snap = snapshot(req.layer)
+    cfg = resolve_config(req, tuple(snap.data.shape))
+    axes = str(cfg.axes)
+    check_size(snap, axes)
+    target = target_data(req, cfg, snap)
+    preview = PreviewSource(snap, axes) if req.preview else None
+    unc = req.uncertainty and cfg.algorithm == "blindspot"
+    out = allocate_output(snap, axes, None)[0]
+    unc_out = allocate_output(snap, axes, None, "uncertainty")[0] if unc else None
+    job = TrainJob(snap.data, cfg, target, req.init, preview, True, unc, out, unc_out)
+    return job, snap, preview
