@@ -1,0 +1,53 @@
+"""``selfsup-denoise``: train, denoise, run and info from the command line.
+
+Expected problems (missing files, wrong axes, images too small, NaNs, an
+existing output) end with one line that says what to do and a non-zero exit
+code; a traceback is printed only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ._parser import build_parser
+
+EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+def _error(msg: str) -> None:
+    print(f"selfsup-denoise: error: {msg}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 some inputs failed, 2 bad input).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when omitted.
+    """
+    from ..batch import EXPECTED_ERRORS, Interrupted
+    from . import _commands
+
+    args = build_parser().parse_args(argv)
+    run = {"train": _commands.cmd_train, "denoise": _commands.cmd_denoise}
+    run |= {"run": _commands.cmd_run, "info": _commands.cmd_info}
+    try:
+        return run[args.command](args)
+    except Interrupted as exc:
+        _error(str(exc))
+        return EXIT_STOPPED
+    except KeyboardInterrupt:
+        _error("interrupted; completed chunks are kept, run again with --resume to continue")
+        return EXIT_INTERRUPTED
+    except EXPECTED_ERRORS as exc:
+        if args.debug:
+            raise
+        _error(str(exc))
+        return EXIT_USAGE
+    except Exception as exc:
+        if args.debug:
+            raise
+        _error(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback and report it)")
+        return EXIT_FAILED

@@ -1,0 +1,161 @@
+"""The four sub-commands; each returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..api import drain
+from ..batch import BatchOptions, denoise_files, open_training_data
+from ..config import ConfigError, TrainConfig, from_dict, to_dict
+from ..engine.model import Model, load_model, read_metadata
+from ._progress import BarReporter, TrainBar, summary
+
+_TRAIN_FLAGS = {
+    "algorithm": "algorithm",
+    "steps": "max_steps",
+    "patch_size": "patch_size",
+    "batch_size": "batch_size",
+    "noise_model": "noise_model",
+    "seed": "seed",
+    "device": "device",
+}
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def train_config(args: argparse.Namespace, axes: str) -> TrainConfig:
+    """TrainConfig from the flags and ``--set KEY=VALUE`` pairs (unknown keys are refused)."""
+    values = {field: getattr(args, flag) for flag, field in _TRAIN_FLAGS.items() if getattr(args, flag) is not None}
+    if args.max_seconds is not None:
+        values["max_seconds"] = args.max_seconds if args.max_seconds > 0 else None
+    for item in args.set:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. --set depth=2), got {item!r}")
+        values[key.strip()] = _parse_value(val.strip())
+    return from_dict({**to_dict(TrainConfig()), **values, "axes": axes})
+
+
+def _train(args: argparse.Namespace) -> Model:
+    data, axes, images = open_training_data(args.inputs, args.axes)
+    target = None
+    if args.target:
+        target, _, timgs = open_training_data(args.target, axes if len(args.target) == 1 else args.axes)
+        images += timgs
+    try:
+        cfg = train_config(args, axes)
+        print(f"training {cfg.algorithm} on {len(images) - (len(args.target or []))} input(s), axes {axes}, "
+              f"shape {tuple(data.shape)}", file=sys.stderr)  # fmt: skip
+        from ..engine.train import train
+
+        bar = TrainBar(args.quiet)
+        try:
+            model = drain(train(data, cfg, target=target), bar)
+        finally:
+            bar.close()
+    finally:
+        for im in images:
+            im.close()
+    s = model.summary
+    print(f"trained {s.get('steps')} steps in {s.get('seconds')} s on {s.get('device')} "
+          f"(ended by {s.get('ended_by')}, best val loss {s.get('best_val_loss')})", file=sys.stderr)  # fmt: skip
+    return model
+
+
+def _save(model: Model, path: str, overwrite: bool) -> Path:
+    p = Path(path)
+    p = p if p.suffix else p.with_suffix(".sdmodel")
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p} exists; pass --overwrite to replace it")
+    return model.save(p)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``selfsup-denoise train``."""
+    out = Path(args.output)
+    out = out if out.suffix else out.with_suffix(".sdmodel")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    model = _train(args)
+    print(f"saved {_save(model, str(out), True)}", file=sys.stderr)
+    return 0
+
+
+def _batch_options(args: argparse.Namespace) -> BatchOptions:
+    return BatchOptions(
+        axes=args.axes,
+        tile=args.tile,
+        tta=args.tta,
+        device=args.device,
+        prior=args.prior,
+        uncertainty=args.uncertainty,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        fmt=args.fmt,
+        dtype=args.dtype,
+        scheduler=args.scheduler,
+        dask_local=args.dask_local,
+        levels=args.levels,
+    )
+
+
+def _denoise(model: Model, args: argparse.Namespace, model_path: str | None) -> int:
+    rep = BarReporter(len(args.inputs), args.quiet)
+    try:
+        results = denoise_files(
+            model, args.inputs, args.output, _batch_options(args), model_path=model_path, reporter=rep
+        )
+    finally:
+        rep.close()
+    print(summary(results), file=sys.stderr)
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    """``selfsup-denoise denoise``."""
+    return _denoise(load_model(args.model), args, args.model)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``selfsup-denoise run``: train on the inputs, then denoise them."""
+    if args.save_model and Path(args.save_model).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.save_model} exists; pass --overwrite to replace it")
+    model = _train(args)
+    path = None
+    if args.save_model:
+        path = str(_save(model, args.save_model, True))
+        print(f"saved {path}", file=sys.stderr)
+    return _denoise(model, args, path)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``selfsup-denoise info``: what a model file holds."""
+    meta = read_metadata(args.model)
+    if args.json:
+        print(json.dumps(meta, indent=2, sort_keys=True))
+        return 0
+    cfg, summ, norm = meta.get("config", {}), meta.get("summary", {}), meta.get("normalisation", {})
+    rows = [
+        ("file", args.model),
+        ("format", f"{meta['format']} v{meta['format_version']}"),
+        ("algorithm", meta.get("algorithm")),
+        ("axes", f"{meta.get('axes')} ({meta.get('ndim')}D, {meta.get('channels')} channel(s))"),
+        ("network", f"depth {cfg.get('depth')}, base channels {cfg.get('base_channels')}"),
+        ("normalisation", f"{norm.get('method')} offset {norm.get('offset')} scale {norm.get('scale')}"),
+        ("training", f"{summ.get('steps')} steps, {summ.get('seconds')} s, ended by {summ.get('ended_by')}"),
+        ("best val loss", summ.get("best_val_loss")),
+        ("device", summ.get("device")),
+    ]
+    rows += [(k, v) for k, v in summ.items() if k not in ("steps", "seconds", "ended_by", "best_val_loss", "device")]
+    for k, v in rows:
+        print(f"{k:>14}: {v}")
+    return 0
