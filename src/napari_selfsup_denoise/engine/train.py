@@ -23,6 +23,7 @@ from .methods import Method, get_method
 from .model import Model
 
 VAL_EVERY = 50
+CPU_CHUNK = 32
 MAX_BAD_STEPS = 5
 
 
@@ -70,20 +71,31 @@ def _step(
     dtype: torch.dtype,
     st: RunState,
 ) -> float:
-    """One optimiser step; a non-finite loss skips the update and is counted."""
+    """One optimiser step; a non-finite loss skips the update and is counted.
+
+    On the CPU a large batch is run in chunks of :data:`CPU_CHUNK` with gradients
+    accumulated: the same update, with activations small enough to stay in cache.
+    """
     x, t = batch
-    with autocast(x.device, dtype):
-        loss = method.loss(net, x, t, gen)
-    value = float(loss.detach())
+    n = x.shape[0]
+    size = CPU_CHUNK if x.device.type == "cpu" and n > CPU_CHUNK else n
     opt.zero_grad(set_to_none=True)
-    if not math.isfinite(value):
-        st.bad += 1
-        return value
+    total = 0.0
+    for i in range(0, n, size):
+        xc, tc = x[i : i + size], None if t is None else t[i : i + size]
+        with autocast(x.device, dtype):
+            loss = method.loss(net, xc, tc, gen) * (xc.shape[0] / n)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            st.bad += 1
+            opt.zero_grad(set_to_none=True)
+            return value
+        loss.backward()
+        total += value
     st.bad = 0
-    loss.backward()
     clip_gradients(net, st)
     opt.step()
-    return value
+    return total
 
 
 def train(

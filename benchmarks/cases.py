@@ -1,0 +1,49 @@
+"""The development benchmark's cases (see ../shared/data/README.md), built with fixed seeds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(os.environ.get("SELFSUP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def camera_g25() -> tuple[np.ndarray, np.ndarray, float]:
+    """skimage camera + Gaussian sigma 25 (rng 42); returns clean, noisy, data_range."""
+    import skimage.data
+
+    clean = skimage.data.camera().astype(np.float64)
+    noisy = clean + np.random.default_rng(42).normal(0, 25, clean.shape)
+    return clean.astype(np.float32), noisy.astype(np.float32), 255.0
+
+
+def nuclei_pg30() -> tuple[np.ndarray, np.ndarray, float]:
+    """StarDist 2D nuclei scaled to a 30-photon peak, Poisson + Gaussian(2) noise (rng 42)."""
+    import tifffile
+
+    raw = tifffile.imread(SHARED / "nuclei2d_stardist.tif").astype(np.float64)
+    clean = raw / raw.max() * 30
+    rng = np.random.default_rng(42)
+    noisy = rng.poisson(clean) + rng.normal(0, 2, clean.shape)
+    return clean.astype(np.float32), noisy.astype(np.float32), 30.0
+
+
+def nuclei3d_pg() -> tuple[np.ndarray, np.ndarray, float]:
+    """StarDist 3D nuclei stack scaled to a 30-photon peak, Poisson + Gaussian(2) noise (rng 42)."""
+    import tifffile
+
+    raw = tifffile.imread(SHARED / "nuclei3d_stardist.tif").astype(np.float64)
+    clean = raw / raw.max() * 30
+    rng = np.random.default_rng(42)
+    noisy = rng.poisson(clean) + rng.normal(0, 2, clean.shape)
+    return clean.astype(np.float32), noisy.astype(np.float32), 30.0
+
+
+CASES = {"camera_g25": camera_g25, "nuclei_pg30": nuclei_pg30, "nuclei3d_pg": nuclei3d_pg}
+
+
+def psnr(a: np.ndarray, ref: np.ndarray, data_range: float) -> float:
+    """Peak signal-to-noise ratio in dB."""
+    return float(10 * np.log10(data_range**2 / np.mean((np.asarray(a, np.float64) - ref) ** 2)))
