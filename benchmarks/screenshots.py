@@ -48,7 +48,7 @@ def _open(sample: str) -> tuple[Any, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Train for a few seconds on a sample, save ``train-mid.png`` and ``result.png`` in the output folder."""
+    """Train on a sample; save ``widget_training.png`` (mid-run) and ``widget_result.png`` in the output folder."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("out", type=Path, help="folder for the PNGs (e.g. docs/images)")
     ap.add_argument("--sample", default="nuclei2d", help="sample key from napari.yaml")
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     widget.train_btn.click()
     preview = f"{source.name} preview"
     _pump(lambda: preview in viewer.layers and len(widget.plot.steps) >= args.steps, 600)
-    viewer.window.screenshot(path=str(args.out / "train-mid.png"), canvas_only=False)
+    viewer.window.screenshot(path=str(args.out / "widget_training.png"), canvas_only=False)
     widget.stop_btn.click()
     _pump(widget.is_idle, 300)
     widget.form.advanced.collapse(animate=False)
@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     viewer.grid.shape = (1, 2)
     viewer.reset_view()
     _pump(lambda: False, 1)
-    viewer.window.screenshot(path=str(args.out / "result.png"), canvas_only=False)
+    viewer.window.screenshot(path=str(args.out / "widget_result.png"), canvas_only=False)
     clean = source.metadata.get("clean")
     if clean is not None:
         print(f"PSNR noisy {_psnr(clean, source.data):.2f} dB -> denoised {_psnr(clean, result.data):.2f} dB")
-    print(f"{widget.status.text()}; wrote {args.out / 'train-mid.png'} and {args.out / 'result.png'}")
+    print(f"{widget.status.text()}; wrote {args.out / 'widget_training.png'} and {args.out / 'widget_result.png'}")
     viewer.close()
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,11 @@ import pytest
 
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
+
+# vispy needs an OpenGL context: Qt's offscreen platform cannot add image layers, so these tests run
+# on an X display, which pytest-xvfb starts (`make xvfb` installs Xvfb and the xcb libraries).
+if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
 
 # Leave a core to the event loop: the tests check that the UI keeps ticking while training.
 os.environ.setdefault("SELFSUP_DENOISE_THREADS", "1")
@@ -39,6 +45,24 @@ def noisy64() -> np.ndarray:
     yy, xx = np.mgrid[:64, :64]
     clean = 100 + 50 * np.sin(yy / 7.0) * np.cos(xx / 9.0)
     return (clean + rng.normal(0, 10, clean.shape)).astype(np.float32)
+
+
+def _no_display() -> bool:
+    return sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _qt_platform() -> None:
+    """Without a display Qt would abort on start: fall back to offscreen (the viewer tests then skip)."""
+    if _no_display():
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+@pytest.fixture(autouse=True)
+def _needs_display(request: pytest.FixtureRequest) -> None:
+    """Skip viewer tests cleanly (before Qt starts and aborts) when there is no display to draw on."""
+    if "open_widget" in request.fixturenames and _no_display():
+        pytest.skip("no X display: `make xvfb` installs Xvfb, which pytest-xvfb then starts")
 
 
 @pytest.fixture

@@ -144,3 +144,13 @@ def test_closing_the_widget_mid_training_stops_the_worker(open_widget, qtbot, no
         viewer.window.remove_dock_widget(dock)
     assert widget._stops.train.is_set()
     assert "cells denoised" not in viewer.layers
+
+
+def test_closing_the_viewer_mid_training_stops_the_worker(open_widget, qtbot, noisy64, small, wait_for):
+    viewer, _, widget = open_widget()
+    viewer.add_image(noisy64, name="cells")
+    small(widget, steps=None, seconds=120)
+    worker = widget.start_training()
+    wait_for(lambda: len(widget.plot.steps) >= 2)
+    with qtbot.waitSignal(worker.finished, timeout=5000):
+        viewer.close()

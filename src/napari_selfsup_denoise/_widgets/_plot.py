@@ -84,6 +84,9 @@ class LossPlot(QWidget):
         self._curve(painter, to_px, self.steps, self.smooth, _SMOOTH)
         if self.val:
             self._curve(painter, to_px, [s for s, _ in self.val], [v for _, v in self.val], _VAL)
+            painter.setBrush(_VAL)
+            for s, v in self.val[-MAX_POINTS:]:
+                painter.drawEllipse(to_px(s, v), 2.5, 2.5)  # type: ignore[operator]
         painter.setPen(QPen(fg, 1))
         top, bottom = (10**hi, 10**lo) if log else (hi, lo)
         painter.drawText(QPointF(2, rect.top() + 10), f"{top:.3g}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._layers import Snapshot, add_result
+from ._layers import Snapshot, add_result, robust_limits
 
 PREVIEW_YX = 256
 PREVIEW_Z = 16
@@ -123,4 +123,5 @@ def show_preview(viewer: Any, snap: Snapshot, pv: np.ndarray, region: Region) ->
         layer.data = data
         layer.translate = translate
         return layer
-    return add_result(viewer, snap, data, "preview", translate=translate, contrast_limits=snap.contrast_limits)
+    # Limits from the first preview, then fixed, so later previews show the improvement.
+    return add_result(viewer, snap, data, "preview", translate=translate, contrast_limits=robust_limits(data))

@@ -50,6 +50,11 @@ class Stops:
         self.train.set()
         self.predict.set()
 
+    def clear(self) -> None:
+        """Ready for a new run."""
+        self.train.clear()
+        self.predict.clear()
+
 
 @dataclass(frozen=True)
 class TrainJob:

@@ -151,7 +151,7 @@ class TrainWidget(QWidget):
         self._source, self._snap, self._last_config = layer, snap, job.config
         if self._preview is not None:
             self._preview.follow(self.viewer, layer)
-        self._stops = Stops()
+        self._stops.clear()
         self.plot.clear()
         self.phase = "train"
         self.status.setText("starting…")
