@@ -34,7 +34,7 @@ def _small(widget: Any, steps: int | None = 20, seconds: float | None = None) ->
     f.patch_size_z.setValue(4)
     f.batch_size.setValue(4)
     f.base_channels.setValue(8)
-    f.depth.setValue(2)
+    f.net_depth.setValue(2)
     f.preview_every.setValue(0.5)
 
 

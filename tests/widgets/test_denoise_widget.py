@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
 
-from napari_selfsup_denoise.config import TrainConfig
+from napari_selfsup_denoise._widgets._model_box import headless_settings
+from napari_selfsup_denoise.config import TrainConfig, from_dict
 
 DENOISE_WIDGET = "Denoise with a model"
 
@@ -87,5 +89,27 @@ def test_save_load_and_export_settings(open_widget, tmp_path, model, errors):
     settings = box.export(tmp_path / "settings.json")
     doc = json.loads(settings.read_text())
     assert doc["command"].startswith("selfsup-denoise run")
-    assert "--algorithm n2v" in doc["command"]
-    assert TrainConfig(**{**doc["config"], "percentiles": tuple(doc["config"]["percentiles"])}) == widget.form.config()
+    assert from_dict(doc["config"]) == widget.form.config()
+
+
+def test_exported_command_rebuilds_the_exact_config(open_widget):
+    pytest.importorskip("napari_selfsup_denoise.cli")
+    from napari_selfsup_denoise.cli._commands import train_config
+    from napari_selfsup_denoise.cli._parser import build_parser
+
+    viewer, _, widget = open_widget()
+    viewer.add_image(np.zeros((32, 32), np.float32), name="a")
+    viewer.add_image(np.zeros((32, 32), np.float32), name="b")
+    f = widget.form
+    f.set_algorithm("n2n")
+    widget.target.set_layer(viewer.layers["b"])
+    f.axes.setText("YX")
+    f.set_budget(250, "steps")
+    f.net_depth.setValue(2)
+    f.augment.setChecked(False)
+    f.seed.setValue(-1)
+    cfg, *_ = widget._settings()
+    command = shlex.split(headless_settings(*widget._settings())["command"])
+    assert command[:3] == ["selfsup-denoise", "run", "a.tif"] and "--target" in command
+    args = build_parser().parse_args(command[1:])
+    assert train_config(args, "YX") == cfg

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -61,7 +61,7 @@ class TrainForm(QWidget):
         self.axes = QLineEdit()
         self.axes.setPlaceholderText("e.g. YX, ZYX, TYX, YXC")
         self.axes.setToolTip("One letter per dimension: S sample, T time, C channel, Z, Y, X. Z trains in 3D.")
-        self.budget = _spin(1, 1e7, 60, 10, 1)
+        self.budget = cast(QDoubleSpinBox, _spin(1, 1e7, 60, 10, 1))
         self.budget_unit = _combo(["seconds", "steps"], "seconds")
         self.preview = QCheckBox("live preview of the slice on screen")
         self.preview.setChecked(True)
@@ -76,7 +76,7 @@ class TrainForm(QWidget):
         self.patch_size = _spin(8, 1024, d.patch_size, 8)
         self.patch_size_z = _spin(4, 256, d.patch_size_z, 4)
         self.batch_size = _spin(1, 512, d.batch_size)
-        self.depth = _spin(1, 5, d.depth)
+        self.net_depth = _spin(1, 5, d.depth)
         self.base_channels = _spin(4, 256, d.base_channels, 4)
         self.learning_rate = _spin(1e-5, 0.5, d.learning_rate, 1e-4, 5)
         self.val_fraction = _spin(0, 0.49, d.val_fraction, 0.05, 2)
@@ -99,7 +99,7 @@ class TrainForm(QWidget):
             ("patch (Y, X)", self.patch_size),
             ("patch (Z)", self.patch_size_z),
             ("batch size", self.batch_size),
-            ("U-Net depth", self.depth),
+            ("U-Net depth", self.net_depth),
             ("base channels", self.base_channels),
             ("learning rate", self.learning_rate),
             ("validation share", self.val_fraction),
@@ -172,7 +172,7 @@ class TrainForm(QWidget):
             patch_size=int(self.patch_size.value()),
             patch_size_z=int(self.patch_size_z.value()),
             batch_size=int(self.batch_size.value()),
-            depth=int(self.depth.value()),
+            depth=int(self.net_depth.value()),
             base_channels=int(self.base_channels.value()),
             learning_rate=float(self.learning_rate.value()),
             val_fraction=float(self.val_fraction.value()),
@@ -191,11 +191,12 @@ class TrainForm(QWidget):
     def set_config(self, cfg: TrainConfig) -> None:
         """Show ``cfg`` (e.g. the settings of a loaded model) in the form."""
         self.set_algorithm(cfg.algorithm)
-        for name in ("patch_size", "patch_size_z", "batch_size", "depth", "base_channels"):
+        for name in ("patch_size", "patch_size_z", "batch_size", "base_channels"):
             getattr(self, name).setValue(getattr(cfg, name))
+        self.net_depth.setValue(cfg.depth)
         for name in ("learning_rate", "val_fraction", "masked_fraction", "struct_span"):
             getattr(self, name).setValue(getattr(cfg, name))
         self.struct_axis.setCurrentText(cfg.struct_axis.upper())
         self.noise_model.setText(cfg.noise_model)
         self.augment.setChecked(cfg.augment)
-        self.seed.setValue(-1 if cfg.seed is None else cfg.seed)
+        self.seed.setValue(-1 if cfg.seed is None else int(cfg.seed))

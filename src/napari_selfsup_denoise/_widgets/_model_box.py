@@ -40,15 +40,41 @@ def describe_model(model: Any) -> str:
     return f"model: {model.algorithm}, axes {model.axes}, {model.channels} channel(s){steps}"
 
 
-def headless_settings(cfg: TrainConfig, input_name: str = "INPUT.tif") -> dict[str, Any]:
-    """The config and the ``selfsup-denoise`` command (and Python call) that reproduce a run headless."""
-    cmd = ["selfsup-denoise", "run", input_name, "-o", "denoised.tif", "--algorithm", cfg.algorithm]
-    if cfg.axes:
-        cmd += ["--axes", cfg.axes]
-    cmd += ["--steps", str(cfg.max_steps)]
-    if cfg.max_seconds is not None:
-        cmd += ["--max-seconds", f"{cfg.max_seconds:g}"]
-    cmd += ["--device", cfg.device]
+_FLAGS = {
+    "algorithm": "--algorithm",
+    "axes": "--axes",
+    "max_steps": "--steps",
+    "patch_size": "--patch-size",
+    "batch_size": "--batch-size",
+    "noise_model": "--noise-model",
+    "device": "--device",
+}
+
+
+def cli_arguments(cfg: TrainConfig) -> list[str]:
+    """``selfsup-denoise`` training flags that rebuild ``cfg`` exactly (``--set`` for everything else)."""
+    default = to_dict(TrainConfig())
+    args: list[str] = []
+    for key, value in to_dict(cfg).items():
+        if key in _FLAGS:
+            if value is not None:
+                args += [_FLAGS[key], str(value)]
+        elif key == "max_seconds":
+            args += ["--max-seconds", "0" if value is None else f"{value:g}"]
+        elif key == "seed" and value is not None:
+            args += ["--seed", str(value)]
+        elif value != default[key]:
+            args += ["--set", f"{key}={json.dumps(value)}"]
+    return args
+
+
+def headless_settings(cfg: TrainConfig, input_name: str = "INPUT.tif", target: str | None = None) -> dict[str, Any]:
+    """The config and the ``selfsup-denoise run`` command (and Python call) that reproduce a run headless."""
+    stem = Path(input_name).stem or "input"
+    cmd = ["selfsup-denoise", "run", input_name, "-o", f"{stem}-denoised.tif", *cli_arguments(cfg)]
+    if target:
+        cmd += ["--target", target]
+    cmd += ["--save-model", f"{stem}.sdmodel"]
     python = (
         "import json; from napari_selfsup_denoise import train; "
         "from napari_selfsup_denoise.config import from_dict; "
@@ -67,15 +93,15 @@ class ModelBox(QWidget):
     notify : callable
         ``notify(message, error)`` shows a napari notification.
     settings : callable, optional
-        Returns ``(TrainConfig, input name)`` for "Export settings"; the
-        button is hidden without it.
+        Returns ``(TrainConfig, input path, target path or None)`` for
+        "Export settings"; the button is hidden without it.
     """
 
     def __init__(
         self,
         holder: ModelHolder,
         notify: Callable[[str, bool], None],
-        settings: Callable[[], tuple[TrainConfig, str]] | None = None,
+        settings: Callable[[], tuple[TrainConfig, str, str | None]] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -132,8 +158,8 @@ class ModelBox(QWidget):
         if self._settings is None:
             return None
         try:
-            cfg, name = self._settings()
-            Path(path).write_text(json.dumps(headless_settings(cfg, name), indent=2) + "\n", encoding="utf-8")
+            doc = headless_settings(*self._settings())
+            Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         except (OSError, ValueError) as exc:
             self._notify(f"could not export the settings: {exc}", True)
             return None

@@ -68,7 +68,7 @@ class LossPlot(QWidget):
         painter.setPen(QPen(color, 1.5))
         painter.drawPolyline(QPolygonF(pts))
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt name)
+    def paintEvent(self, event: QPaintEvent | None) -> None:  # noqa: N802 (Qt name)
         """Draw the frame, the curves and the value range."""
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)

@@ -78,7 +78,8 @@ class PreviewSource:
         for d, c in zip(displayed, centre):
             point[d] = c
         pos = list(layer.world_to_data(point)) + ([0.0] if self.snap.rgb else [])
-        index, start = [], []
+        index: list[int | slice] = []
+        start: list[int] = []
         for a, size, p in zip(self.axes, self.snap.data.shape, pos):
             if a in "ST":
                 i = int(np.clip(round(p), 0, size - 1))

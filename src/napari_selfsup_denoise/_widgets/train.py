@@ -25,6 +25,14 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def _file_of(layer: Any, default: str) -> str:
+    """The file a layer was opened from, else ``<name>.tif``."""
+    if layer is None:
+        return default
+    path = getattr(getattr(layer, "source", None), "path", None)
+    return str(path or f"{layer.name}.tif")
+
+
 class TrainWidget(QWidget):
     """Train a self-supervised denoiser on an image layer and add ``<name> denoised``.
 
@@ -81,10 +89,11 @@ class TrainWidget(QWidget):
         buttons.addWidget(self.train_btn)
         buttons.addWidget(self.stop_btn)
         lay = QVBoxLayout(self)
-        for w in (self.form, self.device_label):
-            lay.addWidget(w)
+        lay.addWidget(self.form)
+        lay.addWidget(self.device_label)
         lay.addLayout(buttons)
-        for w in (self.progress, self.status, self.plot, self.model_box, apply):
+        widgets: tuple[QWidget, ...] = (self.progress, self.status, self.plot, self.model_box, apply)
+        for w in widgets:
             lay.addWidget(w)
         lay.addStretch(1)
 
@@ -117,11 +126,10 @@ class TrainWidget(QWidget):
             text = str(exc)
         self.device_label.setText(f"device: {text}")
 
-    def _settings(self) -> tuple[TrainConfig, str]:
+    def _settings(self) -> tuple[TrainConfig, str, str | None]:
         cfg = self._last_config or self.form.config()
-        layer = self.layer.layer()
-        path = getattr(getattr(layer, "source", None), "path", None) if layer is not None else None
-        return cfg, str(path or (f"{layer.name}.tif" if layer is not None else "INPUT.tif"))
+        layer, target = self.layer.layer(), self.target.layer() if cfg.algorithm == "n2n" else None
+        return cfg, _file_of(layer, "INPUT.tif"), (_file_of(target, "TARGET.tif") if target is not None else None)
 
     # --- starting ---------------------------------------------------------------------------
 
@@ -278,9 +286,9 @@ class TrainWidget(QWidget):
         self.teardown()
         super().closeEvent(event)
 
-    def event(self, event: QEvent) -> bool:
+    def event(self, event: QEvent | None) -> bool:
         """napari removes a dock by un-parenting its widget: treat that as closing."""
-        if event.type() == QEvent.Type.ParentChange:
+        if event is not None and event.type() == QEvent.Type.ParentChange:
             if self.parent() is not None:
                 self._docked = True
             elif getattr(self, "_docked", False):
