@@ -9,8 +9,9 @@ pixel's own value says about the signal.
 Defaults. TrainConfig's defaults suit N2V; where the caller left one of the
 fields in :data:`BLINDSPOT_DEFAULTS` at its TrainConfig default, this method
 uses the blind-spot value instead (batch 4 of 64 x 64 and 24 channels: at a
-minute-scale CPU budget the number of steps, not width, limits quality; see
-docs/benchmarks.md). Pass ``extra={"blindspot_defaults": False}`` to keep every
+minute-scale CPU budget the number of steps, not width, limits quality; depth 2
+for 3D, whose receptive field would otherwise dwarf small stacks and make the
+tiling margin huge; see docs/benchmarks.md). Pass ``extra={"blindspot_defaults": False}`` to keep every
 TrainConfig value as given.
 """
 
@@ -29,6 +30,7 @@ from .nets.blindspot import BlindSpotNet
 from .noise import NoiseModel, estimate_noise, gaussian_nll, posterior
 
 BLINDSPOT_DEFAULTS: dict[str, Any] = {"batch_size": 4, "base_channels": 24}
+BLINDSPOT_DEFAULTS_3D: dict[str, Any] = {"depth": 2}  # the 3D receptive field (and tiling margin) stays small
 NOISE_LR_SCALE = 20.0
 LOGVAR_RANGE = (-12.0, 6.0)
 _PLANES = 12
@@ -40,7 +42,8 @@ def blindspot_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.extra.get("blindspot_defaults", True) is False:
         return cfg
     base = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    changes = {k: v for k, v in BLINDSPOT_DEFAULTS.items() if getattr(cfg, k) == base[k]}
+    wanted = {**BLINDSPOT_DEFAULTS, **(BLINDSPOT_DEFAULTS_3D if "Z" in (cfg.axes or "") else {})}
+    changes = {k: v for k, v in wanted.items() if getattr(cfg, k) == base[k]}
     return cfg.replace(**changes) if changes else cfg
 
 
@@ -103,7 +106,7 @@ class BlindSpotMethod:
         else:
             at_mean = np.maximum(est.a * est.mean + est.b, 1e-6)
             k = np.maximum(est.total / at_mean, 1.0)  # all of the variance taken as noise to start with
-            noise.initialise(k * est.a, k * est.b, offset, scale, classical)
+            noise.initialise(k * est.a, k * est.b, offset, scale, classical, np.stack([est.low, est.high]))
 
     def _split(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Prior mean, prior variance and noise variance, all float32."""

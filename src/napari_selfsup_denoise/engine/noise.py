@@ -65,6 +65,8 @@ class NoiseEstimate:
     spread : numpy.ndarray
         Relative change of the fitted noise variance between the 10th and 90th
         percentile of the local mean (near 0 for signal-independent noise).
+    low, high : numpy.ndarray
+        2nd and 98th percentile of the local mean: where the learned model is anchored.
     """
 
     a: np.ndarray
@@ -72,6 +74,8 @@ class NoiseEstimate:
     total: np.ndarray
     mean: np.ndarray
     spread: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
 
 
 def _residual(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +105,8 @@ def _fit_channel(planes: list[np.ndarray]) -> tuple[float, float, float]:
         a, b = 0.0, float(np.median(var))
     lo, hi = np.quantile(m, [0.1, 0.9])
     mid = max(a * float(np.median(m)) + b, MIN_VAR)
-    return float(a), float(max(b, MIN_VAR)), float(a * (hi - lo) / mid)
+    anchors = np.quantile(m, [0.02, 0.98])
+    return float(a), float(max(b, MIN_VAR)), float(a * (hi - lo) / mid), float(anchors[0]), float(anchors[1])
 
 
 def estimate_noise(planes: list[np.ndarray], total: np.ndarray, mean: np.ndarray) -> NoiseEstimate:
@@ -115,28 +120,33 @@ def estimate_noise(planes: list[np.ndarray], total: np.ndarray, mean: np.ndarray
         Per-channel variance and mean of the whole (normalised) image.
     """
     fits = [_fit_channel([p[c].astype(np.float64) for p in planes]) for c in range(planes[0].shape[0])]
-    a, b, spread = (np.asarray(v, dtype=np.float64) for v in zip(*fits))
-    return NoiseEstimate(a, b, np.asarray(total, np.float64), np.asarray(mean, np.float64), spread)
+    a, b, spread, lo, hi = (np.asarray(v, dtype=np.float64) for v in zip(*fits))
+    return NoiseEstimate(a, b, np.asarray(total, np.float64), np.asarray(mean, np.float64), spread, lo, hi)
 
 
 class NoiseModel(nn.Module):
-    """Per-channel noise variance ``a_n * mu + b_n`` in normalised units (log-parametrised).
+    """Per-channel noise variance in normalised units, learned as log-variances at two anchor intensities.
+
+    The Poisson-Gaussian line ``a_n * mu + b_n`` is held by its values at a low
+    and a high intensity of the image (2nd and 98th percentile) rather than by
+    slope and intercept: each end is then fitted by the pixels near it, and the
+    line cannot pivot into negative variances, which made ``(a, b)`` unstable.
 
     Parameters
     ----------
     channels : int
         Image channels.
     kind : str
-        ``gaussian`` (``a_n = 0``, ``b_n`` learned), ``poisson-gaussian`` (both
-        learned) or ``known`` (fixed ``b_n``). Stored in a buffer so a saved
-        model knows what was chosen for ``auto``.
+        ``gaussian`` (one learned variance), ``poisson-gaussian`` (the line) or
+        ``known`` (fixed variance). Stored in a buffer so a saved model knows
+        what ``auto`` chose.
     """
 
     def __init__(self, channels: int, kind: str = "gaussian") -> None:
         super().__init__()
-        self.log_a = nn.Parameter(torch.full((channels,), -4.0))
-        self.log_b = nn.Parameter(torch.zeros(channels))
+        self.log_var = nn.Parameter(torch.zeros(2, channels))
         self.register_buffer("kind_code", torch.tensor(KINDS.index(kind)))
+        self.register_buffer("anchors", torch.tensor([[-1.0], [1.0]]).repeat(1, channels))
         self.register_buffer("offset", torch.zeros(channels))
         self.register_buffer("scale", torch.ones(channels))
         self.register_buffer("classical", torch.zeros(2, channels))
@@ -155,25 +165,39 @@ class NoiseModel(nn.Module):
         """Choose the model (``gaussian``, ``poisson-gaussian`` or ``known``)."""
         self.kind_code.fill_(KINDS.index(kind))
 
+    def line(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slope and intercept ``(a_n, b_n)`` per channel in normalised units (``a_n = 0`` unless Poisson-Gaussian)."""
+        v = torch.exp(self.log_var.float())
+        if self.kind != "poisson-gaussian":
+            return torch.zeros_like(v[0]), v[0]
+        a = (v[1] - v[0]) / (self.anchors[1] - self.anchors[0]).clamp(min=1e-6)
+        return a, v[0] - a * self.anchors[0]
+
     def variance(self, mu: torch.Tensor) -> torch.Tensor:
         """Noise variance for the (normalised) signal ``mu`` of shape ``(B, C, *spatial)``."""
         shape = (1, -1) + (1,) * (mu.ndim - 2)
-        b = torch.exp(self.log_b.float()).view(shape)
+        a, b = (t.view(shape) for t in self.line())
         if self.kind != "poisson-gaussian":
             return b.expand_as(mu)
-        a = torch.exp(self.log_a.float()).view(shape)
         return torch.clamp(a * mu.float() + b, min=MIN_VAR)
 
     @torch.no_grad()
-    def initialise(self, a_n: np.ndarray, b_n: np.ndarray, offset: Any, scale: Any, classical: Any = None) -> None:
-        """Set the parameters (normalised units) and remember the normalisation for reporting.
+    def initialise(
+        self, a_n: Any, b_n: Any, offset: Any, scale: Any, classical: Any = None, anchors: Any = None
+    ) -> None:
+        """Set the line ``a_n * mu + b_n`` (normalised units) and remember the normalisation for reporting.
 
-        ``classical`` is the ``(a_n, b_n)`` of the classical estimate, kept to report next to the fit.
+        ``classical`` is the ``(a_n, b_n)`` of the classical estimate, kept to report next to the fit;
+        ``anchors`` the two intensities where the line is held (defaults to -1 and 1).
         """
+        if anchors is not None:
+            self.anchors.copy_(torch.as_tensor(np.asarray(anchors), dtype=torch.float32))
         if classical is not None:
             self.classical.copy_(torch.as_tensor(np.asarray(classical), dtype=torch.float32))
-        self.log_a.copy_(torch.log(torch.as_tensor(np.maximum(a_n, 1e-6), dtype=torch.float32)))
-        self.log_b.copy_(torch.log(torch.as_tensor(np.maximum(b_n, MIN_VAR), dtype=torch.float32)))
+        a = torch.as_tensor(np.asarray(a_n, dtype=np.float64), dtype=torch.float32)
+        b = torch.as_tensor(np.asarray(b_n, dtype=np.float64), dtype=torch.float32)
+        ends = torch.clamp(a * self.anchors + b, min=MIN_VAR)
+        self.log_var.copy_(torch.log(ends))
         self.offset.copy_(torch.as_tensor(offset, dtype=torch.float32))
         self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
@@ -181,7 +205,7 @@ class NoiseModel(nn.Module):
         """Fitted parameters in the image's intensity units (floats for one channel, else lists)."""
         sc, off = self.scale.double(), self.offset.double()
         out: dict[str, Any] = {"noise_model": self.kind}
-        a_n, b_n = torch.exp(self.log_a.detach().double()), torch.exp(self.log_b.detach().double())
+        a_n, b_n = (t.detach().double() for t in self.line())
         ca, cb = self.classical.double()
         if self.kind == "poisson-gaussian":
             a, a_c = a_n * sc, ca * sc

@@ -24,10 +24,10 @@ _SLOPE = 0.1
 class HalfBlock(nn.Module):
     """Two 3x3(x3) convolutions whose output at row ``i`` sees input rows ``i-4 .. i`` of axis 2 only.
 
-    Padding every convolution on one side and cropping the other is the same,
-    away from the first rows, as two ordinary 'same' convolutions followed by
-    one shift of two rows; the latter keeps the tensors contiguous (about twice
-    as fast on CPU, most of all in bf16).
+    Padding every convolution on one side and cropping the other gives the same
+    receptive field as padding the input by two rows once, running two ordinary
+    'same' convolutions and dropping the last two rows; the latter keeps the
+    tensors contiguous (about twice as fast on CPU, most of all in bf16).
     """
 
     def __init__(self, ndim: int, cin: int, cout: int) -> None:
@@ -37,24 +37,28 @@ class HalfBlock(nn.Module):
         self.conv2 = conv(cout, cout, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Two convolutions with leaky ReLUs, then a shift by two rows."""
-        h = F.leaky_relu(self.conv1(x), _SLOPE)
-        return shift_down(F.leaky_relu(self.conv2(h), _SLOPE), 2)
+        """Pad two rows in front, two convolutions with leaky ReLUs, crop back to the input's rows."""
+        h = _dense(F.pad(x, (0, 0) * (x.ndim - 3) + (2, 0)))
+        h = F.leaky_relu(self.conv2(F.leaky_relu(self.conv1(h), _SLOPE)), _SLOPE)
+        return _dense(h[:, :, : x.shape[2]])
+
+
+def _dense(x: torch.Tensor) -> torch.Tensor:
+    """Contiguous, channels_last for 2D batches (the fast layout for oneDNN convolutions)."""
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x.contiguous()
 
 
 def shift_down(x: torch.Tensor, rows: int = 1) -> torch.Tensor:
     """Shift by ``rows`` along axis 2 (zeros enter at the start, the last rows drop)."""
     pad = (0, 0) * (x.ndim - 3) + (rows, 0)
-    out = F.pad(x, pad)[:, :, : x.shape[2]]
-    return out.contiguous(memory_format=torch.channels_last) if out.ndim == 4 else out.contiguous()
+    return _dense(F.pad(x, pad)[:, :, : x.shape[2]])
 
 
 def half_pool(x: torch.Tensor) -> torch.Tensor:
     """Shift by one row, then 2x max pooling: low-res row ``j`` holds rows ``2j-1, 2j``."""
     nd = x.ndim - 2
     pool = F.max_pool3d if nd == 3 else F.max_pool2d
-    out = pool(x, 2, 2, padding=(1,) + (0,) * (nd - 1))[:, :, : x.shape[2] // 2]
-    return out.contiguous(memory_format=torch.channels_last) if nd == 2 else out.contiguous()
+    return _dense(pool(x, 2, 2, padding=(1,) + (0,) * (nd - 1))[:, :, : x.shape[2] // 2])
 
 
 class Branch(nn.Module):

@@ -1,0 +1,101 @@
+"""Blind-spot benchmark on the development cases of ``../shared/data/README.md``.
+
+Usage::
+
+    python benchmarks/bench_blindspot.py --case camera_g25 --seconds 120 --threads 2
+
+Prints the PSNR of the posterior mean, the prior mean (and with ``--tta`` the
+8-fold test-time-augmented posterior), the fitted noise parameters, steps and
+timings. The noise parameters are never given to the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(os.environ.get("SELFSUP_DENOISE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def psnr(clean: np.ndarray, est: np.ndarray, data_range: float) -> float:
+    """Peak signal-to-noise ratio in dB."""
+    mse = float(np.mean((np.asarray(clean, np.float64) - np.asarray(est, np.float64)) ** 2))
+    return 10 * np.log10(data_range**2 / mse)
+
+
+def make_case(case: str) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """(clean, noisy, data range, axes) of a benchmark case, seeded as the data README says."""
+    import tifffile
+
+    rng = np.random.default_rng(42)
+    if case == "camera_g25":
+        from skimage.data import camera
+
+        clean = camera().astype(np.float64)
+        return clean, clean + rng.normal(0, 25, clean.shape), 255.0, "YX"
+    name = "nuclei2d_stardist.tif" if case == "nuclei_pg30" else "nuclei3d_stardist.tif"
+    raw = tifffile.imread(DATA / name).astype(np.float64)
+    clean = raw / raw.max() * 30
+    noisy = rng.poisson(clean) + rng.normal(0, 2, clean.shape)
+    return clean, noisy, 30.0, "YX" if case == "nuclei_pg30" else "ZYX"
+
+
+def main() -> None:
+    """Parse arguments, train, denoise, print one JSON line."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", choices=["camera_g25", "nuclei_pg30", "nuclei3d"], default="camera_g25")
+    ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--steps", type=int, default=10**6, help="step budget (whichever ends first)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--noise-model", default="auto")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--tta", action="store_true", help="also report the 8-fold TTA posterior")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", nargs="*", default=[], help="extra TrainConfig fields, KEY=JSON")
+    args = ap.parse_args()
+    os.environ["SELFSUP_DENOISE_THREADS"] = str(args.threads)
+    from napari_selfsup_denoise import train
+
+    clean, noisy, rng_, axes = make_case(args.case)
+    noisy = noisy.astype(np.float32)
+    extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    t0 = time.perf_counter()
+    model = train(
+        noisy,
+        axes=axes,
+        algorithm="blindspot",
+        max_seconds=args.seconds,
+        max_steps=args.steps,
+        noise_model=args.noise_model,
+        precision=args.precision,
+        seed=args.seed,
+        **extra,
+    )
+    t1 = time.perf_counter()
+    post, std = model.denoise(noisy, precision=args.precision, uncertainty=True)
+    t2 = time.perf_counter()
+    prior = model.denoise(noisy, precision=args.precision, output="prior")
+    res = {
+        "case": args.case,
+        "budget_s": args.seconds,
+        "threads": args.threads,
+        "noisy": round(psnr(clean, noisy, rng_), 2),
+        "posterior": round(psnr(clean, post, rng_), 2),
+        "prior": round(psnr(clean, prior, rng_), 2),
+        "train_s": round(t1 - t0, 1),
+        "predict_s": round(t2 - t1, 1),
+        "mean_std": round(float(np.mean(std)), 3),
+        **{k: v for k, v in model.summary.items() if k not in ("message",)},
+    }
+    if args.tta:
+        res["posterior_tta"] = round(psnr(clean, model.denoise(noisy, precision=args.precision, tta=True), rng_), 2)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

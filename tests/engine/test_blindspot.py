@@ -1,0 +1,150 @@
+"""Blind-spot network and method: exact blind spot, tiling, model file, defaults, quality against N2V."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from napari_selfsup_denoise import TrainConfig, load_model, train
+from napari_selfsup_denoise.engine.blindspot import BLINDSPOT_DEFAULTS, blindspot_config
+from napari_selfsup_denoise.engine.nets.blindspot import BlindSpotNet
+
+
+def _input_gradients(net: BlindSpotNet, x: torch.Tensor, positions: list[tuple[int, ...]]) -> list[torch.Tensor]:
+    """|d (sum of all outputs at each position) / d input|, summed over input channels (one forward pass)."""
+    x = x.clone().requires_grad_(True)
+    out = net(x)
+    grads = []
+    for pos in positions:
+        (g,) = torch.autograd.grad(out[(0, slice(None), *pos)].sum(), x, retain_graph=True)
+        grads.append(g[0].abs().sum(0))
+    return grads
+
+
+def _neighbours(pos: tuple[int, ...], shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    offs = [o for o in itertools.product((-1, 0, 1), repeat=len(pos)) if any(o)]
+    cand = [tuple(p + o for p, o in zip(pos, off)) for off in offs]
+    return [c for c in cand if all(0 <= v < s for v, s in zip(c, shape))]
+
+
+@pytest.mark.parametrize(
+    ("ndim", "shape", "positions"),
+    [
+        (2, (64, 48), [(0, 0), (1, 5), (31, 24), (63, 47), (40, 0), (0, 47), (62, 1)]),
+        (3, (16, 16, 24), [(0, 0, 0), (8, 7, 12), (15, 15, 23), (1, 14, 0), (7, 0, 22)]),
+    ],
+)
+def test_blind_spot_is_exact(ndim, shape, positions):
+    torch.manual_seed(0)
+    net = BlindSpotNet(ndim, channels=2, depth=2, base=6).double()
+    x = torch.randn(1, 2, *shape, dtype=torch.float64)
+    for pos, g in zip(positions, _input_gradients(net, x, positions)):
+        assert g[pos] == 0.0, f"the output at {pos} depends on its own input"
+        for nb in _neighbours(pos, shape):
+            assert g[nb] > 0.0, f"the output at {pos} ignores its neighbour {nb}"
+
+
+def test_margin_covers_the_receptive_field():
+    torch.manual_seed(0)
+    net = BlindSpotNet(2, 1, depth=3, base=4).double()
+    size = 2 * net.margin + 24
+    x = torch.randn(1, 1, size, size, dtype=torch.float64)
+    positions = [(size // 2, size // 2), (size // 2 + 3, size // 2 + 5)]
+    for pos, g in zip(positions, _input_gradients(net, x, positions)):
+        reach = torch.nonzero(g) - torch.tensor(pos)
+        assert int(reach.abs().max()) <= net.margin
+
+
+@pytest.fixture(scope="module")
+def small_model(camera_128):
+    _, noisy = camera_128
+    return train(
+        noisy,
+        axes="YX",
+        algorithm="blindspot",
+        max_steps=20,
+        max_seconds=None,
+        base_channels=8,
+        precision="fp32",
+        seed=0,
+    )
+
+
+def test_tiled_prediction_equals_whole_image(small_model, camera_128):
+    img = camera_128[1][:, :100]  # not square, not a multiple of the tile
+    whole, std = small_model.denoise(img, precision="fp32", uncertainty=True)
+    tiled, std_t = small_model.denoise(img, tile=32, precision="fp32", uncertainty=True)
+    np.testing.assert_allclose(tiled, whole, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(std_t, std, atol=1e-4, rtol=0)
+    assert whole.shape == img.shape and std.min() > 0
+
+
+def test_tiled_prediction_equals_whole_stack_3d(noisy_3d):
+    model = train(
+        noisy_3d,
+        axes="ZYX",
+        algorithm="blindspot",
+        max_steps=3,
+        max_seconds=None,
+        base_channels=4,
+        depth=1,
+        patch_size=32,
+        patch_size_z=8,
+        precision="fp32",
+        noise_model="poisson-gaussian",
+    )
+    assert set(model.summary) >= {"noise_a", "noise_b"}
+    whole = model.denoise(noisy_3d, precision="fp32")
+    tiled = model.denoise(noisy_3d, tile=24, precision="fp32")
+    np.testing.assert_allclose(tiled, whole, atol=1e-4, rtol=0)
+
+
+def test_save_load_round_trip_gives_identical_output(small_model, camera_128, tmp_path):
+    img = camera_128[1][:64, :64]
+    path = small_model.save(tmp_path / "bs")
+    loaded = load_model(path)
+    assert loaded.algorithm == "blindspot"
+    state = loaded.method.state(loaded.net, loaded.norm.scale)
+    assert state == {k: small_model.summary[k] for k in state}
+    for output in ("posterior", "prior"):
+        np.testing.assert_array_equal(
+            loaded.denoise(img, precision="fp32", output=output),
+            small_model.denoise(img, precision="fp32", output=output),
+        )
+
+
+def test_outputs_posterior_prior_and_uncertainty(small_model, camera_128):
+    img = camera_128[1]
+    post = small_model.denoise(img, precision="fp32")
+    prior, prior_std = small_model.denoise(img, precision="fp32", output="prior", uncertainty=True)
+    _, post_std = small_model.denoise(img, precision="fp32", uncertainty=True)
+    assert not np.allclose(post, prior)
+    assert np.all(post_std <= prior_std + 1e-4)  # observing y can only shrink the variance
+
+
+def test_defaults_apply_only_where_left_at_trainconfig_defaults():
+    cfg = blindspot_config(TrainConfig(algorithm="blindspot"))
+    assert cfg.batch_size == BLINDSPOT_DEFAULTS["batch_size"]
+    assert cfg.base_channels == BLINDSPOT_DEFAULTS["base_channels"]
+    assert blindspot_config(cfg) == cfg
+    mine = blindspot_config(TrainConfig(algorithm="blindspot", batch_size=6))
+    assert mine.batch_size == 6
+    off = TrainConfig(algorithm="blindspot", extra={"blindspot_defaults": False})
+    assert blindspot_config(off) == off
+
+
+@pytest.mark.slow
+def test_posterior_beats_prior_and_n2v_at_the_same_budget(camera_128, psnr):
+    clean, noisy = camera_128
+    common = {"axes": "YX", "max_steps": 100, "max_seconds": None, "precision": "fp32", "seed": 0, "base_channels": 12}
+    bs = train(noisy, algorithm="blindspot", **common)
+    n2v = train(noisy, algorithm="n2v", batch_size=16, **common)
+    post = psnr(bs.denoise(noisy, precision="fp32"), clean)
+    prior = psnr(bs.denoise(noisy, precision="fp32", output="prior"), clean)
+    other = psnr(n2v.denoise(noisy, precision="fp32"), clean)
+    print(f"posterior {post:.2f} prior {prior:.2f} n2v {other:.2f}")
+    assert post > prior + 0.3
+    assert post > other + 0.3
