@@ -42,7 +42,7 @@ test: $(STAMP) xvfb lint
 	$(PY) -m pytest -q tests; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py --out docs/benchmarks.md
+	$(PY) benchmarks/run_all.py --out bench-output
 
 screenshots: $(STAMP) xvfb
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) benchmarks/screenshots.py docs/images

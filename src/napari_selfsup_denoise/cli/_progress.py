@@ -44,8 +44,8 @@ class BarReporter(Reporter):
     def file_start(self, src: str, total_px: int, done_px: int) -> None:
         """Open the file's bar (starting at what a resumed run already has)."""
         self.bar = tqdm(
-            total=round(total_px / 1e6, 3),
-            initial=round(done_px / 1e6, 3),
+            total=total_px / 1e6,
+            initial=done_px / 1e6,
             desc=Path(src).name[:30],
             unit="MP",
             position=1,
