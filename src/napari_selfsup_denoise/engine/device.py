@@ -73,7 +73,15 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
 @contextlib.contextmanager
 def autocast(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
-    """Autocast to ``dtype`` on ``device`` (a no-op for fp32)."""
+    """Autocast to ``dtype`` on ``device``; fp32 on CUDA means true fp32 (TF32 off)."""
+    if dtype == torch.float32 and device.type == "cuda":
+        old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+        return
     if dtype == torch.float32 or device.type not in ("cpu", "cuda"):
         yield
         return

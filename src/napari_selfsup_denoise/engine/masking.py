@@ -55,7 +55,7 @@ def _shift_inside(coords: torch.Tensor, offs: torch.Tensor, spatial: tuple[int, 
 
     Flipping keeps the offset non-zero, so the result is never the centre pixel.
     """
-    size = torch.tensor(spatial)
+    size = torch.tensor(spatial, device=coords.device)
     pos = coords + offs
     out = (pos < 0) | (pos >= size)
     return torch.where(out, coords - offs, pos).clamp(min=torch.zeros_like(size), max=size - 1)
