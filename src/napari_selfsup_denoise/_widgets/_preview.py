@@ -51,6 +51,7 @@ class PreviewSource:
         self.region: Region | None = None
         self.used: Region | None = None
         self.cost = 0.0
+        self.previews = 0
         self.called_at = -math.inf
 
     def __call__(self) -> np.ndarray | None:
@@ -67,8 +68,13 @@ class PreviewSource:
         return np.asarray(self.snap.data[region[0]])
 
     def arrived(self) -> None:
-        """Main thread: a preview came back; its cost is the time since the crop was handed out."""
-        self.cost = max(0.0, time.perf_counter() - self.called_at)
+        """Main thread: a preview came back; its cost is the time since the crop was handed out.
+
+        The first preview also pays for warming up inference (kernels, caches),
+        so its cost is not used to space the next one.
+        """
+        cost = max(0.0, time.perf_counter() - self.called_at)
+        self.cost, self.previews = (cost if self.previews else 0.0), self.previews + 1
 
     def follow(self, viewer: Any, layer: Any) -> None:
         """Main thread: choose the region from the viewer's current slice and camera centre."""
