@@ -144,7 +144,7 @@ def train(
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     patch = choose_patch(cfg, canon.shape[3:], ndim, int(net.multiple))  # type: ignore[arg-type]
     sampler = PatchSampler(canon, norm, patch, np.random.default_rng(cfg.seed), cfg.val_fraction, cfg.augment, tcanon)
-    opt = torch.optim.Adam(method.param_groups(net, cfg.learning_rate))
+    opt = torch.optim.Adam(method.param_groups(net, cfg.learning_rate), fused=device.type in ("cpu", "cuda"))
     model = Model(net, cfg, axes, ndim, canon.shape[2], norm, method=method)
     gen, st = torch.Generator().manual_seed(cfg.seed or 0), RunState()
     net.train()

@@ -85,9 +85,7 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         self.ndim, self.depth, self.n2v2 = ndim, depth, n2v2
-        # Without the top skip the full-resolution output comes from upsampled features:
-        # linear upsampling avoids the blocky output nearest-neighbour would give.
-        self._upmode = ("trilinear" if ndim == 3 else "bilinear") if n2v2 else "nearest"
+        self._upmode = "trilinear" if ndim == 3 else "bilinear"
         self.residual = residual and in_channels == out_channels
         ch = [base * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList(
@@ -98,9 +96,15 @@ class UNet(nn.Module):
             for i in range(depth)
         )
         self.bottom = ConvBlock(ndim, ch[depth - 1], ch[depth], batch_norm)
-        self.up = nn.ModuleList(
-            ConvBlock(ndim, ch[i + 1] + (0 if (n2v2 and i == 0) else ch[i]), ch[i], batch_norm) for i in range(depth)
+        # N2V2 upsamples linearly (no top skip, so the output must not be blocky); N2V uses
+        # the original U-Net's 2x2 transposed convolution, which halves the channels before
+        # the skip is concatenated (cheaper than nearest upsampling + a wider first conv).
+        tconv = nn.ConvTranspose3d if ndim == 3 else nn.ConvTranspose2d
+        self.upconvs = nn.ModuleList(
+            nn.Identity() if n2v2 else tconv(ch[i + 1], ch[i], 2, stride=2) for i in range(depth)
         )
+        up_in = [(ch[i + 1] + (0 if i == 0 else ch[i])) if n2v2 else 2 * ch[i] for i in range(depth)]
+        self.up = nn.ModuleList(ConvBlock(ndim, up_in[i], ch[i], batch_norm) for i in range(depth))
         self.head = _conv(ndim)(ch[0], out_channels, 1)
 
     @property
@@ -127,7 +131,10 @@ class UNet(nn.Module):
             h = pool(h)
         h = self.bottom(h)
         for i in reversed(range(self.depth)):
-            h = F.interpolate(h, scale_factor=2.0, mode=self._upmode)
+            if self.n2v2:
+                h = F.interpolate(h, scale_factor=2.0, mode=self._upmode)
+            else:
+                h = self.upconvs[i](h)
             if not (self.n2v2 and i == 0):
                 h = torch.cat([h, skips[i]], dim=1)
             h = self.up[i](h)
