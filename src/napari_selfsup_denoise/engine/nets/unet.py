@@ -131,10 +131,7 @@ class UNet(nn.Module):
             h = pool(h)
         h = self.bottom(h)
         for i in reversed(range(self.depth)):
-            if self.n2v2:
-                h = F.interpolate(h, scale_factor=2.0, mode=self._upmode)
-            else:
-                h = self.upconvs[i](h)
+            h = F.interpolate(h, scale_factor=2.0, mode=self._upmode) if self.n2v2 else self.upconvs[i](h)
             if not (self.n2v2 and i == 0):
                 h = torch.cat([h, skips[i]], dim=1)
             h = self.up[i](h)
