@@ -130,5 +130,10 @@ def show_preview(viewer: Any, snap: Snapshot, pv: np.ndarray, region: Region) ->
         layer.data = data
         layer.translate = translate
         return layer
-    # Limits from the first preview, then fixed, so later previews show the improvement.
-    return add_result(viewer, snap, data, "preview", translate=translate, contrast_limits=robust_limits(data))
+    # The source's limits (same intensity scale), fixed, so later previews show the improvement;
+    # limits taken from an early, barely trained preview would saturate the later ones.
+    try:
+        limits = tuple(viewer.layers[snap.name].contrast_limits)
+    except (KeyError, AttributeError):
+        limits = robust_limits(data)
+    return add_result(viewer, snap, data, "preview", translate=translate, contrast_limits=limits)
