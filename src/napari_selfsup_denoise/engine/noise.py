@@ -28,6 +28,9 @@ from torch import nn
 
 KINDS = ("gaussian", "poisson-gaussian", "known")
 MIN_VAR = 1e-6
+# The learned variance never drops below this share of the classical estimate: a noise level that
+# settles too low makes the posterior mean worse than the prior (seen on the nuclei benchmarks).
+FLOOR = 0.8
 _BINS = 16
 
 
@@ -63,8 +66,8 @@ class NoiseEstimate:
     mean : numpy.ndarray
         Mean intensity of the sample.
     spread : numpy.ndarray
-        Relative change of the fitted noise variance between the 10th and 90th
-        percentile of the local mean (near 0 for signal-independent noise).
+        Relative change of the fitted noise variance from ``low`` to ``high``
+        (near 0 for signal-independent noise).
     low, high : numpy.ndarray
         2nd and 98th percentile of the local mean: where the learned model is anchored.
     """
@@ -103,10 +106,9 @@ def _fit_channel(planes: list[np.ndarray]) -> tuple[float, float, float]:
     a, b = np.polyfit(cen, var, 1) if len(cen) >= 2 and np.ptp(cen) > 0 else (0.0, float(np.mean(var)))
     if a <= 0:
         a, b = 0.0, float(np.median(var))
-    lo, hi = np.quantile(m, [0.1, 0.9])
-    mid = max(a * float(np.median(m)) + b, MIN_VAR)
-    anchors = np.quantile(m, [0.02, 0.98])
-    return float(a), float(max(b, MIN_VAR)), float(a * (hi - lo) / mid), float(anchors[0]), float(anchors[1])
+    lo, hi = (float(q) for q in np.quantile(m, [0.02, 0.98]))
+    spread = a * (hi - lo) / max(a * lo + b, MIN_VAR)
+    return float(a), float(max(b, MIN_VAR)), float(spread), lo, hi
 
 
 def estimate_noise(planes: list[np.ndarray], total: np.ndarray, mean: np.ndarray) -> NoiseEstimate:
@@ -150,6 +152,7 @@ class NoiseModel(nn.Module):
         self.register_buffer("offset", torch.zeros(channels))
         self.register_buffer("scale", torch.ones(channels))
         self.register_buffer("classical", torch.zeros(2, channels))
+        self.register_buffer("floor", torch.zeros(2, channels))
 
     @property
     def kind(self) -> str:
@@ -168,6 +171,7 @@ class NoiseModel(nn.Module):
     def line(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Slope and intercept ``(a_n, b_n)`` per channel in normalised units (``a_n = 0`` unless Poisson-Gaussian)."""
         v = torch.exp(self.log_var.float())
+        v = v + (self.floor - v).clamp(min=0).detach()  # max(v, floor), with v's gradient (it can come back up)
         if self.kind != "poisson-gaussian":
             return torch.zeros_like(v[0]), v[0]
         a = (v[1] - v[0]) / (self.anchors[1] - self.anchors[0]).clamp(min=1e-6)
@@ -187,13 +191,17 @@ class NoiseModel(nn.Module):
     ) -> None:
         """Set the line ``a_n * mu + b_n`` (normalised units) and remember the normalisation for reporting.
 
-        ``classical`` is the ``(a_n, b_n)`` of the classical estimate, kept to report next to the fit;
+        ``classical`` is the ``(a_n, b_n)`` of the classical estimate, kept to report next to the fit and,
+        for learned models, as a floor (:data:`FLOOR` times its variance at the anchors);
         ``anchors`` the two intensities where the line is held (defaults to -1 and 1).
         """
         if anchors is not None:
             self.anchors.copy_(torch.as_tensor(np.asarray(anchors), dtype=torch.float32))
         if classical is not None:
             self.classical.copy_(torch.as_tensor(np.asarray(classical), dtype=torch.float32))
+            if self.learned:
+                ca, cb = self.classical
+                self.floor.copy_(FLOOR * torch.clamp(ca * self.anchors + cb, min=MIN_VAR))
         a = torch.as_tensor(np.asarray(a_n, dtype=np.float64), dtype=torch.float32)
         b = torch.as_tensor(np.asarray(b_n, dtype=np.float64), dtype=torch.float32)
         ends = torch.clamp(a * self.anchors + b, min=MIN_VAR)
