@@ -108,7 +108,10 @@ def test_save_load_round_trip_gives_identical_output(small_model, camera_128, tm
     loaded = load_model(path)
     assert loaded.algorithm == "blindspot"
     state = loaded.method.state(loaded.net, loaded.norm.scale)
-    assert state == {k: small_model.summary[k] for k in state}
+    # the summary was computed on the training device (CUDA rounds differently): compare to 1e-6
+    for key, value in state.items():
+        expected = small_model.summary[key]
+        assert value == (pytest.approx(expected, rel=1e-6) if isinstance(value, float) else expected)
     for output in ("posterior", "prior"):
         np.testing.assert_array_equal(
             loaded.denoise(img, precision="fp32", output=output),
