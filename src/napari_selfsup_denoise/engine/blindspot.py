@@ -117,7 +117,7 @@ class BlindSpotMethod:
         out = net(x).float()
         c = x.shape[1]
         mu, logvar = out[:, :c], out[:, c:].clamp(*LOGVAR_RANGE)
-        return mu, torch.exp(logvar), net.noise.variance(mu)  # type: ignore[operator]
+        return mu, torch.exp(logvar), net.noise.variance(mu)  # type: ignore[operator,union-attr]
 
     def loss(
         self,
@@ -149,7 +149,7 @@ class BlindSpotMethod:
 
     def state(self, net: nn.Module, scale: tuple[float, ...]) -> dict[str, Any]:
         """Fitted noise parameters in the image's intensity units (the noise model knows the scale)."""
-        return net.noise.report()  # type: ignore[operator]
+        return net.noise.report()  # type: ignore[operator,union-attr]
 
     def bytes_per_pixel(self, net: nn.Module) -> int:
         """Every direction keeps about six full-resolution feature maps at the peak."""

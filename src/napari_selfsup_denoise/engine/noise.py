@@ -88,7 +88,7 @@ def _residual(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (4 * c - nb) / math.sqrt(20.0), (c + nb) / 5.0
 
 
-def _fit_channel(planes: list[np.ndarray]) -> tuple[float, float, float]:
+def _fit_channel(planes: list[np.ndarray]) -> tuple[float, float, float, float, float]:
     """Robust binned variance of the residual against the local mean, fitted by a line."""
     rs, ms = zip(*(_residual(p) for p in planes))
     r, m = np.concatenate([x.ravel() for x in rs]), np.concatenate([x.ravel() for x in ms])
@@ -143,6 +143,13 @@ class NoiseModel(nn.Module):
         ``known`` (fixed variance). Stored in a buffer so a saved model knows
         what ``auto`` chose.
     """
+
+    kind_code: torch.Tensor
+    anchors: torch.Tensor
+    offset: torch.Tensor
+    scale: torch.Tensor
+    classical: torch.Tensor
+    floor: torch.Tensor
 
     def __init__(self, channels: int, kind: str = "gaussian") -> None:
         super().__init__()
