@@ -38,7 +38,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy src/napari_selfsup_denoise/engine
 
 # pytest exits 5 when it collects no tests; that is not a failure of the suite.
-test: $(STAMP) xvfb lint
+test: $(STAMP) xvfb lint typecheck
 	$(PY) -m pytest -q tests; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
 bench: $(STAMP)
