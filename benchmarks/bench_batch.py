@@ -101,6 +101,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("bench-batch"), help="where stacks and outputs go")
     ap.add_argument("--steps", type=int, default=200, help="training steps of the model used")
     ap.add_argument("--tile", type=int, default=None, help="passed to denoise --tile")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to train (model size)")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     stacks = {gb: args.workdir / f"stack_{gb:g}GB.zarr" for gb in args.gb}
@@ -109,7 +110,8 @@ def main() -> None:
     if not model.exists():
         first = stacks[args.gb[0]]
         subprocess.run([sys.executable, "-m", "napari_selfsup_denoise.cli", "train", str(first), "-o", str(model),
-                        "--steps", str(args.steps), "--max-seconds", "120", "--quiet"], check=True)  # fmt: skip
+                        "--steps", str(args.steps), "--max-seconds", "120", "--quiet",
+                        *[f"--set={kv}" for kv in args.set]], check=True)  # fmt: skip
     extra = ["--tile", str(args.tile)] if args.tile else []
     runs = [("single process", extra)] + ([(f"--dask local:{args.dask}", [*extra, "--dask", f"local:{args.dask}"])]
                                           if args.dask else [])  # fmt: skip
