@@ -40,11 +40,11 @@ def tables(rows: list[dict]) -> str:
     """Markdown tables of the collected rows."""
     out = ["| case | algorithm | budget (s) | steps | PSNR (dB) | prior μ (dB) |", "|---|---|---|---|---|---|"]
     for r in rows:
-        if "psnr" in r or "psnr_posterior" in r:
-            psnr = r.get("psnr", r.get("psnr_posterior"))
+        if "psnr" in r or "posterior" in r:
+            psnr = r.get("psnr", r.get("posterior"))
             out.append(
-                f"| {r.get('case')} | {r.get('algorithm', 'blindspot')} | {r.get('budget_s', r.get('seconds'))} "
-                f"| {r.get('steps')} | {psnr} | {r.get('psnr_prior', '')} |"
+                f"| {r.get('case')} | {r.get('algorithm', 'blindspot')} | {r.get('budget_s')} "
+                f"| {r.get('steps')} | {psnr} | {r.get('prior', '')} |"
             )
     out += ["", "| what | algorithm | rate | precision |", "|---|---|---|---|"]
     for r in rows:
