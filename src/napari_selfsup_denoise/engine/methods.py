@@ -45,6 +45,9 @@ class Method(Protocol):
     def bytes_per_pixel(self, net: nn.Module) -> int:
         """Rough peak inference memory per input pixel, for choosing tiles."""
 
+    def prepare(self, net: nn.Module, canon: Any, norm: Any) -> None:
+        """Look at the whole (canonical, lazily read) image once before training starts."""
+
 
 class N2VMethod:
     """Noise2Void, N2V2, structN2V and Noise2Noise on a U-Net."""
@@ -106,6 +109,9 @@ class N2VMethod:
     def bytes_per_pixel(self, net: nn.Module) -> int:
         """About six full-resolution feature maps live at the peak."""
         return 4 * 6 * self.cfg.base_channels
+
+    def prepare(self, net: nn.Module, canon: Any, norm: Any) -> None:
+        """Nothing to fit before training."""
 
 
 def get_method(cfg: TrainConfig) -> Method:

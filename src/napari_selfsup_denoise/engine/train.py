@@ -137,7 +137,7 @@ def train(
     method = get_method(cfg)
     cfg = getattr(method, "cfg", cfg)  # a method may fill in its own defaults
     net = init.net if init is not None else method.build(ndim, canon.shape[2])
-    if init is None and hasattr(method, "prepare"):
+    if init is None:
         method.prepare(net, canon, norm)  # e.g. start a noise model from the image
     net = net.to(device)
     if ndim == 2:
