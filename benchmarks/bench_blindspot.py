@@ -14,35 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-DATA = Path(os.environ.get("SELFSUP_DENOISE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def psnr(clean: np.ndarray, est: np.ndarray, data_range: float) -> float:
-    """Peak signal-to-noise ratio in dB."""
-    mse = float(np.mean((np.asarray(clean, np.float64) - np.asarray(est, np.float64)) ** 2))
-    return 10 * np.log10(data_range**2 / mse)
-
-
-def make_case(case: str) -> tuple[np.ndarray, np.ndarray, float, str]:
-    """(clean, noisy, data range, axes) of a benchmark case, seeded as the data README says."""
-    import tifffile
-
-    rng = np.random.default_rng(42)
-    if case == "camera_g25":
-        from skimage.data import camera
-
-        clean = camera().astype(np.float64)
-        return clean, clean + rng.normal(0, 25, clean.shape), 255.0, "YX"
-    name = "nuclei2d_stardist.tif" if case == "nuclei_pg30" else "nuclei3d_stardist.tif"
-    raw = tifffile.imread(DATA / name).astype(np.float64)
-    clean = raw / raw.max() * 30
-    noisy = rng.poisson(clean) + rng.normal(0, 2, clean.shape)
-    return clean, noisy, 30.0, "YX" if case == "nuclei_pg30" else "ZYX"
+from cases import CASES, psnr  # noqa: E402
 
 
 def main() -> None:
@@ -61,8 +41,8 @@ def main() -> None:
     os.environ["SELFSUP_DENOISE_THREADS"] = str(args.threads)
     from napari_selfsup_denoise import train
 
-    clean, noisy, rng_, axes = make_case(args.case)
-    noisy = noisy.astype(np.float32)
+    clean, noisy, rng_ = CASES[args.case]()
+    axes = "ZYX" if noisy.ndim == 3 else "YX"
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     t0 = time.perf_counter()
     model = train(
@@ -84,16 +64,16 @@ def main() -> None:
         "case": args.case,
         "budget_s": args.seconds,
         "threads": args.threads,
-        "noisy": round(psnr(clean, noisy, rng_), 2),
-        "posterior": round(psnr(clean, post, rng_), 2),
-        "prior": round(psnr(clean, prior, rng_), 2),
+        "noisy": round(psnr(noisy, clean, rng_), 2),
+        "posterior": round(psnr(post, clean, rng_), 2),
+        "prior": round(psnr(prior, clean, rng_), 2),
         "train_s": round(t1 - t0, 1),
         "predict_s": round(t2 - t1, 1),
         "mean_std": round(float(np.mean(std)), 3),
         **{k: v for k, v in model.summary.items() if k not in ("message",)},
     }
     if args.tta:
-        res["posterior_tta"] = round(psnr(clean, model.denoise(noisy, precision=args.precision, tta=True), rng_), 2)
+        res["posterior_tta"] = round(psnr(model.denoise(noisy, precision=args.precision, tta=True), clean, rng_), 2)
     print(json.dumps(res))
 
 

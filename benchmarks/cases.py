@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(os.environ.get("SELFSUP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = Path(os.environ.get("SELFSUP_DENOISE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def camera_g25() -> tuple[np.ndarray, np.ndarray, float]:
@@ -19,29 +19,28 @@ def camera_g25() -> tuple[np.ndarray, np.ndarray, float]:
     return clean.astype(np.float32), noisy.astype(np.float32), 255.0
 
 
-def nuclei_pg30() -> tuple[np.ndarray, np.ndarray, float]:
-    """StarDist 2D nuclei scaled to a 30-photon peak, Poisson + Gaussian(2) noise (rng 42)."""
+def _photon_case(name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """A StarDist image scaled to a 30-photon peak, Poisson + Gaussian(2) noise (rng 42)."""
     import tifffile
 
-    raw = tifffile.imread(SHARED / "nuclei2d_stardist.tif").astype(np.float64)
+    raw = tifffile.imread(SHARED / name).astype(np.float64)
     clean = raw / raw.max() * 30
     rng = np.random.default_rng(42)
     noisy = rng.poisson(clean) + rng.normal(0, 2, clean.shape)
     return clean.astype(np.float32), noisy.astype(np.float32), 30.0
+
+
+def nuclei_pg30() -> tuple[np.ndarray, np.ndarray, float]:
+    """StarDist 2D nuclei at a 30-photon peak with Poisson-Gaussian noise; clean, noisy, data_range."""
+    return _photon_case("nuclei2d_stardist.tif")
 
 
 def nuclei3d_pg() -> tuple[np.ndarray, np.ndarray, float]:
-    """StarDist 3D nuclei stack scaled to a 30-photon peak, Poisson + Gaussian(2) noise (rng 42)."""
-    import tifffile
-
-    raw = tifffile.imread(SHARED / "nuclei3d_stardist.tif").astype(np.float64)
-    clean = raw / raw.max() * 30
-    rng = np.random.default_rng(42)
-    noisy = rng.poisson(clean) + rng.normal(0, 2, clean.shape)
-    return clean.astype(np.float32), noisy.astype(np.float32), 30.0
+    """StarDist 3D nuclei stack (ZYX) at a 30-photon peak with Poisson-Gaussian noise."""
+    return _photon_case("nuclei3d_stardist.tif")
 
 
-CASES = {"camera_g25": camera_g25, "nuclei_pg30": nuclei_pg30, "nuclei3d_pg": nuclei3d_pg}
+CASES = {"camera_g25": camera_g25, "nuclei_pg30": nuclei_pg30, "nuclei3d": nuclei3d_pg}
 
 
 def psnr(a: np.ndarray, ref: np.ndarray, data_range: float) -> float:
