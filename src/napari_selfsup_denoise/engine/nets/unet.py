@@ -118,7 +118,7 @@ class UNet(nn.Module):
         )
         self.bottom = ConvBlock(ndim, ch[depth - 1], ch[depth], batch_norm)
         # N2V2 upsamples linearly (no top skip, so the output must not be blocky); N2V uses
-        # the original U-Net's 2x2 transposed convolution, which halves the channels before
+        # the original U-Net's 2x2 transposed convolution (as UpShuffle), which halves the channels before
         # the skip is concatenated (cheaper than nearest upsampling + a wider first conv).
         self.upconvs = nn.ModuleList(nn.Identity() if n2v2 else UpShuffle(ndim, ch[i + 1], ch[i]) for i in range(depth))
         up_in = [(ch[i + 1] + (0 if i == 0 else ch[i])) if n2v2 else 2 * ch[i] for i in range(depth)]
