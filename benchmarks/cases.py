@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_selfsup_denoise._demo import psnr  # noqa: F401  (re-exported for the benchmark scripts)
+
 SHARED = Path(os.environ.get("SELFSUP_DENOISE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
@@ -41,8 +43,3 @@ def nuclei3d_pg() -> tuple[np.ndarray, np.ndarray, float]:
 
 
 CASES = {"camera_g25": camera_g25, "nuclei_pg30": nuclei_pg30, "nuclei3d": nuclei3d_pg}
-
-
-def psnr(a: np.ndarray, ref: np.ndarray, data_range: float) -> float:
-    """Peak signal-to-noise ratio in dB."""
-    return float(10 * np.log10(data_range**2 / np.mean((np.asarray(a, np.float64) - ref) ** 2)))

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import skimage.data
 
+from napari_selfsup_denoise._demo import psnr
+
 
 @pytest.fixture(scope="session")
 def camera_128() -> tuple[np.ndarray, np.ndarray]:
@@ -22,11 +24,6 @@ def noisy_3d() -> np.ndarray:
     z, y, x = np.mgrid[0:20, 0:40, 0:36].astype(np.float32)
     clean = 100 + 50 * np.sin(x / 5) * np.cos(y / 7) + 20 * np.sin(z / 4)
     return (clean + rng.normal(0, 10, clean.shape)).astype(np.float32)
-
-
-def psnr(a: np.ndarray, ref: np.ndarray, data_range: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB."""
-    return float(10 * np.log10(data_range**2 / np.mean((np.asarray(a, np.float64) - ref) ** 2)))
 
 
 @pytest.fixture(name="psnr")
