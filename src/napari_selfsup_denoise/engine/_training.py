@@ -67,6 +67,7 @@ class RunState:
     last_preview: float = 0.0
     message: str = ""
     stopped: str = "budget"
+    noise: dict[str, Any] | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0

@@ -23,6 +23,7 @@ from .methods import Method, get_method
 from .model import Model
 
 VAL_EVERY = 50
+NOISE_EVERY = 10
 CPU_CHUNK = 32
 MAX_BAD_STEPS = 5
 
@@ -204,7 +205,9 @@ def _one_step(
     pv = None
     if preview is not None and el - st.last_preview >= cfg.preview_every_s:
         pv, st.last_preview = preview_now(model, preview, device), el
-    noise = model.method.state(net, model.norm.scale) or None
+    if st.noise is None or st.step % NOISE_EVERY == 0:  # a handful of small tensor ops + device syncs
+        st.noise = model.method.state(net, model.norm.scale) or None
+    noise = st.noise
     return TrainProgress(
         st.step,
         max(total, st.step),
