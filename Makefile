@@ -10,7 +10,7 @@ XPKGS  := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image
           libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv demo test lint typecheck bench screenshots xvfb clean
+.PHONY: venv demo test lint imports typecheck bench screenshots xvfb clean
 
 venv: $(STAMP)
 
@@ -38,8 +38,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy src/napari_selfsup_denoise/engine
 
+# The import contracts in pyproject.toml: layers, no cycles, Qt only in _widgets.
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
+
 # pytest exits 5 when it collects no tests; that is not a failure of the suite.
-test: $(STAMP) xvfb lint typecheck
+test: $(STAMP) xvfb lint imports typecheck
 	$(PY) -m pytest -q tests; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
 bench: $(STAMP)

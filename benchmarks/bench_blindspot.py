@@ -22,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import CASES, psnr  # noqa: E402
+from cases import CASES  # noqa: E402
+from napari_selfsup_denoise.metrics import psnr  # noqa: E402
 
 
 def main() -> None:

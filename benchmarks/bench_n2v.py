@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import CASES, psnr  # noqa: E402
+from cases import CASES  # noqa: E402
+from napari_selfsup_denoise.metrics import psnr  # noqa: E402
 
 
 def parse_value(v: str) -> object:

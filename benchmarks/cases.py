@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_selfsup_denoise._demo import psnr  # noqa: F401  (re-exported for the benchmark scripts)
-
 SHARED = Path(os.environ.get("SELFSUP_DENOISE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 

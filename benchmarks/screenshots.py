@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from napari_selfsup_denoise.metrics import psnr
 
 PLUGIN = "napari-selfsup-denoise"
 
@@ -30,11 +30,6 @@ def _pump(until: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.02)
     return False
-
-
-def _psnr(clean: np.ndarray, img: np.ndarray) -> float:
-    rng = float(clean.max() - clean.min())
-    return 10 * np.log10(rng**2 / float(np.mean((np.asarray(img, np.float64) - clean) ** 2)))
 
 
 def _open(sample: str) -> tuple[Any, Any]:
@@ -78,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     viewer.window.screenshot(path=str(args.out / "widget_result.png"), canvas_only=False)
     clean = source.metadata.get("clean")
     if clean is not None:
-        print(f"PSNR noisy {_psnr(clean, source.data):.2f} dB -> denoised {_psnr(clean, result.data):.2f} dB")
+        span = float(clean.max() - clean.min())
+        print(f"PSNR noisy {psnr(source.data, clean, span):.2f} dB -> denoised {psnr(result.data, clean, span):.2f} dB")
     print(f"{widget.status.text()}; wrote {args.out / 'widget_training.png'} and {args.out / 'widget_result.png'}")
     viewer.close()
     return 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from napari_selfsup_denoise._demo import psnr
+from napari_selfsup_denoise.metrics import psnr
 
 
 @pytest.fixture(scope="session")
@@ -28,5 +28,5 @@ def noisy_3d() -> np.ndarray:
 
 @pytest.fixture(name="psnr")
 def psnr_fixture():
-    """The :func:`psnr` function, for tests."""
-    return psnr
+    """PSNR in dB against a reference of range 255 (the camera crops), or of ``data_range``."""
+    return lambda image, reference, data_range=255.0: psnr(image, reference, data_range)

@@ -17,8 +17,8 @@ import tifffile
 import zarr
 
 from napari_selfsup_denoise import train
-from napari_selfsup_denoise.batch import BatchOptions, Interrupted, Reporter, denoise_files, open_training_data
-from napari_selfsup_denoise.io import read_image
+from napari_selfsup_denoise.batch import BatchOptions, Interrupted, Reporter, denoise_files
+from napari_selfsup_denoise.io import open_training_data, read_image
 
 TINY = {"max_steps": 10, "patch_size": 32, "batch_size": 4, "base_channels": 8, "depth": 2, "seed": 0}
 

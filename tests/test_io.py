@@ -7,8 +7,7 @@ import pytest
 import tifffile
 import zarr
 
-from napari_selfsup_denoise import _ngff
-from napari_selfsup_denoise.io import InputError, read_image, split_zarr_path, write_tiff
+from napari_selfsup_denoise.io import InputError, ngff, read_image, split_zarr_path, write_tiff
 
 
 @pytest.fixture
@@ -85,7 +84,7 @@ def test_zarr_group_inner_array_path(tmp_path, stack):
         read_image(tmp_path / "g.zarr")
 
 
-def _ngff_group(path, data, zarr_format):
+def _ome_group(path, data, zarr_format):
     g = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
     g.create_array("0", shape=data.shape, chunks=(1, 16, 16), dtype=data.dtype)[:] = data
     g.create_array("1", shape=(data.shape[0], 20, 24), chunks=(1, 16, 16), dtype=data.dtype)
@@ -95,29 +94,29 @@ def _ngff_group(path, data, zarr_format):
                                                                  {"type": "translation", "translation": [0, 10, 20]}]},
                      {"path": "1", "coordinateTransformations": [{"type": "scale", "scale": [2.0, 1.0, 1.0]}]}],
     }  # fmt: skip
-    _ngff.write_multiscale_attrs(g, ms)
+    ngff.write_multiscale_attrs(g, ms)
     return g
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_ome_zarr_reads_full_resolution_level(tmp_path, zarr_format):
     data = np.arange(4 * 40 * 48, dtype=np.float32).reshape(4, 40, 48)
-    _ngff_group(tmp_path / "img.ome.zarr", data, zarr_format)
+    _ome_group(tmp_path / "img.ome.zarr", data, zarr_format)
     img = read_image(tmp_path / "img.ome.zarr")
     assert (img.kind, img.axes, img.shape, img.unit) == ("ome-zarr", "ZYX", data.shape, "micrometer")
     assert img.scale == {"Z": 2.0, "Y": 0.5, "X": 0.5} and img.meta["levels"] == 2
-    assert _ngff.level_factors(img.meta["ngff"], "ZYX", 3) == [[1, 2, 2], [1, 2, 2]]
+    assert ngff.level_factors(img.meta["ngff"], "ZYX", 3) == [[1, 2, 2], [1, 2, 2]]
 
 
 def test_pyramid_block_means_and_transforms(tmp_path):
     data = np.arange(2 * 9 * 10, dtype=np.float32).reshape(2, 9, 10)
     g = zarr.open_group(str(tmp_path / "o.zarr"), mode="w")
     g.create_array("0", shape=data.shape, chunks=(1, 4, 4), dtype=data.dtype)[:] = data
-    _ngff.write_pyramid(g, [[1, 2, 2]])
+    ngff.write_pyramid(g, [[1, 2, 2]])
     lvl = np.asarray(g["1"])
     assert lvl.shape == (2, 5, 5)
     assert lvl[0, 0, 0] == pytest.approx(data[0, :2, :2].mean())
-    ms = _ngff.build_multiscale("ZYX", {"Z": 1.0, "Y": 0.5, "X": 0.5}, "micrometer", [[1, 2, 2]], None)
+    ms = ngff.build_multiscale("ZYX", {"Z": 1.0, "Y": 0.5, "X": 0.5}, "micrometer", [[1, 2, 2]], None)
     assert ms["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 1.0, 1.0]
     assert ms["axes"][2] == {"name": "x", "type": "space", "unit": "micrometer"}
 

@@ -16,10 +16,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-
-def psnr(a: np.ndarray, ref: np.ndarray, data_range: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB."""
-    return float(10 * np.log10(data_range**2 / np.mean((a.astype(np.float64) - ref) ** 2)))
+from .metrics import psnr
 
 
 def make_sample(folder: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(cmd, check=True)
     denoised = tifffile.imread(folder / "denoised.tif")
     png = side_by_side(folder, noisy, denoised, clean)
-    before, after = psnr(noisy, clean), psnr(denoised, clean)
+    before, after = psnr(noisy, clean, 255.0), psnr(denoised, clean, 255.0)
     print(
         f"\nPSNR noisy {before:.2f} dB -> denoised {after:.2f} dB (gain {after - before:+.2f} dB) "
         f"in {time.perf_counter() - t0:.0f} s"

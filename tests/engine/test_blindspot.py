@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_selfsup_denoise import TrainConfig, load_model, train
-from napari_selfsup_denoise.engine.blindspot import BLINDSPOT_DEFAULTS, blindspot_config
+from napari_selfsup_denoise.engine.methods.blindspot import BLINDSPOT_DEFAULTS, blindspot_config
 from napari_selfsup_denoise.engine.nets.blindspot import BlindSpotNet
 
 

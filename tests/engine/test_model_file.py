@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_selfsup_denoise import load_model, train
-from napari_selfsup_denoise.engine.model import ModelFileError, read_metadata
+from napari_selfsup_denoise.engine.model_file import ModelFileError, read_metadata
 
 TINY = dict(max_steps=6, max_seconds=None, patch_size=32, batch_size=4, base_channels=8, depth=2)
 

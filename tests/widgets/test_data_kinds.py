@@ -57,7 +57,7 @@ def test_rgb_layer_is_read_as_yxc(open_widget, qtbot, errors, small, wait_idle):
 
 
 def test_blindspot_adds_an_uncertainty_layer(open_widget, qtbot, errors, small, wait_idle):
-    pytest.importorskip("napari_selfsup_denoise.engine.blindspot")
+    pytest.importorskip("napari_selfsup_denoise.engine.methods.blindspot")
     viewer, _, widget = open_widget()
     viewer.add_image(_noisy((64, 64)), name="cells")
     small(widget, steps=5)

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..api import drain
-from ..batch import BatchOptions, denoise_files, open_training_data
+from ..batch import BatchOptions, denoise_files
 from ..config import ConfigError, TrainConfig, from_dict, to_dict
-from ..engine.model import Model, load_model, read_metadata
+from ..engine.events import drain
+from ..engine.model import Model, load_model
+from ..engine.model_file import read_metadata
+from ..io import open_training_data
 from ._progress import BarReporter, TrainBar, summary
 
 _TRAIN_FLAGS = {

@@ -1,23 +1,13 @@
-"""A trained model: network + config + normalisation; one-file save/load without pickle.
-
-The file is a safetensors file: the weights, plus a JSON document in the
-safetensors header metadata (format version, algorithm, config, axes, channels,
-normalisation, training summary, fitted noise parameters). Loading it never
-runs code.
-"""
+"""A trained model: network + config + normalisation; save and load through :mod:`.model_file`."""
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from ..axes import AxesError, guess_axes, validate_axes
@@ -25,14 +15,8 @@ from ..config import ConfigError, PredictConfig, TrainConfig, from_dict, to_dict
 from .data import Normalisation
 from .events import drain
 from .methods import Method, get_method
-
-FORMAT = "napari-selfsup-denoise"
-FORMAT_VERSION = 1
-SUFFIX = ".sdmodel"
-
-
-class ModelFileError(ValueError):
-    """A model file is missing, corrupt, foreign or incompatible."""
+from .model_file import FORMAT, FORMAT_VERSION, ModelFileError, read_metadata, read_weights
+from .model_file import save as save_file
 
 
 class Model:
@@ -142,54 +126,7 @@ class Model:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model to one file atomically; returns the path written."""
-        path = Path(path)
-        if path.suffix == "":
-            path = path.with_suffix(SUFFIX)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        meta = {"napari_selfsup_denoise": json.dumps(self.metadata())}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
-
-
-def _sniff(path: Path) -> None:
-    head = path.read_bytes()[:16] if path.stat().st_size < 16 else path.open("rb").read(16)
-    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
-        raise ModelFileError(
-            f"{path} looks like a pickle / PyTorch checkpoint; such files can run code when "
-            "loaded and are refused. Use a model saved by napari-selfsup-denoise (.sdmodel)"
-        )
-    if len(head) < 10 or head[8:9] != b"{":
-        raise ModelFileError(f"{path} is not a napari-selfsup-denoise model file (no safetensors header)")
-
-
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON document of a model file, checked for format and version."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist")
-    _sniff(path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            raw = (fh.metadata() or {}).get("napari_selfsup_denoise")
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelFileError(f"{path} is corrupt or truncated ({exc})") from exc
-    if raw is None:
-        raise ModelFileError(f"{path} is a safetensors file but not a napari-selfsup-denoise model")
-    meta = json.loads(raw)
-    if meta.get("format") != FORMAT or int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path} has format {meta.get('format')!r} version {meta.get('format_version')}; "
-            f"this version reads {FORMAT!r} up to version {FORMAT_VERSION} (upgrade the plugin)"
-        )
-    return meta
+        return save_file(path, self.net.state_dict(), self.metadata())
 
 
 def load_model(path: str | os.PathLike[str]) -> Model:
@@ -205,9 +142,7 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         cfg = from_dict(meta["config"])
         method = get_method(cfg)
         net = method.build(int(meta["ndim"]), int(meta["channels"]))
-        with safe_open(str(path), framework="pt") as fh:
-            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-        net.load_state_dict(state, strict=True)
+        net.load_state_dict(read_weights(path), strict=True)
     except (KeyError, ConfigError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{path} does not hold a usable model ({exc})") from exc
     net.eval()

@@ -13,22 +13,44 @@ import itertools
 import threading
 import time
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..axes import CANONICAL
 from ..config import PredictConfig
 from .arrays import canonical, write_block
-from .data import DataError
+from .data import DataError, Normalisation
 from .device import autocast, configure_threads, pick_device, resolve_precision
 from .events import PredictProgress
-
-if TYPE_CHECKING:
-    from .model import Model
+from .methods import Method
 
 Box = tuple[tuple[int, int], ...]
+
+
+class ModelLike(Protocol):
+    """What prediction needs from a trained model; :class:`.model.Model` is one (no import, no cycle)."""
+
+    net: nn.Module
+    method: Method
+    ndim: int
+    norm: Normalisation
+
+    @property
+    def margin(self) -> int:
+        """Context per side that covers the receptive field."""
+
+    @property
+    def multiple(self) -> int:
+        """Window sizes must be multiples of this."""
+
+    def resolve_axes(self, image: Any, axes: str | None) -> str:
+        """Axes for ``image``, checked against the model."""
+
+    def check_channels(self, channels: int) -> None:
+        """Raise if the image has another number of channels."""
 
 
 def reflect_index(idx: np.ndarray, size: int) -> np.ndarray:
@@ -54,7 +76,7 @@ def available_memory(device: torch.device) -> int:
     return 4 * 1024**3
 
 
-def auto_tile(model: Model, device: torch.device, tta: bool) -> int:
+def auto_tile(model: ModelLike, device: torch.device, tta: bool) -> int:
     """Largest tile edge whose window fits a quarter of free memory (capped for cache reuse)."""
     per_px = model.method.bytes_per_pixel(model.net) * (2 if tta else 1)
     budget = available_memory(device) // 4
@@ -91,7 +113,7 @@ def _dihedral(x: torch.Tensor, k: int, flip: bool, inverse: bool = False) -> tor
     return torch.rot90(x, -k, dims=(-2, -1)) if k else x
 
 
-def _forward(model: Model, x: torch.Tensor, pcfg: PredictConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def _forward(model: ModelLike, x: torch.Tensor, pcfg: PredictConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     transforms = [(k, f) for f in (False, True) for k in range(4)] if pcfg.tta else [(0, False)]
     acc: dict[str, torch.Tensor] = {}
     with torch.inference_mode(), autocast(x.device, dtype):
@@ -122,7 +144,7 @@ def _split(box: Box, multiple: int) -> list[Box]:
 class _Tiler:
     """Predict core boxes of one array, splitting boxes that run out of memory."""
 
-    def __init__(self, model: Model, canon: Any, pcfg: PredictConfig, device: torch.device) -> None:
+    def __init__(self, model: ModelLike, canon: Any, pcfg: PredictConfig, device: torch.device) -> None:
         self.model, self.canon, self.pcfg, self.device = model, canon, pcfg, device
         self.dtype = resolve_precision(pcfg.precision, device)
         self.splits = 0
@@ -151,7 +173,7 @@ class _Tiler:
 
 
 def predict(
-    model: Model,
+    model: ModelLike,
     image: Any,
     config: PredictConfig | None = None,
     *,

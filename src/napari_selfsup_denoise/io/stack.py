@@ -1,10 +1,14 @@
-"""Several same-shaped arrays seen as one, stacked along S, read lazily (for training on many files)."""
+"""Training input: one or more files opened lazily; several same-shaped ones are seen as one, stacked along S."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+from .image import Image, InputError
+from .paths import expand_inputs
+from .read import read_image
 
 
 class StackedArray:
@@ -50,3 +54,19 @@ class StackedArray:
         pos = self.axis - sum(isinstance(i, (int, np.integer)) for i in index[: self.axis])
         parts = [self._one(s, rest) for s in range(*sidx.indices(self.shape[self.axis]))]
         return np.stack(parts, axis=pos).astype(self.dtype, copy=False)
+
+
+def open_training_data(inputs: list[str], axes: str | None) -> tuple[Any, str, list[Image]]:
+    """Open one or more training inputs lazily; several are stacked along S (same shape required)."""
+    paths, missing = expand_inputs(inputs)
+    if missing:
+        raise InputError(f"{missing[0][0]}: {missing[0][1]}")
+    images = [read_image(p, axes) for p in paths]
+    ax = axes or images[0].axes_or_guess()
+    if len(images) == 1:
+        return images[0].data, ax, images
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise InputError(f"training files must share one shape to be stacked; found {sorted(shapes)}")
+    stacked = StackedArray([im.data for im in images], ax)
+    return stacked, stacked.axes, images

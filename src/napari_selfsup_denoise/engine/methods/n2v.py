@@ -1,52 +1,15 @@
-"""Algorithms as small objects: build the network, compute the loss, run inference.
-
-The training loop and tiled prediction know nothing of N2V or blind spots;
-they call a :class:`Method`. New algorithms register in :func:`get_method`.
-"""
+"""Noise2Void, N2V2, structN2V and Noise2Noise: a U-Net trained with a masked (or paired) MSE."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import PredictConfig, TrainConfig
-from .masking import masked_mse, n2v_manipulate
-from .nets.unet import UNet
-
-
-class Method(Protocol):
-    """What the training loop and the predictor need from an algorithm."""
-
-    name: str
-
-    def build(self, ndim: int, channels: int) -> nn.Module:
-        """A fresh network for ``ndim`` spatial dimensions and ``channels`` channels."""
-
-    def loss(
-        self,
-        net: nn.Module,
-        x: torch.Tensor,
-        target: torch.Tensor | None,
-        gen: torch.Generator | None,
-    ) -> torch.Tensor:
-        """Training loss of one batch (normalised data)."""
-
-    def param_groups(self, net: nn.Module, lr: float) -> list[dict[str, Any]]:
-        """Optimiser parameter groups."""
-
-    def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig) -> dict[str, torch.Tensor]:
-        """Outputs for a normalised batch: ``denoised`` and optionally ``uncertainty``."""
-
-    def state(self, net: nn.Module, scale: tuple[float, ...]) -> dict[str, Any]:
-        """JSON-able facts to report and save (e.g. fitted noise parameters)."""
-
-    def bytes_per_pixel(self, net: nn.Module) -> int:
-        """Rough peak inference memory per input pixel, for choosing tiles."""
-
-    def prepare(self, net: nn.Module, canon: Any, norm: Any) -> None:
-        """Look at the whole (canonical, lazily read) image once before training starts."""
+from ...config import PredictConfig, TrainConfig
+from ..masking import masked_mse, n2v_manipulate
+from ..nets.unet import UNet
 
 
 class N2VMethod:
@@ -112,12 +75,3 @@ class N2VMethod:
 
     def prepare(self, net: nn.Module, canon: Any, norm: Any) -> None:
         """Nothing to fit before training."""
-
-
-def get_method(cfg: TrainConfig) -> Method:
-    """The :class:`Method` for ``cfg.algorithm``."""
-    if cfg.algorithm == "blindspot":
-        from .blindspot import BlindSpotMethod
-
-        return BlindSpotMethod(cfg)
-    return N2VMethod(cfg)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .axes import AxesError, validate_axes
+from ..axes import AxesError, validate_axes
 
 _TYPE_LETTER = {"time": "T", "channel": "C"}
 _LETTER_TYPE = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}

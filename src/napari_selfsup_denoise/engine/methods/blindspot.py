@@ -3,7 +3,7 @@
 The network predicts a Gaussian prior ``N(mu, var_x)`` for every pixel from its
 surroundings only; training maximises the likelihood of the noisy value under
 ``N(mu, var_x + var_n)`` where ``var_n`` comes from the noise model
-(:mod:`.noise`). Denoising takes the posterior mean, which puts back what the
+(:mod:`..noise`). Denoising takes the posterior mean, which puts back what the
 pixel's own value says about the signal.
 
 Defaults. TrainConfig's defaults suit N2V; where the caller left one of the
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import PredictConfig, TrainConfig
-from .data import Normalisation, stats_subset
-from .nets.blindspot import BlindSpotNet
-from .noise import NoiseModel, estimate_noise, gaussian_nll, posterior
+from ...config import PredictConfig, TrainConfig
+from ..data import Normalisation, stats_subset
+from ..nets.blindspot import BlindSpotNet
+from ..noise import NoiseModel, estimate_noise, gaussian_nll, posterior
 
 BLINDSPOT_DEFAULTS: dict[str, Any] = {"batch_size": 4, "base_channels": 24}
 # 3D: six directions of 3x3x3 convolutions cost ~25x a 2D step per patch pixel; a shallow, narrow net keeps

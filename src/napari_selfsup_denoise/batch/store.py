@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import Image, split_zarr_path, write_tiff
+from ..io import Image, ngff, split_zarr_path, write_tiff
 
 STATE_KEY = "selfsup_denoise"
 DONE_DIR = ".selfsup_done"
@@ -26,6 +26,19 @@ DONE_DIR = ".selfsup_done"
 
 class OutputError(ValueError):
     """The output cannot be written as asked (exists, unfinished, or would touch the input)."""
+
+
+class CastArray:
+    """Write-through wrapper that rounds and clips float blocks into an integer array."""
+
+    def __init__(self, arr: Any) -> None:
+        self.arr, self.shape, self.dtype = arr, arr.shape, np.dtype(arr.dtype)
+
+    def __setitem__(self, index: Any, value: np.ndarray) -> None:
+        if self.dtype.kind in "iu":
+            info = np.iinfo(self.dtype)
+            value = np.clip(np.rint(value), info.min, info.max)
+        self.arr[index] = np.asarray(value).astype(self.dtype)
 
 
 @dataclass(frozen=True)
@@ -153,8 +166,6 @@ def mark_done(done_dir: str | Path, key: str) -> None:
 
 def finish(spec: OutSpec, arr: Any, image: Image, axes: str, levels: int | None) -> None:
     """Turn a complete work array into the final output (TIFF, Zarr or OME-Zarr)."""
-    from . import _ngff
-
     if spec.fmt == "tiff":
         write_tiff(spec.dst, arr, axes, image.scale, image.unit)
         shutil.rmtree(spec.work, ignore_errors=True)
@@ -168,8 +179,8 @@ def finish(spec: OutSpec, arr: Any, image: Image, axes: str, levels: int | None)
 
         group = zarr.open_group(str(spec.work), mode="r+")
         src = image.meta.get("ngff") if image.kind == "ome-zarr" else None
-        n = levels or image.meta.get("levels") or _ngff.default_levels(tuple(arr.shape), axes)
-        factors = _ngff.level_factors(src, axes, n)
-        _ngff.write_pyramid(group, factors)
-        _ngff.write_multiscale_attrs(group, _ngff.build_multiscale(axes, image.scale, image.unit, factors, src))
+        n = levels or image.meta.get("levels") or ngff.default_levels(tuple(arr.shape), axes)
+        factors = ngff.level_factors(src, axes, n)
+        ngff.write_pyramid(group, factors)
+        ngff.write_multiscale_attrs(group, ngff.build_multiscale(axes, image.scale, image.unit, factors, src))
     arr.attrs[STATE_KEY] = {**rec, "complete": True}

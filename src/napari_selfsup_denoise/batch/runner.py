@@ -1,35 +1,44 @@
-"""One input at a time: pick the output, create or resume it, run its units locally or on dask, finish."""
+"""Denoise inputs one at a time: pick the output, create or resume it, run its units locally or on dask, finish."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import _store
-from .batch import (
+from ..axes import AxesError
+from ..config import ConfigError, PredictConfig, to_dict
+from ..engine.data import DataError
+from ..engine.model import Model
+from ..engine.model_file import ModelFileError
+from ..io import Image, InputError, is_image_path, read_image, split_zarr_path
+from . import store as _store
+from .local import predict_units
+from .plan import (
     BatchOptions,
-    CastArray,
     Interrupted,
     Reporter,
     Result,
+    check_model_options,
     default_edge,
+    expand_inputs,
     model_hash,
-    predict_units,
+    output_path,
     region_px,
     tagged,
     unit_grid,
 )
-from .config import PredictConfig, to_dict
-from .engine.model import Model
-from .io import Image, read_image, split_zarr_path
+
+EXPECTED_ERRORS = (InputError, AxesError, ConfigError, DataError, ModelFileError, _store.OutputError, OSError)
 
 
 def _same_place(a: Path, b: Path) -> bool:
@@ -61,7 +70,7 @@ class FileRunner:
 
     def __enter__(self) -> FileRunner:
         if self.opts.scheduler or self.opts.dask_local:
-            from ._dask import dask_client
+            from .distributed import dask_client
 
             if self.model_path is None:
                 fd, self._tmp = tempfile.mkstemp(suffix=".sdmodel")
@@ -137,7 +146,7 @@ class FileRunner:
             raise Interrupted("stopped; run again with --resume to continue")
 
     def _run_local(self, img: Image, axes: str, pcfg: PredictConfig, specs: list, arrs: list, pending: list) -> None:
-        outs = [CastArray(arrs[0]), *arrs[1:]]
+        outs = [_store.CastArray(arrs[0]), *arrs[1:]]
         predict_units(
             self.model, img.data, axes, pcfg, outs, pending, lambda k, px: self._on_unit(specs[0].done_dir, k, px)
         )
@@ -145,7 +154,7 @@ class FileRunner:
     def _run_dask(
         self, img: Image, axes: str, pcfg: PredictConfig, specs: list, dtype: np.dtype, pending: list
     ) -> None:
-        from ._dask import run_units
+        from .distributed import run_units
 
         spec = {
             "model": self.model_path,
@@ -156,3 +165,44 @@ class FileRunner:
             "done": str(specs[0].done_dir),
         }
         run_units(self.client, json.dumps(spec), pending, lambda k, px: self._on_unit(specs[0].done_dir, k, px, False))
+
+
+def denoise_files(
+    model: Model,
+    inputs: list[str],
+    output: str,
+    opts: BatchOptions,
+    *,
+    model_path: str | os.PathLike[str] | None = None,
+    reporter: Reporter | None = None,
+    stop: threading.Event | None = None,
+) -> list[Result]:
+    """Denoise every input (files, directories, globs) into ``output``; never raises for one bad file.
+
+    Returns
+    -------
+    list of Result
+        One per input, in order; status ``done``, ``skipped`` or ``failed``.
+    """
+    check_model_options(model, opts)
+    rep = reporter or Reporter()
+    paths, results = expand_inputs(inputs)
+    for r in results:
+        rep.file_end(r)
+    many = len(inputs) > 1 or len(paths) > 1 or any(Path(i).is_dir() and not is_image_path(Path(i)) for i in inputs)
+    many = many or any(glob.has_magic(i) for i in inputs)
+    with FileRunner(model, opts, model_path, rep, stop) as runner:
+        for src in paths:
+            t0 = time.perf_counter()
+            try:
+                res = runner.run(src, lambda fmt, s=src: output_path(s, output, many, fmt))
+            except Interrupted:
+                raise
+            except EXPECTED_ERRORS as exc:
+                res = Result(src, None, "failed", str(exc))
+            except Exception as exc:  # one bad file must not stop the others
+                res = Result(src, None, "failed", f"{type(exc).__name__}: {exc}")
+            res.seconds = round(time.perf_counter() - t0, 2)
+            results.append(res)
+            rep.file_end(res)
+    return results

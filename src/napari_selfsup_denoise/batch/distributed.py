@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .api import drain
+from ..engine.events import drain
 
 _LOCAL = threading.local()
 
@@ -55,10 +55,10 @@ def _context(spec_json: str) -> dict[str, Any]:
         cached["image"].close()
     import zarr
 
-    from .batch import CastArray
-    from .config import PredictConfig, from_dict
-    from .engine.model import load_model
-    from .io import read_image
+    from ..config import PredictConfig, from_dict
+    from ..engine.model import load_model
+    from ..io import read_image
+    from .store import CastArray
 
     spec = json.loads(spec_json)
     outs = [zarr.open_array(w, mode="r+", path=inner or None) for w, inner in spec["outs"]]
@@ -76,8 +76,9 @@ def _context(spec_json: str) -> dict[str, Any]:
 
 def unit_task(spec_json: str, key: str, region: tuple[slice, ...]) -> int:
     """Predict one unit into the shared output and mark it done; returns its pixel count."""
-    from ._store import mark_done
-    from .batch import predict_region, region_px
+    from .local import predict_region
+    from .plan import region_px
+    from .store import mark_done
 
     ctx = _context(spec_json)
     spec, outs = ctx["spec"], ctx["outs"]

@@ -1,0 +1,34 @@
+"""Read and write TIFF, Zarr (v2/v3) and OME-Zarr images lazily, keeping axes and pixel sizes.
+
+Reading never loads a whole image: TIFF files are memory-mapped when their
+pixels are stored contiguously and read page by page (through tifffile's Zarr
+view) otherwise; Zarr and OME-Zarr arrays are opened, not read. Writing TIFF
+streams page by page into a temporary name that is renamed when complete, so
+a half-written file never carries the final name.
+
+Modules: :mod:`.image` (the opened image), :mod:`.paths` (what a path names),
+:mod:`.tiff`, :mod:`.zarr`, :mod:`.ngff` (OME-Zarr metadata and pyramids),
+:mod:`.read` (open any of them), :mod:`.stack` (training input, several files).
+"""
+
+from .image import Image, InputError, norm_unit
+from .paths import TIFF_SUFFIXES, expand_inputs, is_image_path, is_tiff, split_zarr_path
+from .read import read_image
+from .stack import StackedArray, open_training_data
+from .tiff import tiff_axes_ok, write_tiff
+
+__all__ = [
+    "TIFF_SUFFIXES",
+    "Image",
+    "InputError",
+    "StackedArray",
+    "expand_inputs",
+    "is_image_path",
+    "is_tiff",
+    "norm_unit",
+    "open_training_data",
+    "read_image",
+    "split_zarr_path",
+    "tiff_axes_ok",
+    "write_tiff",
+]
