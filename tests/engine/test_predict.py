@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from napari_selfsup_denoise import PredictConfig, TrainConfig
+from napari_selfsup_denoise.engine import pipeline as pipeline_mod
 from napari_selfsup_denoise.engine import predict as predict_mod
 from napari_selfsup_denoise.engine.data import Normalisation
 from napari_selfsup_denoise.engine.events import drain
@@ -66,14 +67,14 @@ def test_out_of_memory_backs_off_to_smaller_tiles(monkeypatch):
     model = _random_model(2)
     img = np.random.default_rng(3).normal(10, 3, (64, 64)).astype(np.float32)
     reference = _predict(model, img, tile=64)
-    real = predict_mod._forward
+    real = pipeline_mod._forward
 
     def fake(model_, x, pcfg, dtype):
         if x.shape[-1] > 2 * model.margin + 32:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
         return real(model_, x, pcfg, dtype)
 
-    monkeypatch.setattr(predict_mod, "_forward", fake)
+    monkeypatch.setattr(pipeline_mod, "_forward", fake)
     events = []
     out = predict_mod.predict(model, img, PredictConfig(tile=64, precision="fp32"))
     result = drain(out, events.append)
@@ -82,18 +83,23 @@ def test_out_of_memory_backs_off_to_smaller_tiles(monkeypatch):
 
 
 def test_writes_into_caller_array_and_stop_ends_early():
+    """Stop ends after the current forward pass: what was predicted is written, the rest is left alone."""
     import threading
 
     model = _random_model(2)
-    img = np.random.default_rng(4).normal(10, 3, (64, 64)).astype(np.float32)
+    img = np.random.default_rng(4).normal(10, 3, (128, 128)).astype(np.float32)
     out = np.full(img.shape, -1.0, dtype=np.float32)
     stop = threading.Event()
     gen = predict_mod.predict(model, img, PredictConfig(tile=16, precision="fp32"), out=out, stop=stop)
     first = next(gen)
     stop.set()
-    result = drain(gen)
-    assert result is out and first.total == 16
+    events = [first]
+    result = drain(gen, events.append)
+    assert result is out and first.total == 64
     assert (out == -1).any() and (out != -1).any()
+    written = sum(int((out[y : y + 16, x : x + 16] != -1).all()) for y in range(0, 128, 16) for x in range(0, 128, 16))
+    assert written == len(events) < 64  # every reported tile is complete, no other tile was touched
+    assert first.info["batch"] <= predict_mod.MAX_BATCH["cpu"]
 
 
 def test_reflect_index_never_leaves_the_image():

@@ -1,12 +1,13 @@
-"""Run work units in this process, one at a time, with the engine's prediction generator."""
+"""Run work units in this process through the engine's prediction pipeline (read ahead, write behind)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 from ..config import PredictConfig
-from ..engine.events import drain
+from ..engine.arrays import canonical
 from ..engine.model import Model
 from .plan import region_px
 
@@ -19,12 +20,31 @@ def predict_units(
     outs: list[Any],
     units: list,
     on_unit: Callable[[str, int], None],
+    done: set[str] | frozenset[str] = frozenset(),
 ) -> None:
-    """Predict ``units`` one by one into ``outs`` (denoised[, uncertainty]); ``on_unit(key, px)`` after each."""
-    unc = outs[1] if len(outs) > 1 else None
+    """Predict ``units`` (all of the image's, in order) into ``outs`` (denoised[, uncertainty]), except ``done``.
+
+    ``on_unit(key, px)`` is called in this thread after each unit's data is written.
+    Units are batched as in a run without ``done``, so a resumed run writes
+    bit for bit what a clean run writes.
+    """
+    from ..engine.predict import Tile, pick_tile, plan, predict_tiles
+
+    tile = pick_tile(model, pcfg)
+    shape = tuple(canonical(data, axes).shape)
+    tiles, left = [], {}
     for key, region in units:
-        drain(predict_region(model, data, axes, pcfg, outs[0], unc, region))
-        on_unit(key, region_px(region, axes))
+        samples, boxes, _ = plan(shape, axes, region, tile, model.ndim)
+        parts = [Tile(s, t, box, key, key not in done) for (s, t), box in itertools.product(samples, boxes)]
+        tiles += parts
+        left[key] = len(parts)
+    unc = outs[1] if len(outs) > 1 else None
+    px = {key: region_px(region, axes) for key, region in units}
+    for ev in predict_tiles(model, data, axes, pcfg, tiles, outs[0], unc):
+        key = ev.info["key"]
+        left[key] -= 1
+        if not left[key]:
+            on_unit(key, px[key])
 
 
 def predict_region(model: Model, data: Any, axes: str, pcfg: PredictConfig, out: Any, unc: Any, region: tuple) -> Any:

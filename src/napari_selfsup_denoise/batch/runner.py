@@ -133,7 +133,7 @@ class FileRunner:
         if self.client is not None:
             self._run_dask(img, axes, pcfg, specs, dtype, pending)
         else:
-            self._run_local(img, axes, pcfg, specs, arrs, pending)
+            self._run_local(img, axes, pcfg, specs, arrs, units, done)
         for s, a in zip(specs, arrs):
             _store.finish(s, a, img, axes, o.levels)
         return Result(img.path, str(dst), "done", megapixels=round(total / 1e6, 3))
@@ -145,11 +145,12 @@ class FileRunner:
         if self.stop is not None and self.stop.is_set():
             raise Interrupted("stopped; run again with --resume to continue")
 
-    def _run_local(self, img: Image, axes: str, pcfg: PredictConfig, specs: list, arrs: list, pending: list) -> None:
+    def _run_local(
+        self, img: Image, axes: str, pcfg: PredictConfig, specs: list, arrs: list, units: list, done: set[str]
+    ) -> None:
         outs = [_store.CastArray(arrs[0]), *arrs[1:]]
-        predict_units(
-            self.model, img.data, axes, pcfg, outs, pending, lambda k, px: self._on_unit(specs[0].done_dir, k, px)
-        )
+        on_unit = lambda k, px: self._on_unit(specs[0].done_dir, k, px)  # noqa: E731
+        predict_units(self.model, img.data, axes, pcfg, outs, units, on_unit, done)
 
     def _run_dask(
         self, img: Image, axes: str, pcfg: PredictConfig, specs: list, dtype: np.dtype, pending: list

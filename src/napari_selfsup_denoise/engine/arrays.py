@@ -7,6 +7,8 @@ a stack larger than memory is never loaded whole.
 
 from __future__ import annotations
 
+import itertools
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -65,3 +67,71 @@ def write_block(out: Any, axes: str, index: tuple[slice, ...], block: np.ndarray
     b = block.reshape([s for i, s in enumerate(block.shape) if i not in drop])
     b = np.transpose(b, [present.index(a) for a in axes])
     out[tuple(index[CANONICAL.index(a)] for a in axes)] = b
+
+
+class ChunkCache:
+    """Read a chunked array (zarr) in whole chunks, keeping the most recent ones decoded.
+
+    Neighbouring tiles read overlapping windows (their halos); through the
+    cache every chunk is fetched and decoded once as long as it stays among
+    the most recently used ``max_bytes``. Safe for one reader thread.
+
+    Parameters
+    ----------
+    arr : array-like
+        Anything with ``shape``, ``dtype``, ``chunks`` (a tuple of ints) and basic slicing.
+    max_bytes : int
+        Decoded bytes kept at most.
+    """
+
+    def __init__(self, arr: Any, max_bytes: int = 256 * 1024**2) -> None:
+        self.arr, self.shape, self.dtype = arr, tuple(arr.shape), np.dtype(arr.dtype)
+        self.chunks = tuple(int(c) for c in arr.chunks)
+        self.max_bytes, self.nbytes, self.fetches = max_bytes, 0, 0
+        self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+
+    def __getitem__(self, index: tuple[Any, ...]) -> np.ndarray:
+        index = tuple(index) + (slice(None),) * (len(self.shape) - len(index))
+        ranges = []
+        for ix, n in zip(index, self.shape):
+            if isinstance(ix, (int, np.integer)):
+                i = int(ix) % n
+                ranges.append((i, i + 1))
+            else:
+                start, stop, step = ix.indices(n)
+                if step != 1:
+                    return np.asarray(self.arr[index])
+                ranges.append((start, max(start, stop)))
+        if int(np.prod([hi - lo for lo, hi in ranges])) * self.dtype.itemsize * 2 > self.max_bytes:
+            return np.asarray(self.arr[index])
+        grid = [range(lo // c, -(-hi // c)) for (lo, hi), c in zip(ranges, self.chunks)]
+        self._fetch([k for k in itertools.product(*grid) if k not in self._cache])
+        block = np.empty([hi - lo for lo, hi in ranges], self.dtype)
+        for key in itertools.product(*grid):
+            chunk = self._cache[key]
+            self._cache.move_to_end(key)
+            src, dst = [], []
+            for k, c, (lo, hi) in zip(key, self.chunks, ranges):
+                a, b = max(lo, k * c), min(hi, (k + 1) * c)
+                src.append(slice(a - k * c, b - k * c))
+                dst.append(slice(a - lo, b - lo))
+            block[tuple(dst)] = chunk[tuple(src)]
+        return block[tuple(0 if isinstance(ix, (int, np.integer)) else slice(None) for ix in index)]
+
+    def _fetch(self, keys: list[tuple[int, ...]]) -> None:
+        """Read the chunk-aligned box around ``keys`` in one call and keep each chunk."""
+        if not keys:
+            return
+        lo = [min(k[d] for k in keys) for d in range(len(self.shape))]
+        hi = [max(k[d] for k in keys) + 1 for d in range(len(self.shape))]
+        box = tuple(slice(a * c, min(b * c, n)) for a, b, c, n in zip(lo, hi, self.chunks, self.shape))
+        data = np.asarray(self.arr[box])
+        self.fetches += 1
+        for key in itertools.product(*(range(a, b) for a, b in zip(lo, hi))):
+            part = data[tuple(slice((k - a) * c, (k - a + 1) * c) for k, a, c in zip(key, lo, self.chunks))]
+            old = self._cache.pop(key, None)
+            self.nbytes += part.nbytes - (old.nbytes if old is not None else 0)
+            self._cache[key] = part
+        while self.nbytes > self.max_bytes and len(self._cache) > 1:
+            _, dropped = self._cache.popitem(last=False)
+            self.nbytes -= dropped.nbytes

@@ -1,0 +1,237 @@
+"""The prediction pipeline: read ahead, predict batches of windows on the device, write behind.
+
+A reader thread reads the in-image blocks of the next batches (into pinned
+memory for a GPU); the calling thread copies them to the device without
+waiting, mirrors and normalises them into one batch of windows, runs one
+forward pass for several tiles, crops and de-normalises on the device and
+starts the copy back; a writer thread waits for that copy and writes the
+blocks out. Nothing synchronises per tile except the copies. On the CPU,
+float32 numpy outputs are written in place by the de-normalisation itself.
+
+Batches are fixed runs of consecutive same-shaped tiles of the whole plan, so
+the same tile always meets the same neighbours in a forward pass (a resumed
+batch job computes bit for bit what a clean one does).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..axes import to_canonical
+from ..config import PredictConfig
+from .arrays import write_block
+from .device import autocast, resolve_precision
+from .events import PredictProgress
+from .stages import Prefetch, WriteBehind
+from .windows import LIMITED, Box, Normaliser, Raw, core_slices, empty_batch, read_raw, window_index, window_shape
+
+PREFETCH = 2  # batches read ahead
+WRITE_BEHIND = 2  # batches waiting to be written
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One core box of one sample and time point; ``key`` names the work unit it belongs to."""
+
+    s: int
+    t: int
+    box: Box
+    key: str = ""
+    write: bool = True
+
+    @property
+    def pixels(self) -> int:
+        """Output pixels per channel."""
+        return int(np.prod([hi - lo for lo, hi in self.box]))
+
+
+def _dihedral(x: torch.Tensor, k: int, flip: bool, inverse: bool = False) -> torch.Tensor:
+    if not inverse:
+        x = torch.rot90(x, k, dims=(-2, -1)) if k else x
+        return torch.flip(x, dims=(-1,)) if flip else x
+    x = torch.flip(x, dims=(-1,)) if flip else x
+    return torch.rot90(x, -k, dims=(-2, -1)) if k else x
+
+
+def _forward(model: Any, x: torch.Tensor, pcfg: PredictConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    transforms = [(k, f) for f in (False, True) for k in range(4)] if pcfg.tta else [(0, False)]
+    acc: dict[str, torch.Tensor] = {}
+    with torch.inference_mode(), autocast(x.device, dtype):
+        for k, f in transforms:
+            res = model.method.infer(model.net, _dihedral(x, k, f), pcfg)
+            for key, v in res.items():
+                v = _dihedral(v.float(), k, f, inverse=True)
+                acc[key] = acc[key] + v if key in acc else v
+    if len(transforms) == 1:
+        return acc
+    return {k: v / len(transforms) for k, v in acc.items()}
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for out-of-memory errors of torch (CUDA or CPU) and Python."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate" in msg)
+
+
+def _split(box: Box, multiple: int) -> list[Box]:
+    """Halve every axis of a core box on the pooling grid."""
+    parts = []
+    for lo, hi in box:
+        mid = lo + max(multiple, ((hi - lo) // 2) // multiple * multiple)
+        parts.append([(lo, hi)] if mid >= hi else [(lo, mid), (mid, hi)])
+    return [tuple(p) for p in itertools.product(*parts)]
+
+
+def batches(tiles: list[Tile], per_forward: Any, margin: int, multiple: int) -> list[list[Tile]]:
+    """Runs of consecutive tiles with the same window shape, ``per_forward(shape)`` at most each."""
+    groups: list[list[Tile]] = []
+    for shape, run in itertools.groupby(tiles, key=lambda t: window_shape(t.box, margin, multiple)):
+        items, n = list(run), max(1, int(per_forward(shape)))
+        groups += [items[i : i + n] for i in range(0, len(items), n)]
+    return groups
+
+
+class Sink:
+    """Where outputs go: arrays laid out as ``axes``; float32 numpy arrays on the CPU are written in place."""
+
+    def __init__(self, outs: dict[str, Any], axes: str, ndim: int, device: torch.device) -> None:
+        self.outs, self.axes, self.ndim = {k: v for k, v in outs.items() if v is not None}, axes, ndim
+        fast = device.type == "cpu"
+        self.direct = fast and all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in self.outs.values())
+        self._canon = {k: to_canonical(a, axes) for k, a in self.outs.items()} if self.direct else {}
+
+    def view(self, key: str, s: int, t: int, box: Box) -> torch.Tensor:
+        """The output's block ``(C, *core)`` as a writable tensor (direct sinks only)."""
+        plane = self._canon[key][s, t] if self.ndim == 3 else self._canon[key][s, t, :, 0]
+        return torch.from_numpy(plane[(slice(None), *(slice(lo, hi) for lo, hi in box))])
+
+    def write(self, key: str, s: int, t: int, box: Box, block: np.ndarray) -> None:
+        """Write a block ``(C, *core)``."""
+        spatial = [slice(lo, hi) for lo, hi in box]
+        if self.ndim == 2:
+            spatial, block = [slice(0, 1), *spatial], block[:, None]
+        write_block(
+            self.outs[key], self.axes, (slice(s, s + 1), slice(t, t + 1), slice(None), *spatial), block[None, None]
+        )
+
+
+class Pipeline:
+    """Predict tiles of one canonical array into a :class:`Sink`, splitting what runs out of memory."""
+
+    def __init__(self, model: Any, canon: Any, pcfg: PredictConfig, device: torch.device, sink: Sink) -> None:
+        self.model, self.canon, self.pcfg, self.device, self.sink = model, canon, pcfg, device, sink
+        self.dtype = resolve_precision(pcfg.precision, device)
+        self.norm = Normaliser(model.norm, model.ndim, device)
+        self.sizes = tuple(canon.shape[6 - model.ndim :])
+        self.cuda = device.type == "cuda"
+        self.splits, self.limit = 0, 1 << 30
+
+    def read(self, group: list[Tile]) -> list[Raw]:
+        """Reader thread: the raw blocks of a batch (pinned for a GPU)."""
+        m = self.model
+        return [read_raw(self.canon, t.s, t.t, t.box, m.margin, m.multiple, m.ndim, self.cuda) for t in group]
+
+    def _forward_batch(self, items: list[tuple[Tile, Raw, Box]]) -> dict[str, torch.Tensor]:
+        m = self.model
+        x = empty_batch(len(items), self.canon.shape[2], window_shape(items[0][2], m.margin, m.multiple), self.device)
+        for b, (_, raw, box) in enumerate(items):
+            idx = window_index(box, self.sizes, m.margin, m.multiple)
+            data = raw.data.to(self.device, non_blocking=True)
+            if self.cuda and data.dtype in LIMITED:
+                data = data.float()
+            self.norm.window_into(x[b], data, idx, raw.origin)
+        return _forward(m, x, self.pcfg, self.dtype)
+
+    def compute(self, items: list[tuple[Tile, Raw, Box]]) -> list[list[tuple[Box, dict[str, Any]]]]:
+        """Outputs of each item as ``(box, {key: host block or None if written in place})`` pieces."""
+        if len(items) > self.limit:
+            n = self.limit
+            return [r for i in range(0, len(items), n) for r in self.compute(items[i : i + n])]
+        try:
+            res = self._forward_batch(items)
+        except (RuntimeError, MemoryError) as exc:
+            if not is_oom(exc) or (len(items) == 1 and all(hi - lo <= self.model.multiple for lo, hi in items[0][2])):
+                raise
+            res = None
+        if res is None:  # retried outside the handler, so the failed batch's tensors are freed first
+            return self._back_off(items)
+        return [[(box, self._outputs(res, b, tile, box))] for b, (tile, _, box) in enumerate(items)]
+
+    def _back_off(self, items: list[tuple[Tile, Raw, Box]]) -> list[list[tuple[Box, dict[str, Any]]]]:
+        if self.cuda:
+            torch.cuda.empty_cache()
+        self.splits += 1
+        if len(items) > 1:
+            self.limit = max(1, len(items) // 2)
+            return self.compute(items)
+        tile, raw, box = items[0]
+        return [[p for sub in _split(box, self.model.multiple) for p in self.compute([(tile, raw, sub)])[0]]]
+
+    def _outputs(self, res: dict[str, torch.Tensor], b: int, tile: Tile, box: Box) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, v in res.items():
+            if key not in self.sink.outs:
+                continue
+            crop = v[b][core_slices(box, self.model.margin)]
+            if self.sink.direct:
+                self.norm.denormalise(key, crop, out=self.sink.view(key, tile.s, tile.t, box))
+                out[key] = None
+            elif self.cuda:
+                block = self.norm.denormalise(key, crop)
+                out[key] = torch.empty(block.shape, dtype=block.dtype, pin_memory=True).copy_(block, non_blocking=True)
+            else:
+                out[key] = self.norm.denormalise(key, crop)
+        return out
+
+    def write(self, job: tuple[list[tuple[Tile, list[tuple[Box, dict[str, Any]]]]], Any]) -> list[Tile]:
+        """Writer thread: wait for the batch's copies, write its blocks; the tiles finished."""
+        done, event = job
+        if event is not None:
+            event.synchronize()
+        for tile, pieces in done:
+            for box, blocks in pieces:
+                for key, block in blocks.items():
+                    if block is not None:
+                        self.sink.write(key, tile.s, tile.t, box, block.numpy())
+        return [tile for tile, _ in done]
+
+    def run(self, groups: list[list[Tile]], stop: threading.Event | None) -> Iterator[Tile]:
+        """Predict every group that has a tile to write; yield tiles as their outputs are written."""
+        reader = Prefetch([g for g in groups if any(t.write for t in g)], self.read, PREFETCH)
+        writer = WriteBehind(self.write, WRITE_BEHIND)
+        try:
+            for group, raws in reader:
+                if stop is not None and stop.is_set():
+                    break
+                outs = self.compute([(t, r, t.box) for t, r in zip(group, raws)])
+                event = torch.cuda.Event() if self.cuda else None
+                if event is not None:
+                    event.record()
+                job = [(t, o) for t, o in zip(group, outs) if t.write]
+                yield from itertools.chain.from_iterable(writer.submit((job, event)))
+            yield from itertools.chain.from_iterable(writer.drain())
+        finally:
+            reader.close()
+            writer.close(wait=False)
+
+
+def progress(
+    pipe: Pipeline, tiles: Iterator[Tile], total: int, px_total: int, info: dict[str, Any]
+) -> Generator[PredictProgress, None, None]:
+    """One :class:`PredictProgress` per written tile (``info['key']`` names its unit)."""
+    t0, done, px = time.perf_counter(), 0, 0
+    for tile in tiles:
+        done, px = done + 1, px + tile.pixels
+        el = time.perf_counter() - t0
+        eta = el / px * (px_total - px) if px else 0.0
+        yield PredictProgress(done, total, px, px_total, el, eta, {**info, "splits": pipe.splits, "key": tile.key})

@@ -1,0 +1,143 @@
+"""The prediction pipeline (prefetch, batched forwards, write-behind) equals the simple path and fails cleanly."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from napari_selfsup_denoise import PredictConfig, TrainConfig
+from napari_selfsup_denoise.engine import predict as predict_mod
+from napari_selfsup_denoise.engine.arrays import ChunkCache
+from napari_selfsup_denoise.engine.data import DataError, Normalisation
+from napari_selfsup_denoise.engine.events import drain
+from napari_selfsup_denoise.engine.methods import get_method
+from napari_selfsup_denoise.engine.model import Model
+from napari_selfsup_denoise.engine.stages import Prefetch, WriteBehind
+
+
+def _model(algorithm: str = "n2v", channels: int = 1) -> Model:
+    cfg = TrainConfig(algorithm=algorithm, depth=2, base_channels=8, axes="YX")
+    torch.manual_seed(0)
+    net = get_method(cfg).build(2, channels).eval()
+    norm = Normalisation("meanstd", (10.0,) * channels, (3.0,) * channels)
+    return Model(net, cfg, "YX", 2, channels, norm)
+
+
+def _simple(model: Model, img: np.ndarray) -> np.ndarray:
+    """Whole-image pass without the pipeline: mirror, normalise, one forward, crop, de-normalise (numpy)."""
+    m, k = model.margin, model.multiple
+    pads = [(m, m + (-n) % k) for n in img.shape]
+    x = (np.pad(img, pads, mode="reflect") - 10.0) / 3.0
+    with torch.inference_mode():
+        res = model.method.infer(model.net, torch.from_numpy(x[None, None].astype(np.float32)), PredictConfig())
+    return res["denoised"][0, 0].numpy()[m : m + img.shape[0], m : m + img.shape[1]] * 3.0 + 10.0
+
+
+def _run(model, img, tile, **kw):
+    return drain(predict_mod.predict(model, img, PredictConfig(tile=tile, precision="fp32"), **kw))
+
+
+@pytest.mark.parametrize("algorithm", ["n2v", "blindspot"])
+def test_pipeline_equals_simple_whole_image_pass(algorithm):
+    model = _model(algorithm)
+    img = np.random.default_rng(0).normal(10, 3, (70, 90)).astype(np.float32)
+    np.testing.assert_allclose(_run(model, img, 16), _simple(model, img), atol=1e-4)
+
+
+def test_several_tiles_per_forward_equal_one_at_a_time(monkeypatch):
+    model = _model()
+    img = np.random.default_rng(1).normal(10, 3, (5, 40, 52)).astype(np.float32)  # small frames of a time-lapse
+    events = []
+    batched = drain(
+        predict_mod.predict(model, img, PredictConfig(tile=64, precision="fp32"), axes="TYX"), events.append
+    )
+    assert events[0].info["batch"] == 5  # all frames in one forward pass
+    monkeypatch.setitem(predict_mod.MAX_BATCH, "cpu", 1)
+    events.clear()
+    single = drain(predict_mod.predict(model, img, PredictConfig(tile=64, precision="fp32"), axes="TYX"), events.append)
+    assert events[0].info["batch"] == 1
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_uint16_zarr_input_through_the_chunk_cache_equals_numpy(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    model = _model()
+    img = np.random.default_rng(2).integers(0, 30, (2, 70, 90)).astype(np.uint16)
+    z = zarr.create_array(str(tmp_path / "in.zarr"), shape=img.shape, chunks=(1, 32, 32), dtype=img.dtype)
+    z[:] = img
+    out = zarr.create_array(str(tmp_path / "out.zarr"), shape=img.shape, chunks=(1, 32, 32), dtype="float32")
+    _run(model, z, 32, axes="TYX", out=out)
+    np.testing.assert_allclose(out[:], _run(model, img.astype(np.float32), 32, axes="TYX"), atol=1e-4)
+
+
+def test_chunk_cache_reads_each_chunk_once_for_overlapping_windows():
+    class Counting:
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.chunks, self.read = a, a.shape, a.dtype, (8, 8), 0
+
+        def __getitem__(self, ix):
+            self.read += np.asarray(self.a[ix]).size
+            return self.a[ix]
+
+    base = np.arange(32 * 48).reshape(32, 48)
+    src = Counting(base)
+    cache = ChunkCache(src)
+    for y in range(0, 32, 8):
+        for x in range(0, 48, 8):  # 8x8 units with a 4-pixel halo
+            ys, xs = slice(max(0, y - 4), y + 12), slice(max(0, x - 4), x + 12)
+            np.testing.assert_array_equal(cache[ys, xs], base[ys, xs])
+    assert src.read <= 2 * base.size  # without the cache: every pixel about 4 times
+    np.testing.assert_array_equal(cache[3, 5:40], base[3, 5:40])
+
+
+class _Failing:
+    """An array-like that fails after ``n`` reads or writes."""
+
+    def __init__(self, shape, n):
+        self.shape, self.dtype, self.n = shape, np.dtype(np.float32), n
+
+    def _tick(self):
+        self.n -= 1
+        if self.n < 0:
+            raise OSError("disk gone")
+
+    def __getitem__(self, ix):
+        self._tick()
+        return np.full([len(range(*s.indices(n))) for s, n in zip(ix, self.shape)], 10.0, np.float32)
+
+    def __setitem__(self, ix, value):
+        self._tick()
+
+
+@pytest.mark.parametrize("where", ["reader", "writer"])
+def test_thread_errors_surface_and_do_not_hang(where):
+    model = _model()
+    src = _Failing((96, 96), 3) if where == "reader" else np.zeros((96, 96), np.float32)
+    out = _Failing((96, 96), 3) if where == "writer" else None
+    t0 = time.monotonic()
+    with pytest.raises(OSError, match="disk gone"):
+        _run(model, src, 16, out=out)
+    assert time.monotonic() - t0 < 30
+    assert not [t for t in threading.enumerate() if t.name.startswith("selfsup-")]
+
+
+def test_nan_found_by_the_reader_is_a_data_error():
+    img = np.full((64, 64), 10.0, np.float32)
+    img[40, 3] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        _run(_model(), img, 16)
+
+
+def test_stages_do_not_hang_when_the_consumer_leaves_early():
+    reader = Prefetch(range(1000), lambda i: i * i, depth=2)
+    assert [v for _, v in zip(range(3), reader)] == [(0, 0), (1, 1), (2, 4)]
+    reader.close()
+    seen = []
+    writer = WriteBehind(lambda i: seen.append(i) or i, depth=1)
+    for i in range(5):
+        writer.submit(i)
+    assert sorted(list(writer.drain()) + []) == list(range(5)) or seen == list(range(5))
+    writer.close()
+    assert seen == list(range(5))
