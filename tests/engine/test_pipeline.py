@@ -46,6 +46,13 @@ def test_pipeline_equals_simple_whole_image_pass(algorithm):
     np.testing.assert_allclose(_run(model, img, 16), _simple(model, img), atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(5, 7), (1, 40), (33, 2)])
+def test_tiny_and_one_pixel_axes_are_mirrored_like_numpy(shape):
+    model = _model()
+    img = np.random.default_rng(3).normal(10, 3, shape).astype(np.float32)
+    np.testing.assert_allclose(_run(model, img, 16), _simple(model, img), atol=1e-4)
+
+
 def test_several_tiles_per_forward_equal_one_at_a_time(monkeypatch):
     model = _model()
     img = np.random.default_rng(1).normal(10, 3, (5, 40, 52)).astype(np.float32)  # small frames of a time-lapse

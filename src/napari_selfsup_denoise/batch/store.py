@@ -38,7 +38,7 @@ class CastArray:
         if self.dtype.kind in "iu":
             info = np.iinfo(self.dtype)
             value = np.clip(np.rint(value), info.min, info.max)
-        self.arr[index] = np.asarray(value).astype(self.dtype)
+        self.arr[index] = np.asarray(value).astype(self.dtype, copy=False)
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ class Pipeline:
     def __init__(self, model: Any, canon: Any, pcfg: PredictConfig, device: torch.device, sink: Sink) -> None:
         self.model, self.canon, self.pcfg, self.device, self.sink = model, canon, pcfg, device, sink
         self.dtype = resolve_precision(pcfg.precision, device)
-        self.norm = Normaliser(model.norm, model.ndim, device)
+        self.norm = Normaliser(model.norm)
         self.sizes = tuple(canon.shape[6 - model.ndim :])
         self.cuda = device.type == "cuda"
         self.splits, self.limit = 0, 1 << 30
@@ -184,13 +184,13 @@ class Pipeline:
                 continue
             crop = v[b][core_slices(box, self.model.margin)]
             if self.sink.direct:
-                self.norm.denormalise(key, crop, out=self.sink.view(key, tile.s, tile.t, box))
+                self.norm.denormalise_into(key, crop, self.sink.view(key, tile.s, tile.t, box))
                 out[key] = None
-            elif self.cuda:
-                block = self.norm.denormalise(key, crop)
-                out[key] = torch.empty(block.shape, dtype=block.dtype, pin_memory=True).copy_(block, non_blocking=True)
-            else:
-                out[key] = self.norm.denormalise(key, crop)
+                continue
+            block = self.norm.denormalise_into(key, crop, torch.empty(crop.shape, device=self.device))
+            if self.cuda:
+                block = torch.empty(block.shape, dtype=block.dtype, pin_memory=True).copy_(block, non_blocking=True)
+            out[key] = block
         return out
 
     def write(self, job: tuple[list[tuple[Tile, list[tuple[Box, dict[str, Any]]]]], Any]) -> list[Tile]:

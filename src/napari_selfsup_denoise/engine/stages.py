@@ -9,6 +9,7 @@ its consumer waiting for ever.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -74,6 +75,7 @@ class Prefetch:
     def close(self) -> None:
         """Stop producing and wait for the thread (it finishes at most the item in hand)."""
         self._closed.set()
+        _empty(self._q)  # wakes a thread waiting to put
         self._thread.join()
 
 
@@ -153,12 +155,18 @@ class WriteBehind:
     def close(self, wait: bool = True) -> None:
         """Stop after the items already queued (``wait``) or after the item in hand."""
         if not wait:
-            self._closed.set()
-            while True:
-                try:
-                    self._in.get_nowait()
-                except queue.Empty:
-                    break
+            _empty(self._in)
         self._closed.set()
+        with contextlib.suppress(queue.Full):
+            self._in.put_nowait(_END)  # wakes the thread now rather than at its next poll
         if threading.current_thread() is not self._thread:
             self._thread.join()
+
+
+def _empty(q: queue.Queue[Any]) -> None:
+    """Drop everything waiting in ``q``."""
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return

@@ -74,43 +74,55 @@ def read_raw(canon: Any, s: int, t: int, box: Box, margin: int, multiple: int, n
     block = np.asarray(canon[s, t, :, zsl, bounds[-2], bounds[-1]])
     if ndim == 2:
         block = block[:, 0]
-    if block.dtype.kind == "f" and not np.isfinite(block).all():
-        raise DataError(f"the image holds NaN or infinite values (sample {s}, time {t}, near {box})")
     if block.dtype not in _NATIVE:
         block = block.astype(np.float32)
+    elif not block.flags.writeable:  # torch shares only writable memory
+        block = block.copy()
     tensor = torch.from_numpy(block)
+    if tensor.is_floating_point() and not _finite(tensor):
+        raise DataError(f"the image holds NaN or infinite values (sample {s}, time {t}, near {box})")
     if pin:
         tensor = torch.empty(block.shape, dtype=tensor.dtype, pin_memory=True).copy_(tensor)
     return Raw(tensor, tuple(b.start for b in bounds))
 
 
+def _finite(block: torch.Tensor) -> bool:
+    """True when ``block`` holds no NaN or infinity (a sum first: one pass without a temporary in the common case)."""
+    return bool(torch.isfinite(block.sum())) or bool(torch.isfinite(block).all())
+
+
 def _runs(idx: np.ndarray) -> list[tuple[slice, slice, bool]]:
-    """Split window positions into runs of ascending or descending image indices: ``(dst, src, flipped)``."""
-    runs, start = [], 0
-    n = len(idx)
-    while start < n:
-        end = start + 1
-        step = int(idx[end] - idx[start]) if end < n else 1
-        if step not in (1, -1):
-            step = 1
-        while end < n and idx[end] - idx[end - 1] == step:
-            end += 1
-        lo, hi = (idx[start], idx[end - 1]) if step == 1 else (idx[end - 1], idx[start])
-        runs.append((slice(start, end), slice(int(lo), int(hi) + 1), step == -1))
-        start = end
+    """Split window positions into runs of ascending or descending image indices: ``(dst, src, flipped)``.
+
+    Mirrored indices step by +-1, or by 0 along an axis of size 1 (a one-pixel
+    source that broadcasts over its run).
+    """
+    step = np.diff(idx)
+    # a new run starts where the step changes (a lone position joins the run after it)
+    cuts = np.flatnonzero(step[1:] != step[:-1]) + 2 if len(step) > 1 else np.array([], int)
+    bounds = [0, *(int(c) for c in cuts), len(idx)]
+    runs = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo, hi = int(idx[a:b].min()), int(idx[a:b].max())
+        flipped = b - a > 1 and idx[a + 1] < idx[a]
+        runs.append((slice(a, b), slice(lo, hi + 1), bool(flipped)))
     return runs
 
 
 class Normaliser:
-    """Per-channel normalisation and its inverse as device tensors for ``ndim`` spatial axes."""
+    """Per-channel normalisation ``(x - offset) / scale`` and its inverse, one fused pass per channel.
 
-    def __init__(self, norm: Normalisation, ndim: int, device: torch.device) -> None:
-        shape = (-1,) + (1,) * ndim
+    Each channel is ``b + a * x`` with a 0-dim CPU tensor ``b`` and a Python
+    float ``a`` (torch's scalar fast path on any device; several times faster
+    than broadcasting per-channel tensors on the CPU).
+    """
+
+    def __init__(self, norm: Normalisation) -> None:
         scale = np.asarray(norm.scale, np.float64)
         offset = np.asarray(norm.offset, np.float64)
-        as_t = lambda v: torch.as_tensor(v, dtype=torch.float32).reshape(shape).to(device)  # noqa: E731
-        self.inv, self.bias = as_t(1.0 / scale), as_t(-offset / scale)
-        self.scale, self.offset = as_t(scale), as_t(offset)
+        zero_d = lambda v: [torch.tensor(float(x), dtype=torch.float32) for x in v]  # noqa: E731
+        self.inv, self.bias = [float(x) for x in 1.0 / scale], zero_d(-offset / scale)
+        self.scale, self.offset = [float(x) for x in scale], zero_d(offset)
 
     def window_into(self, dst: torch.Tensor, raw: torch.Tensor, idx: list[np.ndarray], origin: tuple[int, ...]) -> None:
         """Mirror ``raw`` into ``dst`` ``(C, *window)`` following ``idx`` and normalise it, piece by piece."""
@@ -120,15 +132,19 @@ class Normaliser:
             flips = [d + 1 for d, p in enumerate(pieces) if p[2]]
             if flips:  # unsigned 16-bit tensors cannot be flipped: border pieces are converted first (small)
                 src = torch.flip(src.float() if src.dtype in LIMITED else src, dims=flips)
-            torch.addcmul(self.bias, src, self.inv, out=dst[(slice(None), *(p[0] for p in pieces))])
+            part = dst[(slice(None), *(p[0] for p in pieces))]
+            src = src.expand(part.shape)  # a one-pixel axis fills its whole run
+            for c in range(dst.shape[0]):
+                torch.add(self.bias[c], src[c], alpha=self.inv[c], out=part[c])
 
-    def denormalise(self, key: str, block: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Outputs back to the image's intensity scale (``uncertainty`` is only scaled)."""
-        if key == "uncertainty":
-            return torch.mul(block, self.scale, out=out) if out is not None else block * self.scale
-        if out is not None:
-            return torch.addcmul(self.offset, block, self.scale, out=out)
-        return torch.addcmul(self.offset, block, self.scale)
+    def denormalise_into(self, key: str, block: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``block`` ``(C, *core)`` in the image's intensity scale (``uncertainty`` only scaled), written to ``out``."""
+        for c in range(block.shape[0]):
+            if key == "uncertainty":
+                torch.mul(block[c], self.scale[c], out=out[c])
+            else:
+                torch.add(self.offset[c], block[c], alpha=self.scale[c], out=out[c])
+        return out
 
 
 def empty_batch(n: int, channels: int, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:

@@ -1,0 +1,211 @@
+"""Prediction pipeline throughput: the identity-network ceiling, the real networks, in memory and Zarr -> Zarr.
+
+Rows (each printed as one JSON line):
+
+- ``ceiling-memory``: ``Model.denoise`` of a float32 image with an identity
+  network that keeps N2V's margin and pooling grid: everything but the network.
+- ``ceiling-zarr``: ``denoise_files`` of a uint16 Zarr stack (chunks 1 x 512 x 512)
+  to a float32 Zarr with the identity network, next to what zarr alone takes to
+  read the input and write an output of the same shape, chunks and dtype.
+  ``ratio`` is zarr-alone seconds / pipeline seconds; ``peak_rss_gb`` is this process's.
+- ``n2v`` and ``blindspot``: ``Model.denoise`` of a 2048^2 image (untrained
+  networks: speed only), next to the bare network run on the same windows in
+  the same process (``ratio`` = end-to-end MP/s / bare MP/s).
+
+Only public API is used, so the script also runs against older code: put that
+code first on ``PYTHONPATH`` (see docs/benchmarks.md). ``--save``/``--compare``
+store and check the blind-spot output (within 1e-4) across two such runs.
+
+Usage::
+
+    python benchmarks/bench_pipeline.py [--quick] [--device cpu|cuda] [--rows ceiling-memory,...]
+                                        [--save out.npy | --compare out.npy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+ROWS = ("ceiling-memory", "ceiling-zarr", "n2v", "blindspot")
+
+
+def _best(fn: Any, reps: int) -> float:
+    """Fastest of ``reps`` timed calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+class Identity(nn.Module):
+    """Returns its input; carries the margin and pooling grid of a real network."""
+
+    def __init__(self, margin: int, multiple: int) -> None:
+        super().__init__()
+        self.margin, self.multiple = margin, multiple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` itself."""
+        return x
+
+
+def _model(algorithm: str, identity: bool = False, **cfg: Any) -> Any:
+    from napari_selfsup_denoise import TrainConfig
+    from napari_selfsup_denoise.engine.data import Normalisation
+    from napari_selfsup_denoise.engine.methods import get_method
+    from napari_selfsup_denoise.engine.model import Model
+
+    config = TrainConfig(algorithm=algorithm, axes="YX", **cfg)
+    torch.manual_seed(0)
+    net = get_method(config).build(2, 1).eval().to(memory_format=torch.channels_last)
+    if identity:
+        net = Identity(int(net.margin), int(net.multiple))
+    return Model(net, config, "YX", 2, 1, Normalisation("meanstd", (100.0,), (20.0,)))
+
+
+def ceiling_memory(size: int, reps: int, device: str) -> dict:
+    """Identity network, float32 image in memory."""
+    model = _model("n2v", identity=True)
+    img = np.random.default_rng(0).normal(100, 20, (size, size)).astype(np.float32)
+    s = _best(lambda: model.denoise(img, "YX", device=device, precision="fp32"), reps)
+    return {"row": "ceiling-memory", "size": size, "MP_per_s": round(size * size / s / 1e6, 1), "seconds": round(s, 4)}
+
+
+def _zarr_alone(src: Path, dst: Path) -> float:
+    """Seconds for zarr alone to read every input chunk and write a float32 output of the same layout."""
+    import zarr
+
+    t0 = time.perf_counter()
+    a = zarr.open_array(str(src), mode="r")
+    out = zarr.create_array(str(dst), shape=a.shape, chunks=a.chunks, dtype="float32", fill_value=0)
+    for i in range(a.shape[0]):
+        for y in range(0, a.shape[1], a.chunks[1]):
+            for x in range(0, a.shape[2], a.chunks[2]):
+                sl = (slice(i, i + 1), slice(y, y + a.chunks[1]), slice(x, x + a.chunks[2]))
+                out[sl] = a[sl].astype(np.float32)
+    return time.perf_counter() - t0
+
+
+def ceiling_zarr(frames: int, size: int, reps: int, device: str) -> dict:
+    """Identity network, uint16 Zarr stack -> float32 Zarr, against zarr alone."""
+    import zarr
+
+    from napari_selfsup_denoise.batch import BatchOptions, denoise_files
+
+    model = _model("n2v", identity=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
+    try:
+        src = tmp / "in.zarr"
+        arr = zarr.create_array(str(src), shape=(frames, size, size), chunks=(1, 512, 512), dtype="uint16")
+        rng = np.random.default_rng(0)
+        for i in range(frames):
+            arr[i] = rng.poisson(100, (size, size)).astype(np.uint16)
+        arr.attrs["axes"] = list("TYX")
+
+        def alone() -> None:
+            shutil.rmtree(tmp / "alone.zarr", ignore_errors=True)
+            _zarr_alone(src, tmp / "alone.zarr")
+
+        def pipeline() -> None:
+            shutil.rmtree(tmp / "out.zarr", ignore_errors=True)
+            opts = BatchOptions(axes="TYX", tile=512, device=device)
+            res = denoise_files(model, [str(src)], str(tmp / "out.zarr"), opts)
+            assert res[0].status == "done", res[0].reason
+
+        s_alone, s_pipe = _best(alone, reps), _best(pipeline, reps)
+        mp = frames * size * size / 1e6
+        return {
+            "row": "ceiling-zarr",
+            "shape": [frames, size, size],
+            "MP_per_s": round(mp / s_pipe, 1),
+            "zarr_alone_MP_per_s": round(mp / s_alone, 1),
+            "ratio": round(s_alone / s_pipe, 3),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bare(model: Any, size: int, reps: int, device: str) -> float:
+    """MP/s of the network alone on the windows the tiler uses for a ``size``^2 image (auto tile)."""
+    from napari_selfsup_denoise.engine.device import pick_device
+    from napari_selfsup_denoise.engine.predict import auto_tile
+
+    dev = pick_device(device)
+    tile = min(auto_tile(model, dev, False), -(-size // model.multiple) * model.multiple)
+    n = -(-size // tile)
+    win = tile + 2 * model.margin
+    net = model.net.to(dev)
+    x = torch.randn(1, 1, win, win, device=dev).contiguous(memory_format=torch.channels_last)
+
+    def run() -> None:
+        with torch.inference_mode():
+            for _ in range(n * n):
+                net(x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    return size * size / _best(run, reps) / 1e6
+
+
+def network(algorithm: str, size: int, reps: int, device: str, save: str | None, compare: str | None) -> dict:
+    """A real (untrained) network end to end, against the bare network in the same process."""
+    cfg = {"depth": 2, "base_channels": 32} if algorithm == "n2v" else {"depth": 3, "base_channels": 32}
+    model = _model(algorithm, **cfg)
+    img = np.random.default_rng(1).normal(100, 20, (size, size)).astype(np.float32)
+    box: dict[str, np.ndarray] = {}
+
+    def run() -> None:
+        box["out"] = model.denoise(img, "YX", device=device, precision="fp32")
+
+    s = _best(run, reps)
+    row = {"row": algorithm, "size": size, "device": device, "MP_per_s": round(size * size / s / 1e6, 3)}
+    bare = _bare(model, size, reps, device)
+    row.update({"bare_MP_per_s": round(bare, 3), "ratio": round(size * size / s / 1e6 / bare, 3)})
+    if save and algorithm == "blindspot":
+        np.save(save, box["out"])
+    if compare and algorithm == "blindspot":
+        row["max_abs_diff_vs_saved"] = float(np.abs(box["out"] - np.load(compare)).max())
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes: checks that every row runs")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
+    p.add_argument("--reps", type=int, default=None)
+    p.add_argument("--save", help="save the blind-spot output here (.npy)")
+    p.add_argument("--compare", help="report the largest difference of the blind-spot output to this .npy")
+    a = p.parse_args()
+    size, frames, reps = (512, 4, 1) if a.quick else (2048, 32, 3)
+    reps = a.reps or reps
+    rows = a.rows.split(",")
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device}))
+    if "ceiling-memory" in rows:
+        print(json.dumps(ceiling_memory(size, reps, a.device)), flush=True)
+    if "ceiling-zarr" in rows:
+        print(json.dumps(ceiling_zarr(frames, size, reps, a.device)), flush=True)
+    for alg in ("n2v", "blindspot"):
+        if alg in rows:
+            n = 256 if a.quick and alg == "blindspot" else size
+            row = network(alg, n, 1 if alg == "blindspot" else reps, a.device, a.save, a.compare)
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
