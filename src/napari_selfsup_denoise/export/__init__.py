@@ -1,0 +1,12 @@
+"""BioImage Model Zoo packaging: export a trained model, and recognise packages we exported.
+
+Qt-free; needs ``bioimageio.spec`` (the ``[bmz]`` extra) for export only.
+"""
+
+from __future__ import annotations
+
+from ._arch import ArchitectureError
+from ._package import INSTALL_HINT, BmzUnavailableError, export_bmz
+from ._tensors import ExportInputError
+
+__all__ = ["export_bmz", "ArchitectureError", "BmzUnavailableError", "ExportInputError", "INSTALL_HINT"]

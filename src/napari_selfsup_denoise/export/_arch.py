@@ -1,0 +1,132 @@
+"""The exported network: a self-contained architecture file, its keyword arguments and its weights.
+
+N2V, N2V2, structN2V and N2N export their U-Net; blind-spot models export
+:class:`~._wrappers.BlindSpotDenoiser` (network, fitted noise model and the
+posterior mean in one module). The architecture file is assembled from the
+source of the very modules that trained the model, with their imports
+replaced by one torch-only header, so the package cannot drift from them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..engine.model import Model
+
+# Imports allowed in the modules that are copied; any other import would make the file depend on more than torch.
+_HEADER_IMPORTS = ("import torch", "import torch.nn.functional as F", "from torch import nn")
+_COPIED_IMPORT = re.compile(
+    r"^(from __future__ import annotations|import torch(\.nn\.functional as F)?|from torch import nn"
+    r"|from \.\.engine\.nets\.\w+ import \w+)\s*$"
+)
+
+
+class ArchitectureError(RuntimeError):
+    """The model's network cannot be written as a self-contained architecture file."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the package needs to rebuild the network.
+
+    Attributes
+    ----------
+    source : str
+        Python source that defines ``callable`` and imports torch only.
+    callable : str
+        Name of the ``nn.Module`` class in ``source``.
+    kwargs : dict
+        Keyword arguments that build it.
+    state : dict of str to torch.Tensor
+        Its weights.
+    """
+
+    source: str
+    callable: str
+    kwargs: dict[str, Any]
+    state: dict[str, torch.Tensor]
+
+    def build(self) -> nn.Module:
+        """Run ``source`` in a fresh namespace and load ``state`` strictly (the check a consumer makes)."""
+        namespace: dict[str, Any] = {"__name__": "bmz_architecture"}
+        exec(compile(self.source, "architecture.py", "exec"), namespace)  # our own generated code
+        net = namespace[self.callable](**self.kwargs)
+        net.load_state_dict(self.state, strict=True)
+        return net.eval()
+
+
+def architecture_source(modules: list[ModuleType]) -> str:
+    """One torch-only Python file made of ``modules``' sources (their imports replaced by one header)."""
+    parts = ['"""Network architecture exported by napari-selfsup-denoise; needs PyTorch only."""', "",
+             "from __future__ import annotations", "", *_HEADER_IMPORTS, ""]  # fmt: skip
+    for module in modules:
+        lines = inspect.getsource(module).splitlines()
+        for line in lines:
+            if line.startswith(("import ", "from ")) and not _COPIED_IMPORT.match(line):
+                raise ArchitectureError(
+                    f"{module.__name__} imports {line.strip()!r}; the exported architecture file may import torch only"
+                )
+        parts.append(f"# --- from {module.__name__} ---")
+        parts.extend(line for line in lines if not _COPIED_IMPORT.match(line))
+    return "\n".join(parts) + "\n"
+
+
+def _blindspot(model: Model) -> Architecture:
+    from ..engine import blindspot, noise
+
+    net: Any = model.net
+    a, b = (t.detach().float().cpu() for t in net.noise.line())
+    kwargs = {
+        "margin": model.margin,
+        "ndim": int(net.ndim),
+        "channels": int(net.channels),
+        "depth": int(net.depth),
+        "base": int(net.branch.enc[0].conv1.out_channels),
+        "poisson": net.noise.kind == "poisson-gaussian",
+        "logvar_min": float(blindspot.LOGVAR_RANGE[0]),
+        "logvar_max": float(blindspot.LOGVAR_RANGE[1]),
+        "min_var": float(noise.MIN_VAR),
+    }
+    state = {f"net.{k}": v for k, v in _plain_state(net).items() if not k.startswith("noise.")}
+    state |= {"noise_a": a.contiguous(), "noise_b": b.contiguous()}
+    return Architecture(_source(), "BlindSpotDenoiser", kwargs, state)
+
+
+def _unet(model: Model) -> Architecture:
+    c, net = model.config, model.net
+    kwargs = {
+        "margin": model.margin,
+        "ndim": model.ndim,
+        "in_channels": model.channels,
+        "out_channels": model.channels,
+        "depth": int(c.depth),
+        "base": int(c.base_channels),
+        "batch_norm": bool(c.batch_norm),
+        "residual": bool(c.residual),
+        "n2v2": bool(getattr(net, "n2v2", False)),
+    }
+    state = {f"net.{k}": v for k, v in _plain_state(net).items()}
+    return Architecture(_source(), "UNetDenoiser", kwargs, state)
+
+
+def _source() -> str:
+    from ..engine.nets import blindspot, unet
+    from . import _wrappers
+
+    return architecture_source([unet, blindspot, _wrappers])
+
+
+def _plain_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+
+
+def architecture(model: Model) -> Architecture:
+    """The module a package exports for ``model`` (see the module docstring)."""
+    return _blindspot(model) if model.algorithm == "blindspot" else _unet(model)

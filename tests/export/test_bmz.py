@@ -1,0 +1,80 @@
+"""Exported packages pass bioimageio.core's own model test and reproduce our prediction."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+
+
+def _official_test(path):
+    from bioimageio.core import test_model
+
+    summary = test_model(path)
+    failed = [d.name for d in summary.details if d.status == "failed"]
+    assert summary.status == "passed", f"bioimageio test failed: {failed}"
+    return summary
+
+
+@pytest.mark.parametrize("case", ["n2v", "blindspot"])
+def test_package_passes_the_official_model_test(packages, case):
+    _, path, _ = packages[case]
+    summary = _official_test(path)
+    tested = {d.name for d in summary.details}
+    assert any("Reproduce test outputs" in n and "torchscript" in n for n in tested)
+    assert any("Reproduce test outputs" in n and "pytorch_state_dict" in n for n in tested)
+
+
+@pytest.mark.slow
+def test_3d_package_exports_and_passes_the_official_model_test(packages):
+    model, path, _ = packages["n2v_3d"]
+    _official_test(path)
+    doc = yaml.safe_load(zipfile.ZipFile(path).read("rdf.yaml"))
+    assert [a.get("id", a["type"]) for a in doc["inputs"][0]["axes"]] == ["batch", "channel", "z", "y", "x"]
+    assert doc["outputs"][0]["axes"][2]["halo"] == model.margin
+
+
+@pytest.mark.parametrize("case", ["n2v", "blindspot"])
+@pytest.mark.parametrize("weights", ["pytorch_state_dict", "torchscript"])
+def test_bioimageio_prediction_reproduces_model_denoise(packages, case, weights):
+    from bioimageio.core import create_prediction_pipeline, load_model_description, predict
+
+    model, path, _ = packages[case]
+    x = np.load(zipfile.ZipFile(path).open("test_input.npy"))
+    pipeline = create_prediction_pipeline(load_model_description(path), weight_format=weights)
+    got = predict(model=pipeline, inputs=x).members["output"].data.to_numpy()
+    want = model.denoise(x[0], "CYX", device="cpu", precision="fp32")[None]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+
+
+def test_package_describes_tiles_normalisation_and_training(packages):
+    model, path, _ = packages["blindspot"]
+    zf = zipfile.ZipFile(path)
+    doc = yaml.safe_load(zf.read("rdf.yaml"))
+    inp, out = doc["inputs"][0], doc["outputs"][0]
+    assert inp["axes"][2]["size"] == {"min": 2 * model.margin + model.multiple, "step": model.multiple}
+    assert inp["pad"] == {"mode": "reflect"}
+    assert [a["halo"] for a in out["axes"][2:]] == [model.margin] * 2
+    pre = next(p for p in inp["preprocessing"] if p["id"] == "fixed_zero_mean_unit_variance")
+    assert pre["kwargs"]["mean"] == list(model.norm.offset)
+    post = next(p for p in out["postprocessing"] if p["id"] == "scale_linear")
+    assert post["kwargs"]["gain"] == list(model.norm.scale)
+    assert doc["weights"]["pytorch_state_dict"]["architecture"]["callable"] == "BlindSpotDenoiser"
+    readme = zf.read("README.md").decode()
+    assert "noise_sigma" in readme and f"steps: {model.summary['steps']}" in readme
+    assert {"cover.png", "architecture.py", "weights.pt", "weights_torchscript.pt"} <= set(zf.namelist())
+
+
+def test_architecture_file_needs_torch_only(packages):
+    _, path, _ = packages["n2v"]
+    source = zipfile.ZipFile(path).read("architecture.py").decode()
+    imports = {line for line in source.splitlines() if line.startswith(("import ", "from "))}
+    assert imports == {
+        "from __future__ import annotations",
+        "import torch",
+        "import torch.nn.functional as F",
+        "from torch import nn",
+    }
