@@ -18,6 +18,7 @@ def _official_test(path):
     return summary
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["n2v", "blindspot"])
 def test_package_passes_the_official_model_test(packages, case):
     _, path, _ = packages[case]
@@ -31,7 +32,8 @@ def test_package_passes_the_official_model_test(packages, case):
 def test_3d_package_exports_and_passes_the_official_model_test(packages):
     model, path, _ = packages["n2v_3d"]
     _official_test(path)
-    doc = yaml.safe_load(zipfile.ZipFile(path).read("rdf.yaml"))
+    with zipfile.ZipFile(path) as zf:
+        doc = yaml.safe_load(zf.read("rdf.yaml"))
     assert [a.get("id", a["type"]) for a in doc["inputs"][0]["axes"]] == ["batch", "channel", "z", "y", "x"]
     assert doc["outputs"][0]["axes"][2]["halo"] == model.margin
 
@@ -42,7 +44,8 @@ def test_bioimageio_prediction_reproduces_model_denoise(packages, case, weights)
     from bioimageio.core import create_prediction_pipeline, load_model_description, predict
 
     model, path, _ = packages[case]
-    x = np.load(zipfile.ZipFile(path).open("test_input.npy"))
+    with zipfile.ZipFile(path) as zf, zf.open("test_input.npy") as fh:
+        x = np.load(fh)
     pipeline = create_prediction_pipeline(load_model_description(path), weight_format=weights)
     got = predict(model=pipeline, inputs=x).members["output"].data.to_numpy()
     want = model.denoise(x[0], "CYX", device="cpu", precision="fp32")[None]

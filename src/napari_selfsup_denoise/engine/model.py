@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -15,7 +17,7 @@ from ..config import ConfigError, PredictConfig, TrainConfig, from_dict, to_dict
 from .data import Normalisation
 from .events import drain
 from .methods import Method, get_method
-from .model_file import FORMAT, FORMAT_VERSION, ModelFileError, read_metadata, read_weights
+from .model_file import FORMAT, FORMAT_VERSION, SAMPLE_KEY, ModelFileError, read_metadata, read_weights, unpacked
 from .model_file import save as save_file
 
 
@@ -36,6 +38,9 @@ class Model:
         Per-channel normalisation fitted on the training image.
     summary : dict
         Training facts: steps, seconds, losses, fitted noise parameters.
+    sample : numpy.ndarray or None
+        A centred crop ``(C, [Z,] Y, X)`` of the training image (float32, its
+        intensity units), kept for the test tensors of a BioImage Model Zoo export.
     """
 
     def __init__(
@@ -48,11 +53,13 @@ class Model:
         norm: Normalisation,
         summary: dict[str, Any] | None = None,
         method: Method | None = None,
+        sample: np.ndarray | None = None,
     ) -> None:
         self.net, self.config, self.axes = net, config, axes
         self.ndim, self.channels, self.norm = ndim, channels, norm
         self.summary = dict(summary or {})
         self.method = method or get_method(config)
+        self.sample = sample
 
     @property
     def algorithm(self) -> str:
@@ -126,23 +133,78 @@ class Model:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model to one file atomically; returns the path written."""
-        return save_file(path, self.net.state_dict(), self.metadata())
+        tensors = dict(self.net.state_dict())
+        if self.sample is not None:
+            tensors[SAMPLE_KEY] = torch.from_numpy(np.ascontiguousarray(self.sample, dtype=np.float32))
+        return save_file(path, tensors, self.metadata())
+
+    def export_bmz(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        image: Any = None,
+        axes: str | None = None,
+        name: str | None = None,
+        authors: list[str] | None = None,
+        description: str | None = None,
+        license: str = "CC-BY-4.0",
+        cite: list[tuple[str, str]] | None = None,
+        overwrite: bool = False,
+    ) -> Path:
+        """Write a BioImage Model Zoo package (a ``.zip``); needs the ``[bmz]`` extra.
+
+        The package holds the network (PyTorch state dict with a torch-only
+        architecture file, and TorchScript), pre- and post-processing from this
+        model's normalisation, test tensors cut from ``image``, a cover, a README
+        and this model's ``.sdmodel`` file, so :func:`load_model` reads it back.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.zip`` to write (the suffix is added when missing).
+        image : array-like, optional
+            An image like the training image; the package's test input is a crop
+            of it. Defaults to :attr:`sample`, the crop of the training image that
+            the model keeps (models saved before version 2 of the file keep none).
+        axes : str, optional
+            Axes of ``image``; the training axes when they fit.
+        name, authors, description, license : str, list of str, str, str
+            Package metadata; defaults name the algorithm, the user and CC-BY-4.0.
+        cite : list of (text, DOI) pairs, optional
+            Citations; defaults to the paper(s) of the algorithm.
+        overwrite : bool
+            Replace an existing ``path``.
+
+        Returns
+        -------
+        pathlib.Path
+            The package written.
+        """
+        from ..export import export_bmz  # the one upward import: export builds on this class (see pyproject)
+
+        return export_bmz(self, path, image=image, axes=axes, name=name, authors=authors, description=description,
+                          license=license, cite=cite, overwrite=overwrite)  # fmt: skip
 
 
 def load_model(path: str | os.PathLike[str]) -> Model:
-    """Load a model file written by :meth:`Model.save`.
+    """Load a model file written by :meth:`Model.save`, or a BMZ package written by :meth:`Model.export_bmz`.
 
     Raises
     ------
     ModelFileError
         If the file is missing, corrupt, truncated, a pickle, or from another tool.
     """
+    if Path(path).is_file() and zipfile.is_zipfile(path):
+        with unpacked(path) as inner:
+            return load_model(inner)
     meta = read_metadata(path)
     try:
         cfg = from_dict(meta["config"])
         method = get_method(cfg)
         net = method.build(int(meta["ndim"]), int(meta["channels"]))
-        net.load_state_dict(read_weights(path), strict=True)
+        weights = read_weights(path)
+        sample = weights.pop(SAMPLE_KEY, None)
+        net.load_state_dict(weights, strict=True)
     except (KeyError, ConfigError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{path} does not hold a usable model ({exc})") from exc
     net.eval()
@@ -158,4 +220,15 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         norm,
         meta.get("summary"),
         method,
+        None if sample is None else sample.numpy(),
     )
+
+
+def training_sample(canon: Any, ndim: int, edge: int) -> np.ndarray:
+    """A centred crop ``(C, [Z,] Y, X)`` of a canonical image, at most ``edge`` pixels per spatial axis, float32."""
+    s, t = canon.shape[0] // 2, canon.shape[1] // 2
+    window = [slice((n - min(n, edge)) // 2, (n - min(n, edge)) // 2 + min(n, edge)) for n in canon.shape[3:]]
+    if ndim == 2:
+        window[0] = slice(0, 1)
+    block = np.asarray(canon[s, t, :, window[0], window[1], window[2]], dtype=np.float32)
+    return block if ndim == 3 else block[:, 0]

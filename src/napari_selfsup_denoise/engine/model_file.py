@@ -4,6 +4,12 @@ The JSON document sits in the safetensors header metadata (format version,
 algorithm, config, axes, channels, normalisation, training summary, fitted noise
 parameters). Pickles and PyTorch checkpoints are refused before they are opened.
 This module knows bytes only; :func:`.model.load_model` builds a Model from them.
+
+A BioImage Model Zoo package that napari-selfsup-denoise exported carries its
+``.sdmodel`` file inside and names it in the description's ``config``; such a
+zip is read by opening the zip, parsing the YAML description with a safe loader
+and taking that one file out. No code from a package (its architecture file, its
+TorchScript or pickled weights) is ever run; packages other tools made are refused.
 """
 
 from __future__ import annotations
@@ -11,6 +17,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +28,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 FORMAT = "napari-selfsup-denoise"
-FORMAT_VERSION = 1
+# 2: the file may hold a crop of the training image (SAMPLE_KEY), which version 1 readers would take for a weight.
+FORMAT_VERSION = 2
+SAMPLE_KEY = "_training_sample"
 SUFFIX = ".sdmodel"
 _KEY = "napari_selfsup_denoise"
+PACKAGE_KEY = _KEY  # where a BMZ package we exported names its .sdmodel: config[PACKAGE_KEY]["model"]
+_DESCRIPTIONS = ("rdf.yaml", "bioimageio.yaml")
 
 
 class ModelFileError(ValueError):
@@ -62,10 +75,13 @@ def _sniff(path: Path) -> None:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON document of a model file, checked for format and version."""
+    """The JSON document of a model file (or of the one inside a package we exported), checked."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
+    if zipfile.is_zipfile(path):
+        with unpacked(path) as inner:
+            return read_metadata(inner)
     _sniff(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
@@ -87,3 +103,61 @@ def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The tensors of a model file (call :func:`read_metadata` first: it checks the file)."""
     with safe_open(str(path), framework="pt") as fh:
         return {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+
+
+def _package_description(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+    import yaml
+
+    name = next((n for n in _DESCRIPTIONS if n in zf.namelist()), None)
+    if name is None:
+        raise ModelFileError(
+            f"{path} is a zip file but not a BioImage Model Zoo package (no rdf.yaml); PyTorch checkpoints are zips "
+            "too and can run code when loaded, so they are refused. Use a .sdmodel file or a package exported by "
+            "napari-selfsup-denoise"
+        )
+    try:
+        doc = yaml.safe_load(zf.read(name))
+    except yaml.YAMLError as exc:
+        raise ModelFileError(f"{path}: {name} is not valid YAML ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ModelFileError(f"{path}: {name} is not a model description")
+    return doc
+
+
+def package_member(path: str | os.PathLike[str]) -> bytes:
+    """The ``.sdmodel`` file inside a BioImage Model Zoo package that napari-selfsup-denoise exported.
+
+    Raises
+    ------
+    ModelFileError
+        For zips that are not BMZ packages, packages from other tools and damaged packages.
+    """
+    path = Path(path)
+    with zipfile.ZipFile(path) as zf:
+        doc = _package_description(zf, path)
+        ours = (doc.get("config") or {}).get(PACKAGE_KEY)
+        if not isinstance(ours, dict) or ours.get("format") != FORMAT:
+            weights = ", ".join(sorted(doc.get("weights") or {})) or "none listed"
+            raise ModelFileError(
+                f"{path} is a BioImage Model Zoo package made by another tool ({doc.get('name', 'unnamed')!r}, "
+                f"weights: {weights}). napari-selfsup-denoise loads only the packages it exported itself (they "
+                "carry a .sdmodel inside) and never runs code from a package; run this one with bioimageio.core, "
+                "deepImageJ or the tool that made it"
+            )
+        member = ours.get("model")
+        if not isinstance(member, str) or member not in zf.namelist():
+            raise ModelFileError(f"{path} was exported by napari-selfsup-denoise but lacks its model file {member!r}")
+        return zf.read(member)
+
+
+@contextmanager
+def unpacked(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary ``.sdmodel`` copy of the model inside a package we exported (removed on exit)."""
+    data = package_member(path)
+    fd, tmp = tempfile.mkstemp(prefix="package-", suffix=SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        yield Path(tmp)
+    finally:
+        os.unlink(tmp)

@@ -20,12 +20,14 @@ from .data import DataError, Normalisation, PatchSampler, check_finite, fit_norm
 from .device import autocast, configure_threads, describe, pick_device, resolve_precision
 from .events import TrainProgress
 from .methods import Method, get_method
-from .model import Model
+from .model import Model, training_sample
 
 VAL_EVERY = 50
 NOISE_EVERY = 10
 CPU_CHUNK = 32
 MAX_BAD_STEPS = 5
+# Edge of the training-image crop a model keeps for BMZ test tensors (2D, 3D); at least the smallest exported tile.
+SAMPLE_EDGE = {2: 64, 3: 32}
 
 
 def _prepare(image: Any, cfg: TrainConfig, target: Any, init: Model | None) -> tuple[Any, Any, str, Normalisation]:
@@ -147,6 +149,7 @@ def train(
     sampler = PatchSampler(canon, norm, patch, np.random.default_rng(cfg.seed), cfg.val_fraction, cfg.augment, tcanon)
     opt = torch.optim.Adam(method.param_groups(net, cfg.learning_rate), fused=device.type in ("cpu", "cuda"))
     model = Model(net, cfg, axes, ndim, canon.shape[2], norm, method=method)
+    model.sample = training_sample(canon, ndim, max(SAMPLE_EDGE[ndim], 2 * model.margin + model.multiple))
     gen, st = torch.Generator().manual_seed(cfg.seed or 0), RunState()
     net.train()
     while st.step < cfg.max_steps:

@@ -79,7 +79,8 @@ def architecture_source(modules: list[ModuleType]) -> str:
 
 
 def _blindspot(model: Model) -> Architecture:
-    from ..engine import blindspot, noise
+    from ..engine import noise
+    from ..engine.methods import blindspot
 
     net: Any = model.net
     a, b = (t.detach().float().cpu() for t in net.noise.line())

@@ -90,7 +90,7 @@ def export_bmz(
     model: Model,
     path: str | os.PathLike[str],
     *,
-    image: Any,
+    image: Any = None,
     axes: str | None = None,
     name: str | None = None,
     authors: list[str] | None = None,
@@ -105,6 +105,13 @@ def export_bmz(
     name = name or f"{model.algorithm.upper()} {model.ndim}D denoiser (napari-selfsup-denoise)"
     description = description or f"Self-supervised {model.algorithm} denoiser trained with napari-selfsup-denoise."
     check_name(name)
+    if image is None:
+        if model.sample is None:
+            raise ExportInputError(
+                "this model keeps no crop of its training image (saved by an older version); pass the training "
+                "image (image=..., --image FILE) to make the package's test tensors"
+            )
+        image, axes = model.sample, "CZYX"[-(model.ndim + 1) :] if model.ndim == 3 else "CYX"
     x = test_input(model, image, axes)
     y = model_output(model, x)
     arch = architecture(model)

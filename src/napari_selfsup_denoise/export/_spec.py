@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from .. import __version__
-from ..engine.model import FORMAT, FORMAT_VERSION, Model
+from ..engine.model import Model
+from ..engine.model_file import FORMAT, FORMAT_VERSION, PACKAGE_KEY
 from ._arch import Architecture
 from ._tensors import ExportInputError
 
@@ -17,6 +17,15 @@ SDMODEL_NAME = "napari_selfsup_denoise.sdmodel"
 NAME_CHARS = set(string.ascii_letters + string.digits + "_+- ()")
 # Float32 arithmetic in another framework build or on another CPU: relative to the test output's values.
 TOLERANCE = {"relative_tolerance": 1e-4, "absolute_tolerance": 1e-4}
+
+
+def _our_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(FORMAT)
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
 
 
 def check_name(name: str) -> None:
@@ -108,7 +117,7 @@ def describe(
 
     check_name(name)
     inp, out = _tensors(model, d, tile)
-    ours = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, "model": SDMODEL_NAME}
+    ours = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": _our_version(), "model": SDMODEL_NAME}
     try:
         return s.ModelDescr(
             name=name,
@@ -132,7 +141,7 @@ def describe(
             attachments=[s.FileDescr(source=d / SDMODEL_NAME)],
             config=s.Config(
                 bioimageio=s.BioimageioConfig(reproducibility_tolerance=[s.ReproducibilityTolerance(**TOLERANCE)]),
-                napari_selfsup_denoise=ours,
+                **{PACKAGE_KEY: ours},
             ),
         )
     except ValidationError as exc:
