@@ -8,7 +8,7 @@ import numpy as np
 
 from ..engine.arrays import canonical
 from ..engine.model import Model
-from ..engine.predict import reflect_index
+from ..engine.windows import reflect_index
 
 TEST_EDGE = 64  # 2D test input edge; 3D uses half of it (the package test runs every weights format on it)
 
