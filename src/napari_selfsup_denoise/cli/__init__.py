@@ -1,4 +1,4 @@
-"""``selfsup-denoise``: train, denoise, run and info from the command line.
+"""``selfsup-denoise``: train, denoise, run, info and export from the command line.
 
 Expected problems (missing files, wrong axes, images too small, NaNs, an
 existing output) end with one line that says what to do and a non-zero exit
@@ -28,11 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         Arguments without the program name; ``sys.argv[1:]`` when omitted.
     """
     from ..batch import EXPECTED_ERRORS, Interrupted
-    from . import _commands
+    from ..export import BmzUnavailableError, ExportInputError
+    from . import _commands, _export
 
     args = build_parser().parse_args(argv)
     run = {"train": _commands.cmd_train, "denoise": _commands.cmd_denoise}
-    run |= {"run": _commands.cmd_run, "info": _commands.cmd_info}
+    run |= {"run": _commands.cmd_run, "info": _commands.cmd_info, "export": _export.cmd_export}
     try:
         return run[args.command](args)
     except Interrupted as exc:
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted; completed chunks are kept, run again with --resume to continue")
         return EXIT_INTERRUPTED
-    except EXPECTED_ERRORS as exc:
+    except (*EXPECTED_ERRORS, ExportInputError, BmzUnavailableError) as exc:
         if args.debug:
             raise
         _error(str(exc))

@@ -91,8 +91,9 @@ def _denoise_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``selfsup-denoise`` parser with its four sub-commands."""
+    """The ``selfsup-denoise`` parser with its five sub-commands."""
     from .. import __version__
+    from ._export import add_export_parser
 
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,denoise,run,info}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,denoise,run,info,export}")
     t = sub.add_parser("train", help="train a model on noisy images", epilog=_EPILOG, formatter_class=fmt)
     t.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy image(s) to train on (several are stacked)")
     t.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (.sdmodel)")
@@ -124,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     _train_options(r)
     _denoise_options(r)
     i = sub.add_parser("info", help="show what a model file holds", formatter_class=fmt)
-    i.add_argument("model", metavar="MODEL", help="a .sdmodel file")
+    i.add_argument("model", metavar="MODEL", help="a .sdmodel file (or a BMZ package exported by this tool)")
     i.add_argument("--json", action="store_true", help="print the model's JSON metadata")
     i.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
+    add_export_parser(sub)
     return parser
