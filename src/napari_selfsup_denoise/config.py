@@ -201,7 +201,27 @@ def from_dict(d: dict[str, Any], cls: type = TrainConfig) -> Any:
     d = dict(d)
     if "percentiles" in d:
         d["percentiles"] = tuple(d["percentiles"])
-    return cls(**d)
+    _check_types(cls, d)
+    try:
+        return cls(**d)
+    except TypeError as exc:  # a value of a type the checks above do not cover
+        raise ConfigError(f"invalid {cls.__name__} value ({exc})") from exc
+
+
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_types(cls: type, d: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming the option whose value has the wrong type (``depth="abc"``)."""
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
+            continue
+        v, kinds = d[f.name], [k.strip() for k in str(f.type).split("|")]
+        allowed = tuple(t for k in kinds for t in _TYPES.get(k, ()))
+        if not allowed or (v is None and "None" in kinds):
+            continue
+        if not isinstance(v, allowed) or (isinstance(v, bool) and bool not in allowed):
+            raise ConfigError(f"{f.name} must be {' or '.join(kinds)}, got {v!r}")
 
 
 def to_json(cfg: TrainConfig | PredictConfig) -> str:

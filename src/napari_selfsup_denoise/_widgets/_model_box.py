@@ -12,6 +12,7 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..config import TrainConfig, to_dict
+from ..io import check_output_path, model_output_path
 
 MODEL_FILTER = "Denoiser model (*.sdmodel);;All files (*)"
 
@@ -130,10 +131,17 @@ class ModelBox(QWidget):
         self.label.setText(describe_model(model))
         self.save_btn.setEnabled(model is not None)
 
+    def _inputs(self) -> list[str]:
+        """The files of the current run (never written: :func:`io.check_output_path`)."""
+        if self._settings is None:
+            return []
+        _, src, target = self._settings()
+        return [p for p in (src, target) if p]
+
     def save(self, path: str | Path) -> Path | None:
-        """Save the current model to ``path``; errors become notifications."""
+        """Save the current model to ``path`` (the dialog asked about replacing it); errors become notifications."""
         try:
-            written = self.holder.model.save(path)
+            written = self.holder.model.save(model_output_path(path, self._inputs(), overwrite=True))
         except (OSError, ValueError) as exc:
             self._notify(f"could not save the model: {exc}", True)
             return None
@@ -159,6 +167,7 @@ class ModelBox(QWidget):
             return None
         try:
             doc = headless_settings(*self._settings())
+            check_output_path(path, self._inputs(), overwrite=True, what="settings file")
             Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         except (OSError, ValueError) as exc:
             self._notify(f"could not export the settings: {exc}", True)

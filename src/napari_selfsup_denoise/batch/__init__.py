@@ -15,7 +15,7 @@ output names, work units), :mod:`.store` (create, resume and finish outputs),
 """
 
 from .plan import FORMATS, BatchOptions, Interrupted, Reporter, Result, guess_format, output_path, tagged
-from .runner import EXPECTED_ERRORS, FileRunner, denoise_files
+from .runner import EXPECTED_ERRORS, FileRunner, check_outputs, denoise_files
 from .store import OutputError
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "OutputError",
     "Reporter",
     "Result",
+    "check_outputs",
     "denoise_files",
     "guess_format",
     "output_path",

@@ -19,7 +19,7 @@ import numpy as np
 from ..config import ConfigError
 from ..engine.model import Model
 from ..io import expand_inputs as _expand_paths
-from ..io import is_image_path, is_tiff, split_zarr_path
+from ..io import format_of_path, is_image_path, is_tiff, split_zarr_path
 
 FORMATS = ("tiff", "zarr", "ome-zarr")
 _SUFFIX = {"tiff": ".tif", "zarr": ".zarr", "ome-zarr": ".ome.zarr"}
@@ -85,6 +85,33 @@ def guess_format(src: str) -> str:
     return "tiff" if is_tiff(src) else "zarr"
 
 
+def is_directory_output(output: str, many: bool) -> bool:
+    """Whether ``-o output`` is a folder that receives one output per input."""
+    out = Path(output)
+    return many or out.is_dir() and not is_image_path(out)
+
+
+def output_format(output: str, many: bool, fmt: str | None, input_kind: str) -> str:
+    """Format of an output: ``--format``, else the ``-o`` suffix, else the input's.
+
+    A ``.zarr`` name keeps an OME-Zarr input's format; ``.ome.zarr`` asks for OME-Zarr.
+
+    Raises
+    ------
+    ConfigError
+        If ``--format`` contradicts the ``-o`` suffix (``-o x.tif --format zarr``).
+    """
+    named = None if is_directory_output(output, many) else format_of_path(output)
+    if fmt and named and fmt != named and not (fmt == "ome-zarr" and named == "zarr"):
+        raise ConfigError(f"--format {fmt} contradicts the output name {output} ({named}); "
+                          f"rename the output or drop --format")  # fmt: skip
+    if fmt:
+        return fmt
+    if named == "zarr" and input_kind == "ome-zarr":
+        return input_kind
+    return named or input_kind
+
+
 def _name(src: str) -> str:
     return Path(split_zarr_path(src)[0] if split_zarr_path(src) else src).name if not is_tiff(src) else Path(src).name
 
@@ -100,7 +127,7 @@ def _stem(name: str) -> tuple[str, str]:
 def output_path(src: str, output: str, many: bool, fmt: str) -> Path:
     """Final output path of ``src``: ``output`` itself, or ``output/<input name>`` for several inputs."""
     out = Path(output)
-    if many or out.is_dir() and not is_image_path(out):
+    if is_directory_output(output, many):
         stem, _ = _stem(_name(src))
         out = out / (stem + _SUFFIX[fmt])
     return out
@@ -137,6 +164,14 @@ def unit_grid(
         key = ".".join(str(i // s) for i, s in zip(start, steps))
         units.append((key, tuple(slice(i, min(i + s, n)) for i, s, n in zip(start, steps, shape))))
     return tuple(steps), units
+
+
+def sample_hash(data: object, units: list[tuple[str, tuple]]) -> str:
+    """Hash of the pixels of the first, middle and last work units: tells one input from another cheaply."""
+    h = hashlib.sha256()
+    for i in sorted({0, len(units) // 2, len(units) - 1} if units else set()):
+        h.update(np.ascontiguousarray(np.asarray(data[units[i][1]])).tobytes())  # type: ignore[index]
+    return h.hexdigest()[:32]
 
 
 def region_px(region: tuple, axes: str) -> int:

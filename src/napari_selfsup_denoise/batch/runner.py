@@ -9,7 +9,6 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from ..config import ConfigError, PredictConfig, to_dict
 from ..engine.data import DataError
 from ..engine.model import Model
 from ..engine.model_file import ModelFileError
-from ..io import Image, InputError, is_image_path, read_image, split_zarr_path
+from ..io import Image, InputError, check_output_path, is_image_path, read_image
 from . import store as _store
 from .local import predict_units
 from .plan import (
@@ -32,8 +31,10 @@ from .plan import (
     default_edge,
     expand_inputs,
     model_hash,
+    output_format,
     output_path,
     region_px,
+    sample_hash,
     tagged,
     unit_grid,
 )
@@ -41,9 +42,47 @@ from .plan import (
 EXPECTED_ERRORS = (InputError, AxesError, ConfigError, DataError, ModelFileError, _store.OutputError, OSError)
 
 
-def _same_place(a: Path, b: Path) -> bool:
-    ra, rb = a.resolve(), b.resolve()
-    return ra == rb or ra in rb.parents or rb in ra.parents
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _many(inputs: list[str], paths: list[str]) -> bool:
+    many = len(inputs) > 1 or len(paths) > 1 or any(Path(i).is_dir() and not is_image_path(Path(i)) for i in inputs)
+    return many or any(glob.has_magic(i) for i in inputs)
+
+
+def plan_outputs(img: Image, output: str, many: bool, opts: BatchOptions) -> list[_store.OutSpec]:
+    """The outputs of one input (denoised[, uncertainty]), each checked with :func:`io.check_output_path`."""
+    fmt = output_format(output, many, opts.fmt, img.kind)
+    dst = output_path(img.path, output, many, fmt)
+    zf = int(img.meta.get("zarr_format", 3))
+    specs = [_store.plan_out(dst, fmt, zf)]
+    if opts.uncertainty:
+        specs.append(_store.plan_out(tagged(dst, "_uncertainty"), fmt, zf))
+    for spec, what in zip(specs, ("output", "uncertainty output")):
+        for path in {spec.dst, spec.work}:
+            check_output_path(path, [img.path], exists_ok=True, what=what)
+    return specs
+
+
+def check_outputs(inputs: list[str], output: str, opts: BatchOptions) -> None:
+    """Check every output of ``inputs`` before any work (``run`` calls it before training).
+
+    Raises
+    ------
+    OutputError, ConfigError, InputError
+        For the first output that is an input, exists without ``--overwrite``/``--resume``,
+        cannot be created, or whose ``--format`` contradicts its name.
+    """
+    paths, _ = expand_inputs(inputs)
+    many = _many(inputs, paths)
+    for src in paths:
+        img = read_image(src)
+        try:
+            for spec in plan_outputs(img, output, many, opts):
+                _store.check_existing(spec, overwrite=opts.overwrite, resume=opts.resume)
+        finally:
+            img.close()
 
 
 class FileRunner:
@@ -86,57 +125,59 @@ class FileRunner:
         if self._tmp:
             Path(self._tmp).unlink(missing_ok=True)
 
-    def run(self, src: str, dst_for: Callable[[str], Path]) -> Result:
-        """Denoise one input; ``dst_for(fmt)`` names its output."""
+    def run(self, src: str, output: str, many: bool) -> Result:
+        """Denoise one input into ``output`` (a folder when ``many``)."""
         img = read_image(src, self.opts.axes)
         try:
-            return self._run(img, dst_for)
+            return self._run(img, output, many)
         finally:
             img.close()
 
-    def _check_output(self, img: Image, dst: Path) -> None:
-        src_store = split_zarr_path(img.path)
-        dst_store = split_zarr_path(dst)
-        a = src_store[0] if src_store else Path(img.path)
-        b = dst_store[0] if dst_store else dst
-        if _same_place(a, b):
-            raise _store.OutputError(f"the output {dst} would write into the input {img.path}; choose another -o")
+    def _record(self, img: Image, axes: str, specs: list, pcfg: PredictConfig, dtype: np.dtype, units: list) -> dict:
+        """What makes a run: model, options and the input's identity; ``--resume`` continues only the same."""
+        parts = {
+            "model": self._hash,
+            "options": _sha(json.dumps([to_dict(pcfg), str(dtype), axes, specs[0].fmt, len(specs)])),
+            "input": str(Path(img.path).resolve()),
+            "input_shape": f"{img.shape} {np.dtype(img.data.dtype)}",
+            "input_pixels": sample_hash(img.data, units),
+        }
+        return {"fingerprint": _sha(json.dumps(parts, sort_keys=True)), "parts": parts, "source": str(img.path)}
 
-    def _run(self, img: Image, dst_for: Callable[[str], Path]) -> Result:
+    def _run(self, img: Image, output: str, many: bool) -> Result:
         m, o = self.model, self.opts
         axes = m.resolve_axes(img.data, o.axes or img.axes or None)
-        fmt = o.fmt or img.kind
-        dst = dst_for(fmt)
-        self._check_output(img, dst)
+        specs = plan_outputs(img, output, many, o)
         edge = o.tile or default_edge(m, o.device)
         edge = max(m.multiple, edge - edge % m.multiple)
         chunks, units = unit_grid(img.shape, axes, edge, m.ndim)
         pcfg = PredictConfig(edge, o.tta, o.device, "auto", "prior" if o.prior else "posterior", o.uncertainty)
         dtype = np.dtype(img.data.dtype) if o.dtype == "input" else np.dtype(np.float32)
-        key = json.dumps([self._hash, to_dict(pcfg), img.shape, str(dtype), axes, fmt])
-        record = {"fingerprint": hashlib.sha256(key.encode()).hexdigest()[:32], "source": str(img.path)}
-        zf = int(img.meta.get("zarr_format", 3))
-        specs = [_store.plan_out(dst, fmt, zf)]
-        if o.uncertainty:
-            specs.append(_store.plan_out(tagged(dst, "_uncertainty"), fmt, zf))
+        record = self._record(img, axes, specs, pcfg, dtype, units)
         arrs = [
             _store.prepare(s, img.shape, chunks, dtype if i == 0 else np.dtype(np.float32), record,
                            overwrite=o.overwrite, resume=o.resume)
             for i, s in enumerate(specs)
         ]  # fmt: skip
+        dst = str(specs[0].dst)
         if arrs[0] is None:
-            return Result(img.path, str(dst), "skipped", "output already complete")
+            return Result(img.path, dst, "skipped", "output already complete")
         done = _store.done_keys(specs[0])
         pending = [u for u in units if u[0] not in done]
-        total = sum(region_px(r, axes) for _, r in units)
-        self.rep.file_start(img.path, total, total - sum(region_px(r, axes) for _, r in pending))
-        if self.client is not None:
-            self._run_dask(img, axes, pcfg, specs, dtype, pending)
-        else:
-            self._run_local(img, axes, pcfg, specs, arrs, units, done)
+        total, todo = (sum(region_px(r, axes) for _, r in us) for us in (units, pending))
+        self.rep.file_start(img.path, total, total - todo)
+        try:
+            if self.client is not None:
+                self._run_dask(img, axes, pcfg, specs, dtype, pending)
+            else:
+                self._run_local(img, axes, pcfg, specs, arrs, units, done)
+        except Interrupted:
+            raise
+        except Exception as exc:
+            raise _store.abandon(specs, exc, len(units)) from exc
         for s, a in zip(specs, arrs):
             _store.finish(s, a, img, axes, o.levels)
-        return Result(img.path, str(dst), "done", megapixels=round(total / 1e6, 3))
+        return Result(img.path, dst, "done", megapixels=round(todo / 1e6, 3))
 
     def _on_unit(self, done_dir: Path, key: str, px: int, mark: bool = True) -> None:
         if mark:
@@ -190,13 +231,12 @@ def denoise_files(
     paths, results = expand_inputs(inputs)
     for r in results:
         rep.file_end(r)
-    many = len(inputs) > 1 or len(paths) > 1 or any(Path(i).is_dir() and not is_image_path(Path(i)) for i in inputs)
-    many = many or any(glob.has_magic(i) for i in inputs)
+    many = _many(inputs, paths)
     with FileRunner(model, opts, model_path, rep, stop) as runner:
         for src in paths:
             t0 = time.perf_counter()
             try:
-                res = runner.run(src, lambda fmt, s=src: output_path(s, output, many, fmt))
+                res = runner.run(src, output, many)
             except Interrupted:
                 raise
             except EXPECTED_ERRORS as exc:

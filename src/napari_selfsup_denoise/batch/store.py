@@ -18,14 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..io import Image, ngff, split_zarr_path, write_tiff
+from ..io import Image, OutputError, ngff, read_tiff_record, split_zarr_path, write_tiff
 
 STATE_KEY = "selfsup_denoise"
 DONE_DIR = ".selfsup_done"
-
-
-class OutputError(ValueError):
-    """The output cannot be written as asked (exists, unfinished, or would touch the input)."""
+_PARTS = {"model": "model", "options": "options (tile, --tta, --prior, --uncertainty, --dtype, axes, format)"}
+_PARTS |= {"input": "input file", "input_shape": "input shape or data type", "input_pixels": "input pixels"}
 
 
 class CastArray:
@@ -81,7 +79,7 @@ def _open_array(spec: OutSpec, mode: str = "r+") -> Any:
 def state(spec: OutSpec) -> tuple[str, dict[str, Any]]:
     """``absent``, ``partial`` or ``complete``, with the stored run record."""
     if spec.fmt == "tiff" and spec.dst.exists():
-        return "complete", {}
+        return "complete", read_tiff_record(spec.dst)
     if not spec.array_dir.exists():
         other = spec.fmt == "tiff" or (spec.fmt == "zarr" and bool(spec.inner))
         return ("partial", {}) if not other and spec.dst.exists() else ("absent", {})
@@ -122,20 +120,58 @@ def prepare(
         If the output exists and neither ``overwrite`` nor a matching ``resume`` allows going on.
     """
     st, rec = state(spec)
-    if st == "complete" and resume and not overwrite:
-        return None
-    if st == "partial" and resume and not overwrite:
-        if rec.get("fingerprint") != record["fingerprint"]:
-            raise OutputError(
-                f"{spec.dst} was started with another model, options or input; pass --overwrite to start again"
-            )
-        return _open_array(spec)
+    if st != "absent" and resume and not overwrite:
+        check_same_run(spec, st, rec, record)
+        return None if st == "complete" else _open_array(spec)
     if st != "absent":
-        if not overwrite:
-            what = "exists" if st == "complete" else "is an unfinished output (use --resume to continue it)"
-            raise OutputError(f"{spec.dst} {what}; pass --overwrite to replace it")
+        check_existing(spec, overwrite=overwrite, resume=resume)
         remove(spec)
     return _create(spec, shape, chunks, dtype, record)
+
+
+def check_existing(spec: OutSpec, *, overwrite: bool, resume: bool) -> None:
+    """Raise if the output exists (complete or unfinished) and neither ``overwrite`` nor ``resume`` is given."""
+    st, _ = state(spec)
+    if st == "absent" or overwrite or resume:
+        return
+    where = f" in {spec.work}" if spec.work != spec.dst else ""
+    what = "exists" if st == "complete" else f"is an unfinished output{where} (--resume continues it)"
+    raise OutputError(f"{spec.dst} {what}; pass --overwrite to replace it")
+
+
+def abandon(specs: list[OutSpec], exc: Exception, n_units: int) -> Exception:
+    """After a failed run: delete outputs with no finished chunk, else say how to continue; returns the error."""
+    kept = len(done_keys(specs[0]))
+    if kept == 0:
+        for s in specs:
+            remove(s)
+        return exc
+    return OutputError(f"{exc} ({kept} of {n_units} chunks are kept in {specs[0].work}: fix the cause and run again "
+                       "with --resume to continue, or pass --overwrite to start again)")  # fmt: skip
+
+
+def check_same_run(spec: OutSpec, st: str, rec: dict[str, Any], record: dict[str, Any]) -> None:
+    """Raise unless the output ``spec`` (state ``st``, stored ``rec``) was made by the run described by ``record``.
+
+    Raises
+    ------
+    OutputError
+        Saying what differs (model, options, input file, shape, pixels), or that no record was kept.
+    """
+    if rec.get("fingerprint") == record["fingerprint"]:
+        return
+    what = "complete output" if st == "complete" else "unfinished output"
+    old, new = rec.get("parts"), record["parts"]
+    if not isinstance(old, dict):
+        raise OutputError(f"{spec.dst}: this {what} holds no record of the model and input that made it, so it "
+                          "cannot be resumed safely; pass --overwrite to start again")  # fmt: skip
+    diff = [f"{label}{_was(k, old)}" for k, label in _PARTS.items() if old.get(k) != new.get(k)]
+    raise OutputError(f"{spec.dst}: this {what} was made by another run (different: {', '.join(diff) or 'run'}); "
+                      "--resume only continues the same run; pass --overwrite to start again")  # fmt: skip
+
+
+def _was(key: str, parts: dict[str, Any]) -> str:
+    return f" (was {parts[key]})" if key in ("input", "input_shape") and key in parts else ""
 
 
 def _create(spec: OutSpec, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype, record: dict) -> Any:
@@ -167,7 +203,8 @@ def mark_done(done_dir: str | Path, key: str) -> None:
 def finish(spec: OutSpec, arr: Any, image: Image, axes: str, levels: int | None) -> None:
     """Turn a complete work array into the final output (TIFF, Zarr or OME-Zarr)."""
     if spec.fmt == "tiff":
-        write_tiff(spec.dst, arr, axes, image.scale, image.unit)
+        rec = dict(arr.attrs.get(STATE_KEY, {}))
+        write_tiff(spec.dst, arr, axes, image.scale, image.unit, record={**rec, "complete": True})
         shutil.rmtree(spec.work, ignore_errors=True)
         return
     shutil.rmtree(spec.done_dir, ignore_errors=True)

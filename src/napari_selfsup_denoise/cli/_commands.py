@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from ..batch import BatchOptions, denoise_files
+from ..batch import BatchOptions, check_outputs, denoise_files
 from ..config import ConfigError, TrainConfig, from_dict, to_dict
 from ..engine.events import drain
 from ..engine.model import Model, load_model
 from ..engine.model_file import read_metadata
-from ..io import open_training_data
+from ..io import expand_inputs, model_output_path, open_training_data
 from ._progress import BarReporter, TrainBar, summary
 
 _TRAIN_FLAGS = {
@@ -73,23 +76,42 @@ def _train(args: argparse.Namespace) -> Model:
     return model
 
 
-def _save(model: Model, path: str, overwrite: bool) -> Path:
-    p = Path(path)
-    p = p if p.suffix else p.with_suffix(".sdmodel")
-    if p.exists() and not overwrite:
-        raise FileExistsError(f"{p} exists; pass --overwrite to replace it")
-    return model.save(p)
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """Every input path of the command (patterns and what they expand to): no output may touch one."""
+    pats = [*args.inputs, *(getattr(args, "target", None) or [])]
+    return [*pats, *expand_inputs(pats)[0]]
+
+
+def _save(model: Model, path: Path, inputs: list[str]) -> Path:
+    """Save ``model`` to ``path``; if that fails, to a fallback file, and say where. Returns the file written."""
+    try:
+        written = model.save(path)
+        print(f"saved {written}", file=sys.stderr)
+        return written
+    except OSError as exc:
+        print(f"selfsup-denoise: error: could not write {path} ({exc})", file=sys.stderr)
+    return _keep(model, path.parent, inputs)
+
+
+def _keep(model: Model, near: Path, inputs: list[str]) -> Path:
+    """Save ``model`` to a new file next to ``near``, else here, else in the temp folder; say where."""
+    name = f"selfsup-denoise-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.sdmodel"
+    for folder in (near, Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            path = model.save(model_output_path(folder / name, inputs))
+        except (OSError, ValueError):
+            continue
+        print(f"selfsup-denoise: the trained model was saved to {path} (use it with: selfsup-denoise denoise -m "
+              f"{path} ...)", file=sys.stderr)  # fmt: skip
+        return path
+    raise OSError("could not save the trained model anywhere (output folder, current folder, temp folder)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``selfsup-denoise train``."""
-    out = Path(args.output)
-    out = out if out.suffix else out.with_suffix(".sdmodel")
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    """``selfsup-denoise train``: every check of the model file comes before training."""
+    out = model_output_path(args.output, _inputs(args), overwrite=args.overwrite)
     model = _train(args)
-    print(f"saved {_save(model, str(out), True)}", file=sys.stderr)
-    return 0
+    return 0 if _save(model, out, _inputs(args)) == out else 1
 
 
 def _batch_options(args: argparse.Namespace) -> BatchOptions:
@@ -128,15 +150,24 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``selfsup-denoise run``: train on the inputs, then denoise them."""
-    if args.save_model and Path(args.save_model).exists() and not args.overwrite:
-        raise FileExistsError(f"{args.save_model} exists; pass --overwrite to replace it")
+    """``selfsup-denoise run``: check every output, train on the inputs, then denoise them.
+
+    If the outputs cannot be written in the end, the model is kept in a fallback file (printed).
+    """
+    inputs = _inputs(args)
+    keep = model_output_path(args.save_model, inputs, overwrite=args.overwrite) if args.save_model else None
+    check_outputs(args.inputs, args.output, _batch_options(args))
     model = _train(args)
-    path = None
-    if args.save_model:
-        path = str(_save(model, args.save_model, True))
-        print(f"saved {path}", file=sys.stderr)
-    return _denoise(model, args, path)
+    saved = _save(model, keep, inputs) if keep is not None else None
+    try:
+        rc = _denoise(model, args, str(saved) if saved else None)
+    except BaseException:
+        if saved is None:
+            _keep(model, Path(args.output).parent, inputs)
+        raise
+    if rc and saved is None:
+        _keep(model, Path(args.output).parent, inputs)
+    return rc
 
 
 def cmd_info(args: argparse.Namespace) -> int:

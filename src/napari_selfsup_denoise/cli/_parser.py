@@ -24,6 +24,29 @@ def _positive_int(text: str) -> int:
     return v
 
 
+MIN_TILE = 32
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0 = no time limit, steps only), got {text}")
+    return v
+
+
+def _tile(text: str) -> int:
+    v = _positive_int(text)
+    if v < MIN_TILE:
+        raise argparse.ArgumentTypeError(
+            f"--tile {v} is below {MIN_TILE}: every tile recomputes the model's margin around it, so tiny tiles "
+            f"run many times slower; give >= {MIN_TILE} or leave it out (chosen from free memory)"
+        )
+    return v
+
+
 def _local_workers(text: str) -> int:
     m = re.fullmatch(r"local:(\d+)", text.strip())
     if not m or int(m.group(1)) < 1:
@@ -44,7 +67,7 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--algorithm", default="n2v", choices=ALGORITHMS,
                    help="n2v (default), n2v2, structn2v (correlated noise along --set struct_axis=X), "
                    "blindspot (mean + variance with a noise model), n2n (needs --target)")  # fmt: skip
-    g.add_argument("--max-seconds", type=float, default=None,
+    g.add_argument("--max-seconds", type=_seconds, default=None,
                    help="training time budget in seconds (default 300; 0 = no time limit, steps only)")  # fmt: skip
     g.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps budget (default 4000); "
                    "training ends at whichever budget comes first")  # fmt: skip
@@ -64,8 +87,9 @@ def _train_options(p: argparse.ArgumentParser) -> None:
 
 def _denoise_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("denoising")
-    g.add_argument("--tile", type=_positive_int, default=None,
-                   help="tile and output-chunk edge in pixels (rounded down to the network's multiple); "
+    g.add_argument("--tile", type=_tile, default=None,
+                   help=f"tile and output-chunk edge in pixels, >= {MIN_TILE} (rounded down to the network's "
+                   "multiple); "
                    "default: from free memory, at most 512 (2D) or 64 (3D)")  # fmt: skip
     g.add_argument("--tta", action="store_true", help="average 8 rotations/flips (8x slower, slightly better)")
     g.add_argument("--uncertainty", action="store_true",

@@ -32,7 +32,8 @@ def choose_patch(cfg: TrainConfig, spatial: tuple[int, ...], ndim: int, multiple
     if p < need:
         raise DataError(
             f"the image's Y, X extent ({y_size} x {x_size}) is too small to train on: it needs at "
-            f"least {need} x {need} pixels (lower depth= for smaller images)"
+            f"least {need} x {need} pixels (for smaller images lower the "
+            "network depth: --set depth=2 on the command line, depth=2 in Python)"
         )
     if ndim == 2:
         return 1, p, p

@@ -9,12 +9,14 @@ from collections.abc import Iterator
 
 import torch
 
+from ..config import ConfigError
+
 
 def pick_device(name: str = "auto") -> torch.device:
     """Return the torch device for ``name``.
 
     ``auto`` picks CUDA, then Apple's MPS, then the CPU. An explicit device that
-    is not available raises a ``ValueError`` that says which ones are.
+    is not available raises a ``ConfigError`` (a ``ValueError``) that says which ones are.
     """
     name = (name or "auto").lower()
     if name == "auto":
@@ -24,13 +26,13 @@ def pick_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for but CUDA is not available; {available()}")
+        raise ConfigError(f"device {name!r} asked for but CUDA is not available; {available()}")
     if name == "mps" and not _mps_ok():
-        raise ValueError(f"device 'mps' asked for but MPS is not available; {available()}")
+        raise ConfigError(f"device 'mps' asked for but MPS is not available; {available()}")
     try:
         return torch.device(name)
     except RuntimeError as exc:
-        raise ValueError(f"unknown device {name!r}; {available()}") from exc
+        raise ConfigError(f"unknown device {name!r}; {available()}") from exc
 
 
 def _mps_ok() -> bool:

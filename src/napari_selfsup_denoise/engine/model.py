@@ -84,7 +84,8 @@ class Model:
         axes = validate_axes(axes, nd)
         if ("Z" in axes) != (self.ndim == 3):
             kind = "3D (needs a Z axis)" if self.ndim == 3 else "2D (no Z axis; pass Z as T to denoise slices)"
-            raise AxesError(f"this model is {kind}, but the image axes are {axes!r}; pass axes= explicitly")
+            raise AxesError(f"this model is {kind}, but the image axes are {axes!r}; "
+                            "give the axes explicitly (--axes on the command line, axes= in Python)")  # fmt: skip
         return axes
 
     def check_channels(self, channels: int) -> None:

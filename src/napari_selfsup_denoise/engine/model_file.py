@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as save_bytes
 
 FORMAT = "napari-selfsup-denoise"
 # 2: the file may hold a crop of the training image (SAMPLE_KEY), which version 1 readers would take for a weight.
@@ -52,10 +53,11 @@ def save(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadat
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     meta = {_KEY: json.dumps(metadata)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # not mkstemp: its 0600 would lock colleagues out; 0666 minus the umask, like any other output
+    tmp = str(path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp"))
     try:
-        save_file(tensors, tmp, metadata=meta)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as fh:
+            fh.write(save_bytes(tensors, metadata=meta))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -166,6 +166,7 @@ def predict_tiles(
     """
     canon = canonical(cached(image), axes)
     model.check_channels(canon.shape[2])
+    _check_size(canon.shape)
     device = pick_device(pcfg.device)
     configure_threads()
     model.net.to(device).eval()
@@ -178,6 +179,19 @@ def predict_tiles(
     tile = max((hi - lo for t in tiles for lo, hi in t.box), default=0)
     info = {"tile": tile, "batch": max((len(g) for g in groups), default=0)}
     yield from progress(pipe, pipe.run(groups, stop), len(todo), sum(t.pixels for t in todo), info)
+
+
+MIN_PREDICT_EDGE = 4  # below this a pixel has (almost) no neighbours to be predicted from
+
+
+def _check_size(shape: tuple[int, ...]) -> None:
+    """Refuse images with too few pixels in Y or X to predict a pixel from its neighbours."""
+    y_size, x_size = shape[4:]
+    if min(y_size, x_size) < MIN_PREDICT_EDGE:
+        raise DataError(
+            f"the image's Y, X extent ({y_size} x {x_size}) is too small to denoise: each pixel is predicted "
+            f"from its neighbours, which needs at least {MIN_PREDICT_EDGE} x {MIN_PREDICT_EDGE} pixels"
+        )
 
 
 def cached(image: Any) -> Any:

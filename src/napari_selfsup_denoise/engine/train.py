@@ -30,9 +30,16 @@ MAX_BAD_STEPS = 5
 SAMPLE_EDGE = {2: 64, 3: 32}
 
 
+MIN_TRAIN_EDGE = 16  # the smallest patch any network takes (choose_patch asks more of deeper ones)
+
+
 def _prepare(image: Any, cfg: TrainConfig, target: Any, init: Model | None) -> tuple[Any, Any, str, Normalisation]:
     axes = validate_axes(cfg.axes or guess_axes(image.shape), len(image.shape))
     canon = canonical(image, axes)
+    y_size, x_size = canon.shape[4:]
+    if min(y_size, x_size) < MIN_TRAIN_EDGE:  # before the statistics: a 1-pixel image is "too small", not "constant"
+        raise DataError(f"the image's Y, X extent ({y_size} x {x_size}) is too small to train on: it needs at "
+                        f"least {MIN_TRAIN_EDGE} x {MIN_TRAIN_EDGE} pixels")  # fmt: skip
     check_finite(canon)
     tcanon = None
     if target is not None:

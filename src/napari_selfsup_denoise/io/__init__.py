@@ -12,22 +12,39 @@ Modules: :mod:`.image` (the opened image), :mod:`.paths` (what a path names),
 """
 
 from .image import Image, InputError, norm_unit
-from .paths import TIFF_SUFFIXES, expand_inputs, is_image_path, is_tiff, split_zarr_path
+from .paths import (
+    TIFF_SUFFIXES,
+    OutputError,
+    check_output_path,
+    expand_inputs,
+    format_of_path,
+    input_clash,
+    is_image_path,
+    is_tiff,
+    model_output_path,
+    split_zarr_path,
+)
 from .read import read_image
 from .stack import StackedArray, open_training_data
-from .tiff import tiff_axes_ok, write_tiff
+from .tiff import read_tiff_record, tiff_axes_ok, write_tiff
 
 __all__ = [
     "TIFF_SUFFIXES",
     "Image",
     "InputError",
+    "OutputError",
     "StackedArray",
+    "check_output_path",
     "expand_inputs",
+    "format_of_path",
+    "input_clash",
     "is_image_path",
     "is_tiff",
+    "model_output_path",
     "norm_unit",
     "open_training_data",
     "read_image",
+    "read_tiff_record",
     "split_zarr_path",
     "tiff_axes_ok",
     "write_tiff",

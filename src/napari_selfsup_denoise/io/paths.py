@@ -1,10 +1,14 @@
-"""Input paths: TIFF by suffix, Zarr stores and arrays inside them, directories and globs."""
+"""Paths: TIFF by suffix, Zarr stores and arrays inside them, directories and globs; the check of every output."""
 
 from __future__ import annotations
 
 import glob
 import os
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+
+from ..engine.model_file import SUFFIX as MODEL_SUFFIX
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -51,3 +55,116 @@ def expand_inputs(patterns: list[str]) -> tuple[list[str], list[tuple[str, str]]
             missing.append((pat, why))
         found += [h for h in hits if h not in found]
     return found, missing
+
+
+class OutputError(ValueError):
+    """A file cannot be written as asked: it is (or is inside) an input, it exists, or its folder is not writable."""
+
+
+def _root(path: str | os.PathLike[str]) -> Path:
+    """What writing ``path`` touches: the file itself, or the whole Zarr store it lies in; symlinks resolved."""
+    zs = split_zarr_path(path)
+    return (zs[0] if zs else Path(path)).resolve()
+
+
+def _same_or_nested(a: Path, b: Path) -> bool:
+    if a == b or a in b.parents or b in a.parents:
+        return True
+    try:  # hard links and bind mounts: the same file under two names
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def input_clash(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> str | None:
+    """The input that writing ``path`` would touch (same file, same Zarr store, or one inside the other), or None."""
+    dst = _root(path)
+    for src in inputs:
+        if _same_or_nested(dst, _root(src)):
+            return str(src)
+    return None
+
+
+def _check_folder(path: Path) -> None:
+    anc = path.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise OutputError(f"cannot write {path}: {anc} is a file, not a folder; choose another path")
+    try:  # a real write probe: os.access is wrong for root and for read-only mounts
+        with tempfile.TemporaryFile(dir=anc):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: the folder {anc} is not writable ({exc.strerror}); "
+                          "choose another path") from exc  # fmt: skip
+
+
+def check_output_path(
+    path: str | os.PathLike[str],
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    *,
+    overwrite: bool = False,
+    exists_ok: bool = False,
+    what: str = "output",
+) -> Path:
+    """Check, before any work, that ``path`` may be written; the one check for every file this tool writes.
+
+    Parameters
+    ----------
+    path : path-like
+        The file or store to be written (outputs, models, uncertainty files, settings).
+    inputs : iterable of path-like
+        The inputs of the run; ``path`` must not be one, lie inside one's Zarr store, or contain one.
+        Paths are resolved (symlinks followed) and hard links are recognised. ``overwrite`` never overrides this.
+    overwrite : bool
+        Whether an existing ``path`` may be replaced.
+    exists_ok : bool
+        Skip the existence check (the caller decides, e.g. to resume an unfinished output).
+    what : str
+        What ``path`` is, for the message (``output``, ``model file``, ...).
+
+    Raises
+    ------
+    OutputError
+        If ``path`` is an input, exists without ``overwrite``, or its folder cannot be written.
+    """
+    p = Path(path)
+    src = input_clash(p, inputs)
+    if src is not None:
+        raise OutputError(f"the {what} {p} would overwrite the input {src}; choose another path "
+                          "(inputs are never written, even with --overwrite)")  # fmt: skip
+    if not exists_ok and not overwrite and (p.exists() or p.is_symlink()):
+        raise OutputError(f"the {what} {p} exists; pass --overwrite to replace it")
+    _check_folder(p)
+    return p
+
+
+def model_output_path(
+    path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = (), *, overwrite: bool = False
+) -> Path:
+    """The checked path of a model file to write: ``.sdmodel`` added when there is no suffix; images refused.
+
+    Raises
+    ------
+    OutputError
+        If the name is an image's (``.tif``, ``.zarr``), or :func:`check_output_path` refuses it.
+    """
+    p = Path(path)
+    if p.suffix == "":
+        p = p.with_suffix(MODEL_SUFFIX)
+    check_output_path(p, inputs, overwrite=overwrite, what="model file")
+    if p.name.lower().endswith((*TIFF_SUFFIXES, ".zarr")):
+        raise OutputError(f"{p} names an image; write the model file as NAME{MODEL_SUFFIX}")
+    return p
+
+
+def format_of_path(path: str | os.PathLike[str]) -> str | None:
+    """Image format a path names by its suffix: ``tiff``, ``ome-zarr``, ``zarr``, or None."""
+    low = str(path).lower().rstrip("/")
+    if low.endswith(TIFF_SUFFIXES):
+        return "tiff"
+    if low.endswith(".ome.zarr"):
+        return "ome-zarr"
+    if ".zarr" in low and split_zarr_path(path) is not None:
+        return "zarr"
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -45,6 +46,11 @@ def read_tiff(p: Path) -> Image:
         series = tf.series[0]
     except Exception as exc:  # tifffile raises many types for broken files
         raise InputError(f"{p} is not a readable TIFF file ({exc})") from exc
+    try:
+        _check_complete(tf, series, p)
+    except InputError:
+        tf.close()
+        raise
     img = Image(None, _map_tiff_axes(series.axes), kind="tiff", path=str(p), meta={"imagej": bool(tf.is_imagej)})
     try:
         img.data = tifffile.memmap(p, mode="r")
@@ -59,6 +65,20 @@ def read_tiff(p: Path) -> Image:
     img._closers.append(tf)
     img.scale, img.unit = _tiff_pixel_sizes(tf)
     return img
+
+
+def _check_complete(tf: Any, series: Any, p: Path) -> None:
+    """Raise :class:`InputError` for a truncated file (pixels past its end, or fewer images than ImageJ says)."""
+    size = os.path.getsize(p)
+    if series.dataoffset is not None:  # contiguous: one extent
+        end = int(series.dataoffset) + int(series.nbytes)
+    else:
+        pages = (pg.aspage() if hasattr(pg, "aspage") else pg for pg in series.pages if pg is not None)
+        end = max((o + c for pg in pages for o, c in zip(pg.dataoffsets, pg.databytecounts)), default=0)
+    ij_images = int((tf.imagej_metadata or {}).get("images", 1)) if tf.is_imagej else 1
+    if end > size or (ij_images > 1 and str(getattr(series, "kind", "imagej")).lower() != "imagej"):
+        raise InputError(f"{p} is truncated or damaged (its pixel data or ImageJ images are missing past "
+                         f"byte {size}); copy the file again from its source")  # fmt: skip
 
 
 def _tiff_pixel_sizes(tf: Any) -> tuple[dict[str, float], str | None]:
@@ -95,7 +115,33 @@ def tiff_axes_ok(axes: str) -> bool:
     return axes.endswith("YX") or axes.endswith("YXC")
 
 
-def write_tiff(path: str | os.PathLike[str], data: Any, axes: str, scale: dict[str, float], unit: str | None) -> Path:
+_RECORD_TAG = 65432  # private ASCII tag: JSON record of the run that wrote the file (checked by --resume)
+
+
+def read_tiff_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run record :func:`write_tiff` stored in a TIFF file; empty when there is none."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            tag = tf.pages[0].tags.get(_RECORD_TAG)
+            if tag is None:
+                return {}
+            raw = tag.value  # tifffile returns private ASCII tags as str, bytes or an int8 array
+            text = raw if isinstance(raw, str) else bytes(np.asarray(raw).astype(np.uint8)).rstrip(b"\0").decode()
+            return dict(json.loads(text))
+    except Exception:  # not ours, corrupt or unreadable: no record
+        return {}
+
+
+def write_tiff(
+    path: str | os.PathLike[str],
+    data: Any,
+    axes: str,
+    scale: dict[str, float],
+    unit: str | None,
+    record: dict[str, Any] | None = None,
+) -> Path:
     """Write ``data`` as a TIFF, page by page, to a temporary name renamed when complete.
 
     ImageJ hyperstacks are written when the axes allow it (a subsequence of
@@ -110,6 +156,8 @@ def write_tiff(path: str | os.PathLike[str], data: Any, axes: str, scale: dict[s
     axes : str
         Axes of ``data``; must end in ``YX`` or ``YXC``.
     scale, unit : pixel sizes per axis letter and their unit.
+    record : dict, optional
+        JSON-able record of the run, kept in a private tag (see :func:`read_tiff_record`).
     """
     import tifffile
 
@@ -131,6 +179,8 @@ def write_tiff(path: str | os.PathLike[str], data: Any, axes: str, scale: dict[s
         meta |= {f"PhysicalSize{a}": scale[a] for a in "XYZ" if a in scale}
         meta |= {f"PhysicalSize{a}Unit": tunit for a in "XYZ" if a in scale}
         kw |= {"ome": True, "metadata": meta}
+    if record is not None:
+        kw["extratags"] = [(_RECORD_TAG, 2, 0, json.dumps(record, sort_keys=True), True)]
     tmp = path.with_name(f".{path.name}.partial")
     try:
         tifffile.imwrite(tmp, _pages(data, axes), **kw)

@@ -1,0 +1,108 @@
+"""Batch outputs: --resume continues only the same run, failed inputs leave nothing that blocks the next (issue 10)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_selfsup_denoise import train
+from napari_selfsup_denoise.batch import BatchOptions, Interrupted, OutputError, Reporter, denoise_files
+from napari_selfsup_denoise.io import read_image
+
+TINY = {"max_steps": 2, "patch_size": 32, "batch_size": 2, "base_channels": 8, "depth": 2, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    rng = np.random.default_rng(2)
+    y, x = np.mgrid[0:64, 0:64].astype(np.float32)
+    return (300 + 100 * np.sin(x / 5) * np.cos(y / 9) + rng.normal(0, 20, (3, 64, 64))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model(frames):
+    return train(frames, axes="TYX", **TINY)
+
+
+def _tif(path: Path, data: np.ndarray) -> str:
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TYX"})
+    return str(path)
+
+
+class _StopAfter(Reporter):
+    def __init__(self, n: int, stop: threading.Event) -> None:
+        self.n, self.stop, self.seen = n, stop, 0
+
+    def file_advance(self, px: int) -> None:
+        self.seen += 1
+        if self.seen >= self.n:
+            self.stop.set()
+
+
+def _partial(model, src: str, out: str) -> None:
+    stop = threading.Event()
+    with pytest.raises(Interrupted):
+        denoise_files(model, [src], out, BatchOptions(tile=32), reporter=_StopAfter(2, stop), stop=stop)
+
+
+@pytest.mark.parametrize("ext", [".zarr", ".tif"])
+def test_resume_refuses_a_partial_output_of_another_input(tmp_path, frames, model, ext):
+    a, b = _tif(tmp_path / "a.tif", frames), _tif(tmp_path / "b.tif", frames[::-1].copy())
+    out = str(tmp_path / f"out{ext}")
+    _partial(model, a, out)
+    res = denoise_files(model, [b], out, BatchOptions(tile=32, resume=True))
+    assert res[0].status == "failed" and "input file (was" in res[0].reason and "input pixels" in res[0].reason
+    assert "model" not in res[0].reason.split("different:")[1].split(")")[0]
+
+
+@pytest.mark.parametrize("ext", [".zarr", ".tif"])
+def test_resume_does_not_skip_a_complete_output_of_another_input(tmp_path, frames, model, ext):
+    a = _tif(tmp_path / "a.tif", frames)
+    out = str(tmp_path / f"out{ext}")
+    assert denoise_files(model, [a], out, BatchOptions(tile=32))[0].status == "done"
+    _tif(tmp_path / "a.tif", frames + 50)  # same path and shape, other pixels
+    res = denoise_files(model, [a], out, BatchOptions(tile=32, resume=True))
+    assert res[0].status == "failed" and "input pixels" in res[0].reason and "input file" not in res[0].reason
+    _tif(tmp_path / "a.tif", frames)
+    assert denoise_files(model, [a], out, BatchOptions(tile=32, resume=True))[0].status == "skipped"
+
+
+def test_resume_summary_counts_only_the_pixels_computed(tmp_path, frames, model):
+    a, out = _tif(tmp_path / "a.tif", frames), str(tmp_path / "out.zarr")
+    _partial(model, a, out)
+    res = denoise_files(model, [a], out, BatchOptions(tile=32, resume=True))
+    assert res[0].status == "done" and res[0].megapixels == round((3 * 64 * 64 - 2 * 32 * 32) / 1e6, 3)
+
+
+def test_failed_input_leaves_nothing_that_blocks_the_next_run(tmp_path, frames, model):
+    bad = frames[:1].copy()
+    bad[0, 5, 5] = np.nan
+    out = tmp_path / "o.tif"
+    res = denoise_files(model, [_tif(tmp_path / "bad.tif", bad)], str(out), BatchOptions(tile=64))
+    assert res[0].status == "failed" and "NaN" in res[0].reason
+    assert not out.exists() and not list(tmp_path.glob(".o.tif*"))
+    res = denoise_files(model, [_tif(tmp_path / "good.tif", frames)], str(out), BatchOptions(tile=64))
+    assert res[0].status == "done"
+
+
+def test_failure_after_some_chunks_says_how_to_continue(tmp_path, frames, model):
+    bad = frames.copy()
+    bad[2, 5, 5] = np.nan  # the last frame: two frames are done first
+    res = denoise_files(model, [_tif(tmp_path / "bad.tif", bad)], str(tmp_path / "o.tif"), BatchOptions(tile=64))
+    assert res[0].status == "failed" and "2 of 3 chunks are kept" in res[0].reason and "--resume" in res[0].reason
+
+
+def test_uncertainty_output_may_not_be_the_input(tmp_path, frames):
+    from napari_selfsup_denoise.batch.runner import plan_outputs
+
+    src = _tif(tmp_path / "x_uncertainty.tif", frames)
+    img = read_image(src)
+    try:
+        with pytest.raises(OutputError, match="uncertainty output .* input"):
+            plan_outputs(img, str(tmp_path / "x.tif"), False, BatchOptions(uncertainty=True, overwrite=True))
+    finally:
+        img.close()
