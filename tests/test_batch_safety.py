@@ -89,11 +89,22 @@ def test_failed_input_leaves_nothing_that_blocks_the_next_run(tmp_path, frames, 
     assert res[0].status == "done"
 
 
+class _FailAfter(Reporter):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def file_advance(self, px: int) -> None:
+        self.n -= 1
+        if not self.n:
+            raise OSError(28, "No space left on device")
+
+
 def test_failure_after_some_chunks_says_how_to_continue(tmp_path, frames, model):
-    bad = frames.copy()
-    bad[2, 5, 5] = np.nan  # the last frame: two frames are done first
-    res = denoise_files(model, [_tif(tmp_path / "bad.tif", bad)], str(tmp_path / "o.tif"), BatchOptions(tile=64))
-    assert res[0].status == "failed" and "2 of 3 chunks are kept" in res[0].reason and "--resume" in res[0].reason
+    src, out = _tif(tmp_path / "a.tif", frames), str(tmp_path / "o.tif")
+    res = denoise_files(model, [src], out, BatchOptions(tile=64), reporter=_FailAfter(2))
+    assert res[0].status == "failed" and "No space left" in res[0].reason
+    assert "2 of 3 chunks are kept" in res[0].reason and "--resume" in res[0].reason
+    assert denoise_files(model, [src], out, BatchOptions(tile=64, resume=True))[0].status == "done"
 
 
 def test_uncertainty_output_may_not_be_the_input(tmp_path, frames):

@@ -21,7 +21,7 @@ from torch import nn
 from ..axes import CANONICAL
 from ..config import PredictConfig
 from .arrays import ChunkCache, canonical
-from .data import Normalisation
+from .data import DataError, Normalisation
 from .device import configure_threads, pick_device
 from .events import PredictProgress
 from .methods import Method

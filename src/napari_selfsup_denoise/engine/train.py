@@ -37,6 +37,8 @@ def _prepare(image: Any, cfg: TrainConfig, target: Any, init: Model | None) -> t
     axes = validate_axes(cfg.axes or guess_axes(image.shape), len(image.shape))
     canon = canonical(image, axes)
     y_size, x_size = canon.shape[4:]
+    if int(np.prod(canon.shape)) == 0:
+        raise DataError(f"the image is empty (shape {tuple(image.shape)})")
     if min(y_size, x_size) < MIN_TRAIN_EDGE:  # before the statistics: a 1-pixel image is "too small", not "constant"
         raise DataError(f"the image's Y, X extent ({y_size} x {x_size}) is too small to train on: it needs at "
                         f"least {MIN_TRAIN_EDGE} x {MIN_TRAIN_EDGE} pixels")  # fmt: skip
