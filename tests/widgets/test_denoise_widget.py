@@ -92,6 +92,22 @@ def test_save_load_and_export_settings(open_widget, tmp_path, model, errors):
     assert from_dict(doc["config"]) == widget.form.config()
 
 
+def test_save_and_export_never_write_the_layer_file(open_widget, tmp_path, model, errors):
+    import tifffile
+
+    src = tmp_path / "cells.tif"
+    tifffile.imwrite(src, (np.random.default_rng(0).random((64, 64)) * 1000).astype(np.uint16))
+    before = src.read_bytes()
+    viewer, _, widget = open_widget()
+    viewer.open(str(src), plugin="napari")
+    widget.layer.set_layer(viewer.layers[0])
+    widget.holder.set(model)
+    assert widget.model_box.save(src) is None
+    assert widget.model_box.export(src) is None
+    assert src.read_bytes() == before
+    assert sum("would overwrite the input" in m for m in errors()) == 2, errors()
+
+
 def test_exported_command_rebuilds_the_exact_config(open_widget):
     pytest.importorskip("napari_selfsup_denoise.cli")
     from napari_selfsup_denoise.cli._commands import train_config
