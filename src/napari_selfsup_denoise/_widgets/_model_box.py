@@ -1,4 +1,4 @@
-"""The current model: save / load with file dialogs, and export the settings for a headless run."""
+"""The current model: save / load with file dialogs, export it to the BioImage Model Zoo, export the settings."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxL
 from ..config import TrainConfig, to_dict
 from ..io import check_output_path, model_output_path
 
-MODEL_FILTER = "Denoiser model (*.sdmodel);;All files (*)"
+MODEL_FILTER = "Denoiser model (*.sdmodel *.zip);;All files (*)"  # .zip: a BMZ package exported by this tool
 
 
 class ModelHolder(QObject):
@@ -110,18 +110,22 @@ class ModelBox(QWidget):
         self.label = QLabel(describe_model(None))
         self.label.setWordWrap(True)
         self.save_btn = QPushButton("Save model…")
+        self.bmz_btn = QPushButton("Export to BioImage Model Zoo…")
+        self.bmz_btn.setToolTip("A package that bioimageio.core, deepImageJ and ilastik can run (docs/sharing.md)")
         self.load_btn = QPushButton("Load model…")
         self.export_btn = QPushButton("Export settings…")
         self.export_btn.setVisible(settings is not None)
         self.export_btn.setToolTip("Write the config and the selfsup-denoise command that reproduce this run")
-        row = QHBoxLayout()
-        for b in (self.save_btn, self.load_btn, self.export_btn):
-            row.addWidget(b)
+        rows = [QHBoxLayout(), QHBoxLayout()]  # two rows keep the dock narrow
+        for i, b in enumerate((self.save_btn, self.bmz_btn, self.load_btn, self.export_btn)):
+            rows[i // 2].addWidget(b)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.label)
-        lay.addLayout(row)
+        for row in rows:
+            lay.addLayout(row)
         self.save_btn.clicked.connect(self._on_save_clicked)
+        self.bmz_btn.clicked.connect(self._on_bmz_clicked)
         self.load_btn.clicked.connect(self._on_load_clicked)
         self.export_btn.clicked.connect(self._on_export_clicked)
         holder.changed.connect(self._on_model_changed)
@@ -130,6 +134,7 @@ class ModelBox(QWidget):
     def _on_model_changed(self, model: Any) -> None:
         self.label.setText(describe_model(model))
         self.save_btn.setEnabled(model is not None)
+        self.bmz_btn.setEnabled(model is not None)
 
     def _inputs(self) -> list[str]:
         """The files of the current run (never written: :func:`io.check_output_path`)."""
@@ -147,6 +152,12 @@ class ModelBox(QWidget):
             return None
         self._notify(f"model saved to {written}", False)
         return written
+
+    def export_bmz(self, path: str | Path, **values: Any) -> Any:
+        """Write the current model as a BMZ package in a worker (``values``: name, authors, license); the worker."""
+        from ._bmz import start_export
+
+        return start_export(self.holder.model, path, values, self._notify)
 
     def load(self, path: str | Path) -> Any:
         """Load a model file and make it current; errors become notifications."""
@@ -179,6 +190,16 @@ class ModelBox(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Save model", "denoiser.sdmodel", MODEL_FILTER)
         if path:
             self.save(path)
+
+    def _on_bmz_clicked(self) -> None:
+        from ._bmz import PACKAGE_FILTER, BmzDialog
+
+        dialog = BmzDialog(self.holder.model, self)
+        if not dialog.exec_():
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export to BioImage Model Zoo", "denoiser.zip", PACKAGE_FILTER)
+        if path:
+            self.export_bmz(path, **dialog.values())
 
     def _on_load_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load model", "", MODEL_FILTER)

@@ -1,0 +1,70 @@
+"""Export to the BioImage Model Zoo from the widget: a small dialog (name, authors, licence) and a worker."""
+
+from __future__ import annotations
+
+import getpass
+import importlib.util
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit, QWidget
+
+from ._worker import start_worker
+
+LICENCES = ("CC-BY-4.0", "CC0-1.0", "MIT", "BSD-3-Clause", "Apache-2.0")
+PACKAGE_FILTER = "BioImage Model Zoo package (*.zip)"
+
+
+def default_name(model: Any) -> str:
+    """The package name the dialog proposes."""
+    return f"{model.algorithm.upper()} {model.ndim}D denoiser (napari-selfsup-denoise)"
+
+
+class BmzDialog(QDialog):
+    """Name, authors and licence of a package; :meth:`values` reads them."""
+
+    def __init__(self, model: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export to BioImage Model Zoo")
+        self.name = QLineEdit(default_name(model))
+        self.name.setToolTip("5-128 letters, digits, spaces and _+-()")
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = ""
+        self.authors = QLineEdit(user)
+        self.authors.setToolTip("Comma-separated names")
+        self.licence = QComboBox()
+        self.licence.setEditable(True)  # any SPDX identifier
+        self.licence.addItems(LICENCES)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Name", self.name)
+        form.addRow("Authors", self.authors)
+        form.addRow("Licence", self.licence)
+        form.addRow(buttons)
+
+    def values(self) -> dict[str, Any]:
+        """``name``, ``authors`` (a list) and ``license`` as typed."""
+        authors = [a.strip() for a in self.authors.text().split(",") if a.strip()]
+        return {"name": self.name.text().strip(), "authors": authors or None, "license": self.licence.currentText()}
+
+
+def _export(model: Any, path: str | Path, values: dict[str, Any]) -> Generator[str, None, Path]:
+    """A generator, as the widgets' workers expect; it yields once before the work starts."""
+    yield "exporting"
+    return model.export_bmz(path, overwrite=True, **values)  # the file dialog asked before replacing a file
+
+
+def start_export(model: Any, path: str | Path, values: dict[str, Any], notify: Callable[[str, bool], None]) -> Any:
+    """Write the package in a worker (tracing and checks take seconds); errors become notifications, as elsewhere."""
+    from ..export import INSTALL_HINT
+
+    if importlib.util.find_spec("bioimageio") is None or importlib.util.find_spec("bioimageio.spec") is None:
+        notify(f"exporting to the BioImage Model Zoo needs bioimageio.spec: {INSTALL_HINT}", True)
+        return None
+    done = {"returned": lambda p: notify(f"BioImage Model Zoo package written to {p}", False)}
+    return start_worker(_export, model, path, values, handlers=done)
