@@ -148,3 +148,17 @@ def test_stages_do_not_hang_when_the_consumer_leaves_early():
     assert sorted(list(writer.drain()) + []) == list(range(5)) or seen == list(range(5))
     writer.close()
     assert seen == list(range(5))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_blindspot_prediction_path_is_the_training_maths(ndim):
+    """Without gradients the net runs its directions one at a time and in place; the output must not change."""
+    cfg = TrainConfig(algorithm="blindspot", depth=2 if ndim == 2 else 1, base_channels=8, axes="ZYX"[3 - ndim :])
+    torch.manual_seed(0)
+    net = get_method(cfg).build(ndim, 2).eval()
+    x = torch.randn((2, 2, 40, 32) if ndim == 2 else (1, 2, 8, 16, 12))
+    with torch.enable_grad():
+        train_path = net(x).detach()
+    with torch.inference_mode():
+        predict_path = net(x)
+    torch.testing.assert_close(predict_path, train_path, atol=1e-6, rtol=1e-6)

@@ -38,9 +38,14 @@ class HalfBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pad two rows in front, two convolutions with leaky ReLUs, crop back to the input's rows."""
-        h = _dense(F.pad(x, (0, 0) * (x.ndim - 3) + (2, 0)))
-        h = F.leaky_relu(self.conv2(F.leaky_relu(self.conv1(h), _SLOPE)), _SLOPE)
+        h = _pad_front(x, 2)
+        h = _leaky(self.conv2(_leaky(self.conv1(h))))
         return _dense(h[:, :, : x.shape[2]])
+
+
+def _leaky(x: torch.Tensor) -> torch.Tensor:
+    """Leaky ReLU; in place when no gradient is recorded (prediction: no new buffer, no page faults)."""
+    return F.leaky_relu(x, _SLOPE, inplace=not torch.is_grad_enabled())
 
 
 def _dense(x: torch.Tensor) -> torch.Tensor:
@@ -48,10 +53,27 @@ def _dense(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x.contiguous()
 
 
+def _pad_front(x: torch.Tensor, rows: int, keep: int | None = None) -> torch.Tensor:
+    """``rows`` zero rows, then the first ``keep`` (default: all) rows of ``x`` along axis 2, in one dense pass.
+
+    Equal to ``F.pad`` (and a crop), which fills the whole output with zeros before copying.
+    """
+    keep = x.shape[2] if keep is None else keep
+    out = _empty(x, (x.shape[0], x.shape[1], rows + keep, *x.shape[3:]))
+    out[:, :, :rows].zero_()
+    out[:, :, rows:].copy_(x[:, :, :keep])
+    return out
+
+
+def _empty(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Uninitialised tensor of ``shape`` in the layout of :func:`_dense` (no copy to get there)."""
+    fmt = torch.channels_last if len(shape) == 4 else torch.contiguous_format
+    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
+
+
 def shift_down(x: torch.Tensor, rows: int = 1) -> torch.Tensor:
     """Shift by ``rows`` along axis 2 (zeros enter at the start, the last rows drop)."""
-    pad = (0, 0) * (x.ndim - 3) + (rows, 0)
-    return _dense(F.pad(x, pad)[:, :, : x.shape[2]])
+    return _pad_front(x, rows, x.shape[2] - rows)
 
 
 def half_pool(x: torch.Tensor) -> torch.Tensor:
@@ -145,6 +167,8 @@ class BlindSpotNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Branch features of every direction, turned back and concatenated on channels."""
+        if not torch.is_grad_enabled():
+            return self._features_lean(x)
         views = [_turn(x, k) for k in range(self.directions)]
         groups: dict[tuple[int, ...], list[int]] = {}
         for k, v in enumerate(views):
@@ -158,11 +182,28 @@ class BlindSpotNet(nn.Module):
                 out[k] = _turn(part, k, inverse=True)
         return torch.cat(out, dim=1)  # type: ignore[arg-type]
 
+    def _features_lean(self, x: torch.Tensor) -> torch.Tensor:
+        """As :meth:`features`, one direction at a time, each turned back into its slice of one buffer.
+
+        The same maths with a quarter of the branch's peak memory (so larger
+        tiles fit) and no concatenation pass; used when no gradient is recorded.
+        """
+        out: torch.Tensor | None = None
+        for k in range(self.directions):
+            view = _turn(x, k)
+            part = _turn(self.branch(_dense(view)), k, inverse=True)
+            if out is None:
+                c = part.shape[1]
+                out = _empty(part, (x.shape[0], c * self.directions, *part.shape[2:]))
+            out[:, k * c : (k + 1) * c].copy_(part)
+        assert out is not None
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 2 * C, *spatial)``: prior means, then prior log-variances, per channel."""
         h = self.features(x)
         for i, layer in enumerate(self.fuse):
             h = layer(h)
             if i < len(self.fuse) - 1:
-                h = F.leaky_relu(h, _SLOPE)
+                h = _leaky(h)
         return h
