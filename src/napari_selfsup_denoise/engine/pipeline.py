@@ -205,20 +205,31 @@ class Pipeline:
                         self.sink.write(key, tile.s, tile.t, box, block.numpy())
         return [tile for tile, _ in done]
 
+    def _step(self, group: list[Tile], raws: list[Raw]) -> tuple[list[Any], Any]:
+        """Compute one batch; the writer's job: the tiles to write with their outputs, and the copy's event."""
+        outs = self.compute([(t, r, t.box) for t, r in zip(group, raws)])
+        event = torch.cuda.Event() if self.cuda else None
+        if event is not None:
+            event.record()
+        return [(t, o) for t, o in zip(group, outs) if t.write], event
+
     def run(self, groups: list[list[Tile]], stop: threading.Event | None) -> Iterator[Tile]:
-        """Predict every group that has a tile to write; yield tiles as their outputs are written."""
-        reader = Prefetch([g for g in groups if any(t.write for t in g)], self.read, PREFETCH)
+        """Predict every group that has a tile to write; yield tiles as their outputs are written.
+
+        A single batch runs in this thread (nothing to overlap, no thread hand-offs).
+        """
+        work = [g for g in groups if any(t.write for t in g)]
+        if len(work) == 1:
+            if stop is None or not stop.is_set():
+                yield from self.write(self._step(work[0], self.read(work[0])))
+            return
+        reader = Prefetch(work, self.read, PREFETCH)
         writer = WriteBehind(self.write, WRITE_BEHIND)
         try:
             for group, raws in reader:
                 if stop is not None and stop.is_set():
                     break
-                outs = self.compute([(t, r, t.box) for t, r in zip(group, raws)])
-                event = torch.cuda.Event() if self.cuda else None
-                if event is not None:
-                    event.record()
-                job = [(t, o) for t, o in zip(group, outs) if t.write]
-                yield from itertools.chain.from_iterable(writer.submit((job, event)))
+                yield from itertools.chain.from_iterable(writer.submit(self._step(group, raws)))
             yield from itertools.chain.from_iterable(writer.drain())
         finally:
             reader.close()
