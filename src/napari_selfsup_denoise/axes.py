@@ -71,6 +71,9 @@ def guess_axes_for_ndim(ndim: int) -> str:
     return {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TCZYX", 6: "STCZYX"}.get(ndim, "YX")
 
 
+MAX_GUESSED_Z = 150  # Z stacks rarely have more planes; time-lapses often have more frames
+
+
 def guess_axes(shape: Sequence[int], rgb: bool = False) -> str:
     """Guess axes from an image shape.
 
@@ -86,7 +89,8 @@ def guess_axes(shape: Sequence[int], rgb: bool = False) -> str:
     str
         ``YX`` for 2D; ``YXC`` for RGB(A) or a short last axis; ``ZYX`` for 3D
         stacks; ``TZYX``, ``TCZYX``, ``STCZYX`` for more dimensions, with a
-        short (<= 4) leading/second axis read as channels.
+        short (<= 4) leading/second axis read as channels. A leading axis
+        longer than ``MAX_GUESSED_Z`` is read as time (``TYX``, ``TCYX``), not Z.
     """
     nd = len(shape)
     if nd < 2:
@@ -94,9 +98,11 @@ def guess_axes(shape: Sequence[int], rgb: bool = False) -> str:
     if rgb or (nd == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4):
         return "YXC" if nd == 3 else guess_axes_for_ndim(nd - 1) + "C"
     if nd == 4 and shape[1] <= 4 < min(shape[2:]):
-        return "ZCYX"
+        return "ZCYX" if shape[0] <= MAX_GUESSED_Z else "TCYX"
     if nd > 6:
         raise AxesError(f"cannot guess axes for {nd} dimensions; at most 6 (STCZYX) are supported")
+    if nd == 3 and shape[0] > MAX_GUESSED_Z:
+        return "TYX"
     return guess_axes_for_ndim(nd)
 
 

@@ -32,6 +32,9 @@ def test_axes_are_upper_cased():
         ((64, 64, 3), False, "YXC"),
         ((5, 10, 64, 64), False, "TZYX"),
         ((10, 2, 64, 64), False, "ZCYX"),
+        ((150, 64, 64), False, "ZYX"),
+        ((200, 133, 162), False, "TYX"),  # a long first axis is a time-lapse, not a Z stack
+        ((200, 2, 64, 64), False, "TCYX"),
     ],
 )
 def test_guess_axes(shape, rgb, expected):

@@ -61,6 +61,9 @@ class TrainForm(QWidget):
         self.axes = QLineEdit()
         self.axes.setPlaceholderText("e.g. YX, ZYX, TYX, YXC")
         self.axes.setToolTip("One letter per dimension: S sample, T time, C channel, Z, Y, X. Z trains in 3D.")
+        self.axes_why = QLabel("")  # where the axes came from: the file, the viewer, or a guess to check
+        self.axes_why.setWordWrap(True)
+        self.axes.textEdited.connect(lambda _text: self.axes_why.setText("typed"))
         self.budget = cast(QDoubleSpinBox, _spin(1, 1e7, 60, 10, 1))
         self.budget_unit = _combo(["seconds", "steps"], "seconds")
         self.preview = QCheckBox("live preview of the slice on screen")
@@ -127,6 +130,7 @@ class TrainForm(QWidget):
         self.form.setContentsMargins(0, 0, 0, 0)
         self.form.addRow("algorithm", self.algorithm)
         self.form.addRow("axes", self.axes)
+        self.form.addRow("", self.axes_why)
         self.form.addRow("budget", budget)
         self.form.addRow(self.preview)
         self.form.addRow(self.uncertainty)

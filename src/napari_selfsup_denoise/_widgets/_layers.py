@@ -114,7 +114,12 @@ def add_result(viewer: Any, snap: Snapshot, data: Any, suffix: str, **kwargs: An
 
 
 def layer_axes(layer: Any, labels: tuple[str, ...] = ()) -> str:
-    """Axes for a layer: the viewer's axis labels when they are letters of ``STCZYX``, else a guess.
+    """Axes for a layer (see :func:`layer_axes_guess`)."""
+    return layer_axes_guess(layer, labels)[0]
+
+
+def layer_axes_guess(layer: Any, labels: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Axes for a layer and why: the viewer's axis labels, else the source file's metadata, else a guess.
 
     Parameters
     ----------
@@ -122,17 +127,47 @@ def layer_axes(layer: Any, labels: tuple[str, ...] = ()) -> str:
         The layer.
     labels : tuple of str
         The viewer's ``dims.axis_labels``; the last ``layer.ndim`` are the layer's.
+
+    Returns
+    -------
+    (str, str)
+        The axes, and a short note for the form, e.g. ``"from the file"`` or
+        ``"Z? guessed: a 3D model will be trained; type T for a time-lapse"``.
     """
     shape = tuple(image_data(layer).shape)
     nd = len(shape) - (1 if layer.rgb else 0)
     own = [str(a).strip().upper() for a in (labels[-nd:] if len(labels) >= nd else ())]
     if own and all(len(a) == 1 and a in AXES_ALLOWED for a in own):
-        guess = "".join(own) + ("C" if layer.rgb else "")
         try:
-            return validate_axes(guess, len(shape))
+            return validate_axes("".join(own) + ("C" if layer.rgb else ""), len(shape)), "from the viewer's labels"
         except AxesError:
             pass
-    return guess_axes(shape, rgb=bool(layer.rgb))
+    from_file = _file_axes(layer, shape)
+    if from_file:
+        return from_file, "from the file"
+    guess = guess_axes(shape, rgb=bool(layer.rgb))
+    if "Z" in guess:
+        return guess, "Z? guessed: a 3D model will be trained; type T for a time-lapse"
+    if "T" in guess and len(guess) == 3 + ("C" in guess):
+        return guess, f"T? guessed: {shape[0]} planes is more than a Z stack usually has; type Z for a 3D stack"
+    return guess, "guessed from the shape"
+
+
+def _file_axes(layer: Any, shape: tuple[int, ...]) -> str | None:
+    """Axes recorded in the file the layer was opened from (ImageJ, OME, NGFF), when its shape is the layer's."""
+    path = getattr(getattr(layer, "source", None), "path", None)
+    if not path:
+        return None
+    from ..io import read_image
+
+    try:
+        img = read_image(path)
+    except (OSError, ValueError):  # not ours to read (another plugin's format), moved, damaged
+        return None
+    try:
+        return img.axes if img.axes and img.shape == shape else None
+    finally:
+        img.close()
 
 
 def safe_name(name: str) -> str:

@@ -11,7 +11,7 @@ from superqt import QCollapsible
 from ..config import TrainConfig
 from ._form import TrainForm
 from ._job import Request, prepare
-from ._layers import LayerError, Snapshot, add_result, layer_axes
+from ._layers import LayerError, Snapshot, add_result, layer_axes_guess
 from ._model_box import ModelBox, ModelHolder
 from ._pickers import LayerCombo
 from ._plot import LossPlot
@@ -112,9 +112,11 @@ class TrainWidget(QWidget):
         if layer is None:
             return
         try:
-            self.form.axes.setText(layer_axes(layer, tuple(self.viewer.dims.axis_labels)))
+            axes, why = layer_axes_guess(layer, tuple(self.viewer.dims.axis_labels))
         except (ValueError, LayerError):
-            self.form.axes.setText("")
+            axes, why = "", ""
+        self.form.axes.setText(axes)
+        self.form.axes_why.setText(why)
 
     def _on_device_changed(self, _index: int = 0) -> None:
         from ..engine.device import describe, pick_device, resolve_precision
