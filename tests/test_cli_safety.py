@@ -212,6 +212,13 @@ def test_user_errors_exit_2_with_a_plain_message(tmp_path, capsys, tif, extra, n
     assert "unexpected" not in err
 
 
+def test_denoise_on_a_missing_device_is_a_usage_error(tmp_path, capsys, tif, model_file):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    argv = ["denoise", "-m", str(model_file), str(tif), "-o", str(tmp_path / "o.tif"), "--device", "cuda"]
+    _refused(capsys, argv, "CUDA is not available")
+
+
 def test_truncated_tiff_is_a_plain_error(tmp_path, capsys, frames):
     err = _refused(capsys, ["train", str(_truncated(tmp_path, frames)), "-o", str(tmp_path / "m"), *QUICK], "truncated")
     assert "unexpected" not in err

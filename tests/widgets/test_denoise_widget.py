@@ -129,3 +129,17 @@ def test_exported_command_rebuilds_the_exact_config(open_widget):
     assert command[:3] == ["selfsup-denoise", "run", "a.tif"] and "--target" in command
     args = build_parser().parse_args(command[1:])
     assert train_config(args, "YX") == cfg
+
+
+def test_denoise_output_may_not_be_the_layer_store(open_widget, tmp_path, model, errors):
+    zarr = pytest.importorskip("zarr")
+    src = tmp_path / "cells.zarr"
+    arr = zarr.create_array(str(src), shape=(64, 64), chunks=(32, 32), dtype="float32")
+    arr[:] = np.random.default_rng(0).normal(100, 10, (64, 64))
+    viewer, _, widget = open_widget(DENOISE_WIDGET)
+    layer = viewer.open(str(src), plugin="napari")[0]
+    widget.holder.set(model)
+    widget.section.output.setText(str(src))
+    assert widget.section.denoise(layer) is None
+    assert any("would overwrite the input" in m for m in errors()), errors()
+    np.testing.assert_array_equal(zarr.open_array(str(src))[:], arr[:])

@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
 
 from ..axes import AxesError
 from ..config import PredictConfig
+from ..io import check_output_path
 from ._layers import LayerError, add_result, allocate_output, safe_name, snapshot
 from ._model_box import ModelBox, ModelHolder
 from ._pickers import LayerCombo
@@ -136,11 +137,14 @@ class DenoiseSection(QWidget):
         model.check_channels(int(snap.data.shape[axes.index("C")]) if "C" in axes else 1)
         unc = self.uncertainty.isChecked() and model.algorithm == "blindspot"
         pcfg = PredictConfig(tile=self.tile.value() or None, tta=self.tta.isChecked(), uncertainty=unc)
-        out, path = allocate_output(snap, axes, self.output.text().strip() or None)
-        unc_out = None
-        if unc:
-            unc_path = path.replace(".zarr", "-uncertainty.zarr") if path else None
-            unc_out = allocate_output(snap, axes, unc_path, "uncertainty")[0]
+        path = self.output.text().strip() or None
+        unc_path = path.replace(".zarr", "-uncertainty.zarr") if path and unc else None
+        source = getattr(getattr(layer, "source", None), "path", None)
+        for p in (path, unc_path):  # the zarr is replaced if it exists, but never the layer's own file
+            if p:
+                check_output_path(p, [source] if source else [], overwrite=True)
+        out, path = allocate_output(snap, axes, path)
+        unc_out = allocate_output(snap, axes, unc_path, "uncertainty")[0] if unc else None
         return snap, axes, pcfg, out, unc_out, path
 
     def denoise(self, layer: Any) -> Any:

@@ -146,6 +146,9 @@ def _denoise(model: Model, args: argparse.Namespace, model_path: str | None) -> 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     """``selfsup-denoise denoise``."""
+    from ..engine.device import pick_device
+
+    pick_device(args.device)  # a device that is not there is a usage error (exit 2), not a failure per file
     return _denoise(load_model(args.model), args, args.model)
 
 

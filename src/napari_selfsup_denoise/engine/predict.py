@@ -181,16 +181,16 @@ def predict_tiles(
     yield from progress(pipe, pipe.run(groups, stop), len(todo), sum(t.pixels for t in todo), info)
 
 
-MIN_PREDICT_EDGE = 4  # below this a pixel has (almost) no neighbours to be predicted from
+MIN_PREDICT_PIXELS = 9  # a 3 x 3 neighbourhood; thin lines (1 x 40) still have neighbours, a 1 x 1 image none
 
 
 def _check_size(shape: tuple[int, ...]) -> None:
-    """Refuse images with too few pixels in Y or X to predict a pixel from its neighbours."""
+    """Refuse planes with too few pixels to predict a pixel from its neighbours (a 1 x 1 image)."""
     y_size, x_size = shape[4:]
-    if min(y_size, x_size) < MIN_PREDICT_EDGE:
+    if y_size * x_size < MIN_PREDICT_PIXELS:
         raise DataError(
             f"the image's Y, X extent ({y_size} x {x_size}) is too small to denoise: each pixel is predicted "
-            f"from its neighbours, which needs at least {MIN_PREDICT_EDGE} x {MIN_PREDICT_EDGE} pixels"
+            f"from its neighbours, which needs at least {MIN_PREDICT_PIXELS} pixels per plane"
         )
 
 
