@@ -46,6 +46,7 @@ def test_subprocess_train_info_denoise(tmp_path, noisy_tif):
     assert model.is_file() and "trained 10 steps" in r.stderr
     r = _cli("info", str(model))
     assert r.returncode == 0 and "n2v" in r.stdout and "TYX" in r.stdout and "depth 2, base channels 8" in r.stdout
+    assert "batch 4, patch 32, learning rate 0.004" in r.stdout  # the resolved values the run used
     out = tmp_path / "den.tif"
     r = _cli("denoise", "-m", str(model), str(noisy_tif), "-o", str(out))
     assert r.returncode == 0, r.stderr

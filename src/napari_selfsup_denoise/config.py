@@ -13,6 +13,27 @@ ALGORITHMS = ("n2v", "n2v2", "structn2v", "blindspot", "n2n")
 NORMALISATIONS = ("meanstd", "percentile")
 PRECISIONS = ("auto", "fp32", "bf16")
 
+# Defaults that depend on the algorithm and on 2D / 3D. TrainConfig leaves these fields None (unset);
+# resolve_defaults() fills them from this table, once, and never changes a value the caller set.
+# The numbers are measured for minute-scale CPU runs (docs/benchmarks.md). Edit them here only.
+_N2V = {"patch_size": 64, "patch_size_z": 16, "batch_size": 16, "depth": 3, "base_channels": 32, "learning_rate": 4e-3}
+ALGORITHM_DEFAULTS: dict[str, dict[int, dict[str, Any]]] = {
+    "n2v": {2: _N2V, 3: _N2V},
+    "n2v2": {2: _N2V, 3: _N2V},
+    "structn2v": {2: _N2V, 3: _N2V},
+    "n2n": {2: _N2V, 3: _N2V},
+    # At a minute-scale CPU budget the number of steps, not the width, limits the blind-spot network's quality.
+    # 3D: six directions of 3x3x3 convolutions cost ~25x a 2D step per patch pixel; a shallow, narrow net keeps
+    # steps under ~0.4 s on 1 CPU thread and the tiling margin (receptive field) at 20 voxels.
+    "blindspot": {
+        2: {**_N2V, "batch_size": 4, "base_channels": 24},
+        3: {**_N2V, "depth": 1, "base_channels": 16, "batch_size": 2, "patch_size": 32},
+    },
+}
+# Per-device changes applied over the algorithm's defaults, by device type ("cpu", "cuda", "mps"); none yet.
+DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {}
+RESOLVED_FIELDS = tuple(_N2V)
+
 
 class ConfigError(ValueError):
     """A configuration value is out of range or unknown."""
@@ -46,7 +67,10 @@ class TrainConfig:
     """Everything that defines a training run.
 
     The defaults are chosen for a minute-scale run on one image on a laptop CPU
-    (see docs/benchmarks.md for the measurements behind them).
+    (see docs/benchmarks.md for the measurements behind them). Fields that default
+    to None take their value from :data:`ALGORITHM_DEFAULTS` (per algorithm and
+    2D / 3D) when :func:`resolve_defaults` runs, which the training loop does
+    first; a value given here is always kept.
 
     Parameters
     ----------
@@ -57,12 +81,15 @@ class TrainConfig:
     max_steps, max_seconds : int, float or None
         Budgets; training ends at whichever comes first. ``max_seconds=None``
         means steps only.
-    patch_size, patch_size_z : int
+    patch_size, patch_size_z : int or None
         Patch edge in Y/X, and in Z for 3D data (clipped to the image).
-    batch_size : int
+    batch_size : int or None
         Patches per optimiser step.
-    depth, base_channels, batch_norm, residual : network shape.
-    learning_rate : float
+    depth, base_channels : int or None
+        Network shape.
+    batch_norm, residual : bool
+        Network options (U-Net).
+    learning_rate : float or None
         Peak Adam learning rate, reached after a linear warm-up
         (``warmup_fraction`` of the budget), then cosine decay.
     masked_fraction : float
@@ -92,14 +119,14 @@ class TrainConfig:
     axes: str | None = None
     max_steps: int = 4000
     max_seconds: float | None = 300.0
-    patch_size: int = 64
-    patch_size_z: int = 16
-    batch_size: int = 16
-    depth: int = 3
-    base_channels: int = 32
+    patch_size: int | None = None
+    patch_size_z: int | None = None
+    batch_size: int | None = None
+    depth: int | None = None
+    base_channels: int | None = None
     batch_norm: bool = False
     residual: bool = False
-    learning_rate: float = 4e-3
+    learning_rate: float | None = None
     warmup_fraction: float = 0.05
     masked_fraction: float = 0.015
     neighbourhood_radius: int = 2
@@ -114,7 +141,6 @@ class TrainConfig:
     precision: str = "auto"
     seed: int | None = 0
     preview_every_s: float = 3.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check(
@@ -125,15 +151,7 @@ class TrainConfig:
             object.__setattr__(self, "axes", validate_axes(self.axes))
         _check(self.max_steps >= 1, "max_steps must be >= 1")
         _check(self.max_seconds is None or self.max_seconds > 0, "max_seconds must be > 0 or None")
-        _check(
-            self.patch_size >= 8 and self.patch_size % 8 == 0,
-            "patch_size must be a multiple of 8, >= 8",
-        )
-        _check(self.patch_size_z >= 4, "patch_size_z must be >= 4")
-        _check(self.batch_size >= 1, "batch_size must be >= 1")
-        _check(1 <= self.depth <= 5, "depth must be between 1 and 5")
-        _check(self.base_channels >= 4, "base_channels must be >= 4")
-        _check(0 < self.learning_rate < 1, "learning_rate must be in (0, 1)")
+        self._check_network()
         _check(0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)")
         _check(0 < self.masked_fraction <= 0.25, "masked_fraction must be in (0, 0.25]")
         _check(1 <= self.neighbourhood_radius <= 5, "neighbourhood_radius must be 1..5")
@@ -148,9 +166,35 @@ class TrainConfig:
         _check(self.preview_every_s > 0, "preview_every_s must be > 0")
         object.__setattr__(self, "percentiles", (float(lo), float(hi)))
 
+    def _check_network(self) -> None:
+        """Range checks of the per-algorithm fields (None means "the algorithm's default")."""
+        p, pz, b, d, c, lr = (getattr(self, f) for f in RESOLVED_FIELDS)
+        _check(p is None or (p >= 8 and p % 8 == 0), "patch_size must be a multiple of 8, >= 8")
+        _check(pz is None or pz >= 4, "patch_size_z must be >= 4")
+        _check(b is None or b >= 1, "batch_size must be >= 1")
+        _check(d is None or 1 <= d <= 5, "depth must be between 1 and 5")
+        _check(c is None or c >= 4, "base_channels must be >= 4")
+        _check(lr is None or 0 < lr < 1, "learning_rate must be in (0, 1)")
+
     def replace(self, **changes: Any) -> TrainConfig:
         """Return a copy with ``changes`` applied (validated)."""
-        return from_dict({**to_dict(self), **changes})
+        return from_dict({**to_dict(self), **changes}, type(self))
+
+
+@dataclass(frozen=True)
+class ResolvedConfig(TrainConfig):
+    """A :class:`TrainConfig` whose per-algorithm fields all hold values; :func:`resolve_defaults` makes it.
+
+    The training loop, the methods and :class:`Model` take this type, so a config whose
+    defaults were never filled in cannot reach them.
+    """
+
+    patch_size: int = field(kw_only=True)
+    patch_size_z: int = field(kw_only=True)
+    batch_size: int = field(kw_only=True)
+    depth: int = field(kw_only=True)
+    base_channels: int = field(kw_only=True)
+    learning_rate: float = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -184,6 +228,27 @@ class PredictConfig:
         _check(self.output in ("posterior", "prior"), "output must be 'posterior' or 'prior'")
 
 
+def resolve_defaults(cfg: TrainConfig, ndim: int | None = None, device: str = "cpu") -> ResolvedConfig:
+    """``cfg`` with each unset (None) per-algorithm field filled in; fields that hold a value are kept.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The configuration as the person gave it.
+    ndim : int, optional
+        2 or 3 spatial dimensions; from ``cfg.axes`` (3 when it holds Z) when omitted.
+    device : str
+        The device the run uses (``cpu``, ``cuda``, ``cuda:1``, ``mps``), for :data:`DEVICE_DEFAULTS`.
+    """
+    if isinstance(cfg, ResolvedConfig):
+        return cfg
+    nd = ndim if ndim is not None else (3 if "Z" in (cfg.axes or "") else 2)
+    _check(nd in (2, 3), f"only 2D and 3D training is supported, got {nd} spatial dimensions")
+    table = {**ALGORITHM_DEFAULTS[cfg.algorithm][nd], **DEVICE_DEFAULTS.get(device.split(":")[0], {})}
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    return ResolvedConfig(**{**values, **{k: v for k, v in table.items() if values[k] is None}})
+
+
 def to_dict(cfg: TrainConfig | PredictConfig) -> dict[str, Any]:
     """Plain JSON-able dict of a config."""
     d = dataclasses.asdict(cfg)
@@ -192,9 +257,14 @@ def to_dict(cfg: TrainConfig | PredictConfig) -> dict[str, Any]:
     return d
 
 
+# Keys that older model files hold and that no longer mean anything (``extra`` switched the blind-spot defaults).
+_RETIRED = ("extra",)
+
+
 def from_dict(d: dict[str, Any], cls: type = TrainConfig) -> Any:
     """Build a config from a dict, rejecting unknown keys with a clear message."""
     names = {f.name for f in dataclasses.fields(cls)}
+    d = {k: v for k, v in d.items() if not (k in _RETIRED and k not in names)}
     unknown = sorted(set(d) - names)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")

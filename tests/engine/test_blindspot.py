@@ -1,4 +1,4 @@
-"""Blind-spot network and method: exact blind spot, tiling, model file, defaults, quality against N2V."""
+"""Blind-spot network and method: exact blind spot, tiling, model file, quality against N2V."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_selfsup_denoise import TrainConfig, load_model, train
-from napari_selfsup_denoise.engine.methods.blindspot import BLINDSPOT_DEFAULTS, blindspot_config
+from napari_selfsup_denoise import load_model, train
 from napari_selfsup_denoise.engine.nets.blindspot import BlindSpotNet
 
 
@@ -126,17 +125,6 @@ def test_outputs_posterior_prior_and_uncertainty(small_model, camera_128):
     _, post_std = small_model.denoise(img, precision="fp32", uncertainty=True)
     assert not np.allclose(post, prior)
     assert np.all(post_std <= prior_std + 1e-4)  # observing y can only shrink the variance
-
-
-def test_defaults_apply_only_where_left_at_trainconfig_defaults():
-    cfg = blindspot_config(TrainConfig(algorithm="blindspot"))
-    assert cfg.batch_size == BLINDSPOT_DEFAULTS["batch_size"]
-    assert cfg.base_channels == BLINDSPOT_DEFAULTS["base_channels"]
-    assert blindspot_config(cfg) == cfg
-    mine = blindspot_config(TrainConfig(algorithm="blindspot", batch_size=6))
-    assert mine.batch_size == 6
-    off = TrainConfig(algorithm="blindspot", extra={"blindspot_defaults": False})
-    assert blindspot_config(off) == off
 
 
 @pytest.mark.slow

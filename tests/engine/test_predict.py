@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from napari_selfsup_denoise import PredictConfig, TrainConfig
+from napari_selfsup_denoise.config import resolve_defaults
 from napari_selfsup_denoise.engine import pipeline as pipeline_mod
 from napari_selfsup_denoise.engine import predict as predict_mod
 from napari_selfsup_denoise.engine.data import Normalisation
@@ -14,7 +15,9 @@ from napari_selfsup_denoise.engine.model import Model
 
 
 def _random_model(ndim: int, channels: int = 1, algorithm: str = "n2v", depth: int = 2) -> Model:
-    cfg = TrainConfig(algorithm=algorithm, depth=depth, base_channels=8, axes="ZYX" if ndim == 3 else "YX")
+    cfg = resolve_defaults(
+        TrainConfig(algorithm=algorithm, depth=depth, base_channels=8, axes="ZYX" if ndim == 3 else "YX")
+    )
     torch.manual_seed(0)
     net = get_method(cfg).build(ndim, channels).eval()
     norm = Normalisation("meanstd", (10.0,) * channels, (3.0,) * channels)

@@ -1,4 +1,9 @@
-"""The training settings form: algorithm, axes, budget and a collapsible Advanced section."""
+"""The training settings form: algorithm, axes, budget and a collapsible Advanced section.
+
+The Advanced section shows the values that will run: the fields a person has not
+edited follow the picked algorithm, the axes (2D / 3D) and the device, through
+``config.resolve_defaults``; an edited field keeps its value.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from ..config import TrainConfig
+from ..config import RESOLVED_FIELDS, TrainConfig, resolve_defaults
 
 ALGORITHMS = {
     "n2v": "Noise2Void (N2V)",
@@ -27,6 +32,18 @@ ALGORITHMS = {
     "n2n": "Noise2Noise (needs a target layer)",
 }
 _LIMIT_STEPS = 10_000_000
+# TrainConfig field -> form attribute, for the fields whose default depends on the algorithm.
+_TUNED = {name: "net_depth" if name == "depth" else name for name in RESOLVED_FIELDS}
+
+
+def device_type(name: str) -> str:
+    """The kind of device (``cpu``, ``cuda``, ``mps``) that ``name`` picks; ``cpu`` when none fits."""
+    from ..engine.device import pick_device
+
+    try:
+        return pick_device(name).type
+    except ValueError:
+        return "cpu"
 
 
 def _spin(lo: float, hi: float, value: float, step: float = 1, decimals: int = 0) -> QSpinBox | QDoubleSpinBox:
@@ -54,7 +71,9 @@ class TrainForm(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        d = TrainConfig()
+        d = resolve_defaults(TrainConfig(), ndim=2)
+        self._edited: set[str] = set()
+        self._refreshing = False
         self.algorithm = QComboBox()
         for key, label in ALGORITHMS.items():
             self.algorithm.addItem(label, key)
@@ -73,6 +92,10 @@ class TrainForm(QWidget):
         self._build_advanced(d)
         self._layout_basic()
         self.algorithm.currentIndexChanged.connect(self._on_algorithm_changed)
+        self.axes.textChanged.connect(self.refresh_defaults)
+        self.device.currentIndexChanged.connect(self.refresh_defaults)
+        for name, attr in _TUNED.items():
+            getattr(self, attr).valueChanged.connect(lambda _v, name=name: self._on_tuned_edited(name))
         self._on_algorithm_changed()
 
     def _build_advanced(self, d: TrainConfig) -> None:
@@ -155,6 +178,30 @@ class TrainForm(QWidget):
         self.noise_model.setEnabled(key == "blindspot")
         for w in (self.struct_axis, self.struct_span):
             w.setEnabled(key == "structn2v")
+        self.refresh_defaults()
+
+    def _on_tuned_edited(self, name: str) -> None:
+        if not self._refreshing:
+            self._edited.add(name)
+
+    def ndim(self) -> int:
+        """Spatial dimensions the axes field asks for: 3 with a Z axis, else 2."""
+        return 3 if "Z" in self.axes.text().upper() else 2
+
+    def defaults(self) -> TrainConfig:
+        """The config the algorithm, axes and device would run with if no field were edited."""
+        return resolve_defaults(TrainConfig(algorithm=self.key()), self.ndim(), device_type(self.device.currentText()))
+
+    def refresh_defaults(self, *_: Any) -> None:
+        """Show the current algorithm's defaults in every field the person has not edited."""
+        d = self.defaults()
+        self._refreshing = True
+        try:
+            for name, attr in _TUNED.items():
+                if name not in self._edited:
+                    getattr(self, attr).setValue(getattr(d, name))
+        finally:
+            self._refreshing = False
 
     def budget_options(self) -> dict[str, Any]:
         """``max_steps`` / ``max_seconds`` from the budget row."""
@@ -173,12 +220,7 @@ class TrainForm(QWidget):
         return TrainConfig(
             algorithm=self.key(),
             axes=self.axes.text().strip() or None,
-            patch_size=int(self.patch_size.value()),
-            patch_size_z=int(self.patch_size_z.value()),
-            batch_size=int(self.batch_size.value()),
-            depth=int(self.net_depth.value()),
-            base_channels=int(self.base_channels.value()),
-            learning_rate=float(self.learning_rate.value()),
+            **self._tuned_options(),
             val_fraction=float(self.val_fraction.value()),
             masked_fraction=float(self.masked_fraction.value()),
             struct_axis=self.struct_axis.currentText(),
@@ -192,13 +234,22 @@ class TrainForm(QWidget):
             **self.budget_options(),
         )
 
+    def _tuned_options(self) -> dict[str, Any]:
+        """The per-algorithm fields the person edited; the others stay None for the resolver."""
+        values = {name: getattr(self, attr).value() for name, attr in _TUNED.items() if name in self._edited}
+        return {k: float(v) if k == "learning_rate" else int(v) for k, v in values.items()}
+
     def set_config(self, cfg: TrainConfig) -> None:
-        """Show ``cfg`` (e.g. the settings of a loaded model) in the form."""
+        """Show ``cfg`` (e.g. a loaded model's settings); values unlike the defaults count as edited."""
         self.set_algorithm(cfg.algorithm)
-        for name in ("patch_size", "patch_size_z", "batch_size", "base_channels"):
-            getattr(self, name).setValue(getattr(cfg, name))
-        self.net_depth.setValue(cfg.depth)
-        for name in ("learning_rate", "val_fraction", "masked_fraction", "struct_span"):
+        self._edited.clear()
+        self.refresh_defaults()
+        d = self.defaults()
+        for name, attr in _TUNED.items():
+            value = getattr(cfg, name)
+            if value is not None and value != getattr(d, name):
+                getattr(self, attr).setValue(value)
+        for name in ("val_fraction", "masked_fraction", "struct_span"):
             getattr(self, name).setValue(getattr(cfg, name))
         self.struct_axis.setCurrentText(cfg.struct_axis.upper())
         self.noise_model.setText(cfg.noise_model)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..axes import AxesError, spatial_ndim, validate_axes
-from ..config import TrainConfig
+from ..config import TrainConfig, resolve_defaults
+from ._form import device_type
 from ._layers import LayerError, Snapshot, allocate_output, check_size, layer_axes, snapshot
 from ._preview import PreviewSource
 from ._worker import TrainJob
@@ -42,7 +43,7 @@ class Request:
 
 
 def resolve_config(req: Request, shape: tuple[int, ...]) -> TrainConfig:
-    """The config with the axes filled in and, when continuing, the network taken from the model."""
+    """The config that will run: axes filled in, the network taken from the model when continuing, defaults resolved."""
     cfg = req.config
     axes = validate_axes(cfg.axes or layer_axes(req.layer, req.axis_labels), len(shape))
     cfg = cfg.replace(axes=axes)
@@ -52,7 +53,7 @@ def resolve_config(req: Request, shape: tuple[int, ...]) -> TrainConfig:
         if nd != model.ndim:
             raise AxesError(f"the current model is {model.ndim}D but the axes {axes!r} ask for {nd}D training")
         cfg = cfg.replace(**{k: getattr(model.config, k) for k in NET_FIELDS})
-    return cfg
+    return resolve_defaults(cfg, spatial_ndim(axes), device_type(cfg.device))
 
 
 def target_data(req: Request, cfg: TrainConfig, snap: Snapshot) -> Any:

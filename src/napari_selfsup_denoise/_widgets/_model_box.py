@@ -33,12 +33,17 @@ class ModelHolder(QObject):
 
 
 def describe_model(model: Any) -> str:
-    """One line about a model: algorithm, axes, steps, device."""
+    """About a model: algorithm, axes, steps, and the network and training values it ran with."""
     if model is None:
         return "no model yet: train one or load a file"
-    s = model.summary or {}
+    s, c = model.summary or {}, model.config
     steps = f", {s['steps']} steps in {s.get('seconds', 0):.0f} s" if "steps" in s else ""
-    return f"model: {model.algorithm}, axes {model.axes}, {model.channels} channel(s){steps}"
+    z = f" x {c.patch_size_z} (Z)" if model.ndim == 3 else ""
+    ran = (
+        f"depth {c.depth}, {c.base_channels} base channels, batch {c.batch_size}, patch {c.patch_size}{z}, "
+        f"learning rate {c.learning_rate:g}"
+    )
+    return f"model: {model.algorithm}, axes {model.axes}, {model.channels} channel(s){steps}\n{ran}"
 
 
 _FLAGS = {

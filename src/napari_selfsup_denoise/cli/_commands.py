@@ -173,6 +173,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return rc
 
 
+def settings_line(cfg: dict[str, Any]) -> str:
+    """The per-algorithm training values a model ran with (resolved, as saved in its file)."""
+    z = f" x {cfg.get('patch_size_z')} (Z)" if "Z" in (cfg.get("axes") or "") else ""
+    return f"batch {cfg.get('batch_size')}, patch {cfg.get('patch_size')}{z}, learning rate {cfg.get('learning_rate')}"
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """``selfsup-denoise info``: what a model file holds."""
     meta = read_metadata(args.model)
@@ -186,6 +192,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("algorithm", meta.get("algorithm")),
         ("axes", f"{meta.get('axes')} ({meta.get('ndim')}D, {meta.get('channels')} channel(s))"),
         ("network", f"depth {cfg.get('depth')}, base channels {cfg.get('base_channels')}"),
+        ("settings", settings_line(cfg)),
         ("normalisation", f"{norm.get('method')} offset {norm.get('offset')} scale {norm.get('scale')}"),
         ("training", f"{summ.get('steps')} steps, {summ.get('seconds')} s, ended by {summ.get('ended_by')}"),
         ("best val loss", summ.get("best_val_loss")),

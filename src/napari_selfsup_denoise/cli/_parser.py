@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections import Counter
 
 from ..batch import FORMATS
-from ..config import ALGORITHMS
+from ..config import ALGORITHM_DEFAULTS, ALGORITHMS
 
 _EPILOG = """\
 INPUT is a TIFF file (.tif/.tiff, ImageJ or OME), a Zarr array (store.zarr or
@@ -54,6 +55,14 @@ def _local_workers(text: str) -> int:
     return int(m.group(1))
 
 
+def per_algorithm_default(name: str) -> str:
+    """``default 16; blindspot 2D: 4, blindspot 3D: 2``: a field's defaults from ``config.ALGORITHM_DEFAULTS``."""
+    values = {(a, nd): table[name] for a, by_nd in ALGORITHM_DEFAULTS.items() for nd, table in by_nd.items()}
+    common = Counter(values.values()).most_common(1)[0][0]
+    others = [f"{a} {nd}D: {v:g}" for (a, nd), v in values.items() if v != common]
+    return f"default {common:g}" + (f"; {', '.join(others)}" if others else "")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--axes", help="axes of the input, letters of STCZYX (e.g. ZYX, TYX, CYX); read from the file "
                    "(ImageJ/OME/NGFF metadata) or guessed from the shape when omitted")  # fmt: skip
@@ -72,8 +81,10 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps budget (default 4000); "
                    "training ends at whichever budget comes first")  # fmt: skip
     g.add_argument("--patch-size", type=_positive_int, default=None,
-                   help="training patch edge in Y/X, a multiple of 8 (default 64; clipped to the image)")  # fmt: skip
-    g.add_argument("--batch-size", type=_positive_int, default=None, help="patches per step (default 16)")
+                   help="training patch edge in Y/X, a multiple of 8, clipped to the image "
+                   f"({per_algorithm_default('patch_size')})")  # fmt: skip
+    g.add_argument("--batch-size", type=_positive_int, default=None,
+                   help=f"patches per step ({per_algorithm_default('batch_size')})")  # fmt: skip
     g.add_argument("--noise-model", default=None,
                    help="blindspot only: auto (default), gaussian, poisson-gaussian or known:SIGMA "
                    "(SIGMA in the image's intensity units)")  # fmt: skip
@@ -82,7 +93,9 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=None, help="random seed (default 0; runs on CPU are reproducible)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other training option by its TrainConfig name, e.g. --set depth=2 "
-                   "--set base_channels=16 --set learning_rate=0.002 (repeatable; see docs/cli.md)")  # fmt: skip
+                   "--set base_channels=16 --set learning_rate=0.002 (repeatable; see docs/cli.md); "
+                   f"depth {per_algorithm_default('depth')}; base_channels "
+                   f"{per_algorithm_default('base_channels')}")  # fmt: skip
 
 
 def _denoise_options(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import PredictConfig, TrainConfig
+from ..config import PredictConfig, ResolvedConfig
 from .data import DataError
 from .events import drain
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 Preview = Callable[[], Any]
 
 
-def choose_patch(cfg: TrainConfig, spatial: tuple[int, ...], ndim: int, multiple: int) -> tuple[int, int, int]:
+def choose_patch(cfg: ResolvedConfig, spatial: tuple[int, ...], ndim: int, multiple: int) -> tuple[int, int, int]:
     """Patch ``(Z, Y, X)``: the configured size clipped to the image, square in YX, on the pooling grid."""
     z_size, y_size, x_size = spatial
     p = min(cfg.patch_size, y_size, x_size)
@@ -44,7 +44,7 @@ def choose_patch(cfg: TrainConfig, spatial: tuple[int, ...], ndim: int, multiple
     return pz, p, p
 
 
-def lr_at(cfg: TrainConfig, frac: float) -> float:
+def lr_at(cfg: ResolvedConfig, frac: float) -> float:
     """Linear warm-up, then cosine decay to 5 % of the peak, over budget fraction ``frac``."""
     w = cfg.warmup_fraction
     if frac < w:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..axes import AxesError, guess_axes, validate_axes
-from ..config import ConfigError, PredictConfig, TrainConfig, from_dict, to_dict
+from ..config import ConfigError, PredictConfig, ResolvedConfig, from_dict, resolve_defaults, to_dict
 from .data import Normalisation
 from .events import drain
 from .methods import Method, get_method
@@ -28,8 +28,8 @@ class Model:
     ----------
     net : torch.nn.Module
         The network (in eval mode after training).
-    config : TrainConfig
-        How it was trained.
+    config : ResolvedConfig
+        How it was trained, every default filled in.
     axes : str
         Axes of the training image.
     ndim, channels : int
@@ -46,7 +46,7 @@ class Model:
     def __init__(
         self,
         net: nn.Module,
-        config: TrainConfig,
+        config: ResolvedConfig,
         axes: str,
         ndim: int,
         channels: int,
@@ -200,7 +200,7 @@ def load_model(path: str | os.PathLike[str]) -> Model:
             return load_model(inner)
     meta = read_metadata(path)
     try:
-        cfg = from_dict(meta["config"])
+        cfg = resolve_defaults(from_dict(meta["config"]), int(meta["ndim"]))
         method = get_method(cfg)
         net = method.build(int(meta["ndim"]), int(meta["channels"]))
         weights = read_weights(path)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..axes import guess_axes, spatial_ndim, validate_axes
-from ..config import TrainConfig
+from ..config import TrainConfig, resolve_defaults
 from ._training import Preview, RunState, choose_patch, clip_gradients, lr_at, preview_now
 from .arrays import canonical
 from .data import DataError, Normalisation, PatchSampler, check_finite, fit_normalisation
@@ -140,14 +140,13 @@ def train(
     """
     cfg = config or TrainConfig()
     canon, tcanon, axes, norm = _prepare(image, cfg, target, init)
-    cfg = cfg.replace(axes=axes)
     ndim, device = spatial_ndim(axes), pick_device(cfg.device)
+    cfg = resolve_defaults(cfg.replace(axes=axes), ndim, device.type)  # the one place unset fields are filled in
     configure_threads()
     dtype = resolve_precision(cfg.precision, device)
     if cfg.seed is not None:
         torch.manual_seed(cfg.seed)
     method = get_method(cfg)
-    cfg = getattr(method, "cfg", cfg)  # a method may fill in its own defaults
     net = init.net if init is not None else method.build(ndim, canon.shape[2])
     if init is None:
         method.prepare(net, canon, norm)  # e.g. start a noise model from the image

@@ -6,49 +6,27 @@ surroundings only; training maximises the likelihood of the noisy value under
 (:mod:`..noise`). Denoising takes the posterior mean, which puts back what the
 pixel's own value says about the signal.
 
-Defaults. TrainConfig's defaults suit N2V; where the caller left one of the
-fields in :data:`BLINDSPOT_DEFAULTS` at its TrainConfig default, this method
-uses the blind-spot value instead (batch 4 of 64 x 64 and 24 channels: at a
-minute-scale CPU budget the number of steps, not width, limits quality; for 3D
-a shallow, narrow net with batch 2 of 16 x 32 x 32, whose steps stay cheap and
-whose receptive field, hence tiling margin, stays small; see docs/benchmarks.md).
-Pass ``extra={"blindspot_defaults": False}`` to keep every
-TrainConfig value as given.
+Its defaults (batch, width, and for 3D depth and patch) are in ``config.ALGORITHM_DEFAULTS``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ...config import PredictConfig, TrainConfig
+from ...config import PredictConfig, ResolvedConfig
 from ..data import Normalisation, stats_subset
 from ..nets.blindspot import BlindSpotNet
 from ..noise import NoiseModel, estimate_noise, gaussian_nll, posterior
 
-BLINDSPOT_DEFAULTS: dict[str, Any] = {"batch_size": 4, "base_channels": 24}
-# 3D: six directions of 3x3x3 convolutions cost ~25x a 2D step per patch pixel; a shallow, narrow net keeps
-# steps under ~0.4 s on 1 CPU thread and the tiling margin (receptive field) at 20 voxels.
-BLINDSPOT_DEFAULTS_3D: dict[str, Any] = {"depth": 1, "base_channels": 16, "batch_size": 2, "patch_size": 32}
 NOISE_LR_SCALE = 20.0
 AUTO_SPREAD = 0.3  # "auto" picks Poisson-Gaussian when the noise variance grows by more than this over the image
 LOGVAR_RANGE = (-12.0, 6.0)
 _PLANES = 12
 _PLANE_EDGE = 256
-
-
-def blindspot_config(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with the blind-spot defaults where it holds TrainConfig's defaults (idempotent)."""
-    if cfg.extra.get("blindspot_defaults", True) is False:
-        return cfg
-    base = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    wanted = {**BLINDSPOT_DEFAULTS, **(BLINDSPOT_DEFAULTS_3D if "Z" in (cfg.axes or "") else {})}
-    changes = {k: v for k, v in wanted.items() if getattr(cfg, k) == base[k]}
-    return cfg.replace(**changes) if changes else cfg
 
 
 def _noise_kind(spec: str) -> str:
@@ -73,8 +51,8 @@ class BlindSpotMethod:
 
     name = "blindspot"
 
-    def __init__(self, cfg: TrainConfig) -> None:
-        self.cfg = blindspot_config(cfg)
+    def __init__(self, cfg: ResolvedConfig) -> None:
+        self.cfg = cfg
 
     def build(self, ndim: int, channels: int) -> nn.Module:
         """A fresh :class:`BlindSpotNet` carrying a :class:`NoiseModel`."""

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...config import PredictConfig, TrainConfig
+from ...config import PredictConfig, ResolvedConfig
 from ..masking import masked_mse, n2v_manipulate
 from ..nets.unet import UNet
 
@@ -15,7 +15,7 @@ from ..nets.unet import UNet
 class N2VMethod:
     """Noise2Void, N2V2, structN2V and Noise2Noise on a U-Net."""
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: ResolvedConfig) -> None:
         self.cfg = cfg
         self.name = cfg.algorithm
 

@@ -1,0 +1,82 @@
+"""Per-algorithm defaults are resolved in one place, and a value the person set is never overridden."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from napari_selfsup_denoise import TrainConfig, train
+from napari_selfsup_denoise.config import (
+    ALGORITHM_DEFAULTS,
+    ALGORITHMS,
+    RESOLVED_FIELDS,
+    ConfigError,
+    ResolvedConfig,
+    from_dict,
+    resolve_defaults,
+    to_dict,
+)
+
+# The effective defaults before the resolver (blind-spot's came from engine/blindspot.py); results must not move.
+N2V = {"patch_size": 64, "patch_size_z": 16, "batch_size": 16, "depth": 3, "base_channels": 32, "learning_rate": 4e-3}
+EXPECTED = {(algorithm, nd): N2V for algorithm in ALGORITHMS if algorithm != "blindspot" for nd in (2, 3)} | {
+    ("blindspot", 2): {**N2V, "batch_size": 4, "base_channels": 24},
+    ("blindspot", 3): {**N2V, "depth": 1, "base_channels": 16, "batch_size": 2, "patch_size": 32},
+}
+
+
+def _tuned(cfg: TrainConfig) -> dict:
+    return {k: getattr(cfg, k) for k in RESOLVED_FIELDS}
+
+
+def test_unset_fields_are_none_until_resolved():
+    assert all(v is None for v in _tuned(TrainConfig()).values())
+    assert not isinstance(TrainConfig(), ResolvedConfig)
+
+
+@pytest.mark.parametrize(("algorithm", "nd"), sorted(EXPECTED))
+def test_each_algorithm_and_dimensionality_resolves_to_its_defaults(algorithm, nd):
+    cfg = resolve_defaults(TrainConfig(algorithm=algorithm, axes="ZYX" if nd == 3 else "YX"))
+    assert isinstance(cfg, ResolvedConfig)
+    assert _tuned(cfg) == EXPECTED[algorithm, nd]
+    assert resolve_defaults(cfg) is cfg
+
+
+def test_a_value_the_person_set_is_kept():
+    cfg = resolve_defaults(TrainConfig(algorithm="blindspot", batch_size=16, base_channels=32), ndim=2)
+    assert (cfg.batch_size, cfg.base_channels) == (16, 32)
+    assert cfg.depth == ALGORITHM_DEFAULTS["blindspot"][2]["depth"]
+
+
+def test_ndim_comes_from_the_axes_or_is_given():
+    assert resolve_defaults(TrainConfig(algorithm="blindspot"), ndim=3).depth == 1
+    assert resolve_defaults(TrainConfig(algorithm="blindspot", axes="TZYX")).depth == 1
+    with pytest.raises(ConfigError, match="2D and 3D"):
+        resolve_defaults(TrainConfig(), ndim=4)
+
+
+def test_json_round_trip_keeps_unset_fields_and_old_files_with_extra_still_load():
+    cfg = TrainConfig(algorithm="blindspot", batch_size=8)
+    assert from_dict(to_dict(cfg)) == cfg
+    old = {**to_dict(resolve_defaults(cfg, ndim=2)), "extra": {}}
+    assert _tuned(from_dict(old)) == _tuned(resolve_defaults(cfg, ndim=2))
+    with pytest.raises(ConfigError, match="unknown TrainConfig option"):
+        from_dict({"extra_typo": 1})
+
+
+def test_replace_keeps_a_resolved_config_resolved():
+    cfg = resolve_defaults(TrainConfig(algorithm="n2v"), ndim=2).replace(max_steps=5)
+    assert isinstance(cfg, ResolvedConfig) and cfg.max_steps == 5
+
+
+@pytest.mark.parametrize("typed", [None, 16])
+def test_training_runs_with_the_resolved_config_and_keeps_a_typed_batch(typed, camera_128):
+    """The model records the config the loop ran with: blind-spot's batch 4, or the 16 a person typed."""
+    noisy = camera_128[1][:64, :64]
+    cfg = TrainConfig(algorithm="blindspot", axes="YX", max_steps=2, max_seconds=None, batch_size=typed)
+    model = train(np.ascontiguousarray(noisy), cfg, base_channels=8, val_fraction=0.0)
+    want = resolve_defaults(dataclasses.replace(cfg, base_channels=8, val_fraction=0.0), ndim=2)
+    assert model.config == want
+    assert model.config.batch_size == (typed or 4)

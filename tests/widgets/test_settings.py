@@ -1,0 +1,65 @@
+"""The Advanced form shows the values that will run, for every algorithm, in 2D and 3D; typed values are kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_selfsup_denoise._widgets._form import _TUNED
+from napari_selfsup_denoise._widgets._job import resolve_config
+from napari_selfsup_denoise.config import ALGORITHM_DEFAULTS, ALGORITHMS, RESOLVED_FIELDS
+
+
+def _shown(form) -> dict:
+    return {name: getattr(form, attr).value() for name, attr in _TUNED.items()}
+
+
+def _image(ndim: int) -> np.ndarray:
+    shape = (8, 48, 48) if ndim == 3 else (48, 48)
+    return np.random.default_rng(0).normal(100, 10, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_form_shows_the_config_the_training_loop_receives(open_widget, ndim):
+    viewer, _, widget = open_widget()
+    layer = viewer.add_image(_image(ndim), name="img")
+    assert widget.form.axes.text() == ("ZYX" if ndim == 3 else "YX")
+    for algorithm in ALGORITHMS:
+        widget.form.set_algorithm(algorithm)
+        received = resolve_config(widget._request(layer), layer.data.shape)  # the TrainJob's config
+        shown = _shown(widget.form)
+        assert shown == pytest.approx({k: getattr(received, k) for k in RESOLVED_FIELDS}), algorithm
+        assert shown == pytest.approx(ALGORITHM_DEFAULTS[algorithm][ndim]), algorithm
+
+
+def test_axes_change_refreshes_the_form(open_widget):
+    _, _, widget = open_widget()
+    form = widget.form
+    form.set_algorithm("blindspot")
+    form.axes.setText("YX")
+    assert (form.net_depth.value(), form.batch_size.value()) == (3, 4)
+    form.axes.setText("ZYX")
+    assert (form.net_depth.value(), form.batch_size.value(), form.patch_size.value()) == (1, 2, 32)
+
+
+def test_a_typed_batch_of_16_is_kept_for_blind_spot_and_runs(open_widget, noisy64, errors, wait_idle):
+    viewer, _, widget = open_widget()
+    viewer.add_image(noisy64, name="cells")
+    form = widget.form
+    form.set_algorithm("blindspot")
+    assert form.batch_size.value() == 4
+    form.batch_size.setValue(16)  # the person types 16, the N2V default
+    form.set_algorithm("n2v")
+    form.set_algorithm("blindspot")
+    assert form.batch_size.value() == 16
+    form.base_channels.setValue(8)
+    form.set_budget(1, "steps")
+    form.preview.setChecked(False)
+    shown = _shown(form)
+    assert widget.start_training() is not None, errors()
+    wait_idle(widget)
+    assert errors() == []
+    ran = widget.holder.model.config
+    assert {k: getattr(ran, k) for k in RESOLVED_FIELDS} == pytest.approx(shown)
+    assert ran.batch_size == 16 and ran.depth == ALGORITHM_DEFAULTS["blindspot"][2]["depth"]
+    assert "batch 16" in widget.model_box.label.text()
