@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from napari_selfsup_denoise import PredictConfig, TrainConfig
+from napari_selfsup_denoise.config import resolve_defaults
 from napari_selfsup_denoise.engine import predict as predict_mod
 from napari_selfsup_denoise.engine.arrays import ChunkCache
 from napari_selfsup_denoise.engine.data import DataError, Normalisation
@@ -19,7 +20,7 @@ from napari_selfsup_denoise.engine.stages import Prefetch, WriteBehind
 
 def _model(algorithm: str = "n2v", channels: int = 1, ndim: int = 2) -> Model:
     axes = "ZYX" if ndim == 3 else "YX"
-    cfg = TrainConfig(algorithm=algorithm, depth=2 if ndim == 2 else 1, base_channels=8, axes=axes)
+    cfg = resolve_defaults(TrainConfig(algorithm=algorithm, depth=2 if ndim == 2 else 1, base_channels=8, axes=axes))
     torch.manual_seed(0)
     net = get_method(cfg).build(ndim, channels).eval()
     norm = Normalisation("meanstd", (10.0,) * channels, (3.0,) * channels)
