@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_selfsup_denoise import load_model, train
-from napari_selfsup_denoise.engine.model_file import ModelFileError, read_metadata
+from napari_selfsup_denoise.engine.model_file import ModelFileError, read_metadata, save
 
 TINY = dict(max_steps=6, max_seconds=None, patch_size=32, batch_size=4, base_channels=8, depth=2)
 
@@ -27,6 +27,18 @@ def test_save_load_gives_identical_output(tiny_model, camera_128, tmp_path):
     assert meta["algorithm"] == "n2v" and meta["axes"] == "YX" and meta["channels"] == 1
     assert meta["summary"]["steps"] == 6
     assert not list(tmp_path.glob("*.tmp")), "atomic save must not leave temporary files"
+
+
+def test_a_header_length_that_starts_like_a_pickle_still_loads(tiny_model, tmp_path):
+    """The first byte of a safetensors file is the header length's low byte; 0x80 is also a pickle's first byte."""
+    for pad in range(400):
+        path = save(tmp_path / "m.sdmodel", tiny_model.net.state_dict(), {**tiny_model.metadata(), "pad": "x" * pad})
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    else:
+        pytest.fail("no padding gave a header length with low byte 0x80")
+    assert read_metadata(path)["pad"] == "x" * pad
+    assert load_model(path).algorithm == "n2v"
 
 
 def test_save_adds_the_suffix(tiny_model, tmp_path):
