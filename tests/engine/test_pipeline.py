@@ -156,7 +156,9 @@ def test_stages_do_not_hang_when_the_consumer_leaves_early():
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_blindspot_prediction_path_is_the_training_maths(ndim):
     """Without gradients the net runs its directions one at a time and in place; the output must not change."""
-    cfg = TrainConfig(algorithm="blindspot", depth=2 if ndim == 2 else 1, base_channels=8, axes="ZYX"[3 - ndim :])
+    cfg = resolve_defaults(
+        TrainConfig(algorithm="blindspot", depth=2 if ndim == 2 else 1, base_channels=8, axes="ZYX"[3 - ndim :])
+    )
     torch.manual_seed(0)
     net = get_method(cfg).build(ndim, 2).eval()
     x = torch.randn((2, 2, 40, 32) if ndim == 2 else (1, 2, 8, 16, 12))
