@@ -38,9 +38,32 @@ class HalfBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pad two rows in front, two convolutions with leaky ReLUs, crop back to the input's rows."""
-        h = _pad_front(x, 2)
+        return self.padded(_pad_front(x, 2))
+
+    def padded(self, h: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of an input already padded with two zero rows in front."""
         h = _leaky(self.conv2(_leaky(self.conv1(h))))
-        return _dense(h[:, :, : x.shape[2]])
+        return _dense(h[:, :, : h.shape[2] - 2])
+
+
+def _up_cat_padded(low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """Two zero rows, then ``cat([nearest 2x upsampling of low, skip])``, written once into one buffer.
+
+    The same values as ``F.pad(torch.cat([F.interpolate(low, scale_factor=2), skip], 1))``
+    (``skip`` is exactly twice ``low`` in every spatial size) without the two
+    intermediate tensors.
+    """
+    c = low.shape[1]
+    out = _empty(skip, (skip.shape[0], c + skip.shape[1], skip.shape[2] + 2, *skip.shape[3:]))
+    out[:, :, :2].zero_()
+    body = out[:, :, 2:]
+    body[:, c:].copy_(skip)
+    corners: list[list[int]] = [[]]
+    for _ in range(low.ndim - 2):  # every corner of a 2x2 (2x2x2) block (no imports: the file is exported)
+        corners = [k + [o] for k in corners for o in (0, 1)]
+    for k in corners:
+        body[(slice(None), slice(None, c), *(slice(o, None, 2) for o in k))].copy_(low)
+    return out
 
 
 def _leaky(x: torch.Tensor) -> torch.Tensor:
@@ -100,8 +123,12 @@ class Branch(nn.Module):
             h = block(h if i == 0 else half_pool(h))
             skips.append(h)
         for i in reversed(range(len(self.dec))):
+            dec: HalfBlock = self.dec[i]  # type: ignore[assignment]
+            if not torch.is_grad_enabled():  # prediction: one buffer instead of three (same values)
+                h = dec.padded(_up_cat_padded(h, skips[i]))
+                continue
             h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-            h = self.dec[i](torch.cat([h, skips[i]], dim=1))
+            h = dec(torch.cat([h, skips[i]], dim=1))
         return shift_down(h)
 
 
