@@ -57,16 +57,19 @@ def _context(spec_json: str) -> dict[str, Any]:
 
     from ..config import PredictConfig, from_dict
     from ..engine.model import load_model
+    from ..engine.predict import cached
     from ..io import read_image
     from .store import CastArray
 
     spec = json.loads(spec_json)
+    image = read_image(spec["src"], spec["axes"])
     outs = [zarr.open_array(w, mode="r+", path=inner or None) for w, inner in spec["outs"]]
     ctx = {
         "key": spec_json,
         "spec": spec,
         "model": load_model(spec["model"]),
-        "image": read_image(spec["src"], spec["axes"]),
+        "image": image,
+        "data": cached(image.data),  # halos shared with the worker's previous units are read once
         "pcfg": from_dict(spec["pcfg"], PredictConfig),
         "outs": [CastArray(outs[0]), *outs[1:]],
     }
@@ -83,7 +86,7 @@ def unit_task(spec_json: str, key: str, region: tuple[slice, ...]) -> int:
     ctx = _context(spec_json)
     spec, outs = ctx["spec"], ctx["outs"]
     unc = outs[1] if len(outs) > 1 else None
-    drain(predict_region(ctx["model"], ctx["image"].data, spec["axes"], ctx["pcfg"], outs[0], unc, region))
+    drain(predict_region(ctx["model"], ctx["data"], spec["axes"], ctx["pcfg"], outs[0], unc, region))
     mark_done(spec["done"], key)
     return region_px(region, spec["axes"])
 

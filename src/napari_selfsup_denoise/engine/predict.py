@@ -197,7 +197,9 @@ def _check_size(shape: tuple[int, ...]) -> None:
 def cached(image: Any) -> Any:
     """``image`` behind a chunk cache when it is a chunked store (zarr-like), so halos are read once."""
     chunks = getattr(image, "chunks", None)
-    if isinstance(image, np.ndarray) or not isinstance(chunks, tuple) or not all(isinstance(c, int) for c in chunks):
+    if isinstance(image, np.ndarray | ChunkCache) or not isinstance(chunks, tuple):
+        return image
+    if not all(isinstance(c, int) for c in chunks):  # dask: tuples of block sizes
         return image
     return ChunkCache(image)
 
