@@ -115,3 +115,14 @@ def test_unwritable_folder_is_refused(packages, tmp_path):
     folder = _unwritable_folder(tmp_path)
     with pytest.raises(PermissionError, match="not writable.*choose another folder"):
         export_bmz(model, os.path.join(folder, "m.zip"), image=image)
+
+
+def test_package_mode_follows_umask(packages, tmp_path):
+    model, _, _ = packages["n2v"]
+    old = os.umask(0o022)
+    try:
+        path = model.export_bmz(tmp_path / "shared.zip")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.zip"]  # no temporary file left

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tifffile
 import torch
 
 from ..engine.model import Model
@@ -126,6 +128,8 @@ def export_bmz(
         script.save(str(d / "weights_torchscript.pt"))
         np.save(d / "test_input.npy", x)
         np.save(d / "test_output.npy", y)
+        tifffile.imwrite(d / "sample_input.tif", x)  # the same tensors as images, for people browsing the zoo
+        tifffile.imwrite(d / "sample_output.tif", y)
         _write_png(d / "cover.png", cover(x, y))
         spatial = "zyx"[-model.ndim :]
         tile = {"axes": spatial, "min": min_tile(model), "step": model.multiple, "halo": model.margin}
@@ -141,8 +145,8 @@ def _save(descr: Any, target: Path) -> Path:
     """Write the package next to ``target`` first and rename it, so a failed export leaves nothing behind."""
     from bioimageio.spec import save_bioimageio_package
 
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp.zip", dir=target.parent)
-    os.close(fd)
+    # not mkstemp: its 0600 would lock colleagues out; the zip gets 0666 minus the umask, like a .sdmodel
+    tmp = str(target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp.zip"))
     try:
         save_bioimageio_package(descr, output_path=Path(tmp))
         os.replace(tmp, target)

@@ -65,6 +65,7 @@ def _tensors(model: Model, d: Path, tile: dict[str, Any]) -> tuple[Any, Any]:
         id=s.TensorId("input"),
         axes=inp_axes,
         test_tensor=s.FileDescr(source=d / "test_input.npy"),
+        sample_tensor=s.FileDescr(source=d / "sample_input.tif"),
         pad=s.ReflectPadding(mode="reflect"),  # explicit: an empty `pad: {}` would read as constant padding
         preprocessing=[pre],
         description="noisy image, float32 in its own intensity units",
@@ -73,6 +74,7 @@ def _tensors(model: Model, d: Path, tile: dict[str, Any]) -> tuple[Any, Any]:
         id=s.TensorId("output"),
         axes=out_axes,
         test_tensor=s.FileDescr(source=d / "test_output.npy"),
+        sample_tensor=s.FileDescr(source=d / "sample_output.tif"),
         postprocessing=[post],
         description="denoised image, float32 in the input's intensity units",
     )
