@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_selfsup_denoise import load_model, train
-from napari_selfsup_denoise.engine.nets.blindspot import BlindSpotNet
+from napari_selfsup_denoise.engine.nets.blindspot import MIN_CLEAR, BlindSpotNet, branch_reach
 
 
 def _input_gradients(net: BlindSpotNet, x: torch.Tensor, positions: list[tuple[int, ...]]) -> list[torch.Tensor]:
@@ -55,6 +55,45 @@ def test_margin_covers_the_receptive_field():
     for pos, g in zip(positions, _input_gradients(net, x, positions)):
         reach = torch.nonzero(g) - torch.tensor(pos)
         assert int(reach.abs().max()) <= net.margin
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_branch_reach_is_the_measured_receptive_field(depth):
+    torch.manual_seed(0)
+    net = BlindSpotNet(2, 1, depth=depth, base=1).double()
+    back, left, right = branch_reach(depth)
+    size = (2 * back // 2**depth + 4) * 2**depth
+    x = torch.randn(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+    out = net.branch(x)
+    seen = np.zeros(3, dtype=int)
+    for c in range(size // 2, size // 2 + 2 ** (depth + 1)):  # every position on the pooling grid
+        (g,) = torch.autograd.grad(out[0, :, c, c].sum(), x, retain_graph=True)
+        rows, cols = torch.nonzero(g[0, 0].abs().sum(1)).ravel(), torch.nonzero(g[0, 0].abs().sum(0)).ravel()
+        assert int(rows.max()) == c - 1, "a branch output sees its own row or below"
+        seen = np.maximum(seen, [c - int(rows.min()), c - int(cols.min()), int(cols.max()) - c])
+    assert tuple(seen) == (back, left, right)
+
+
+def test_training_patches_leave_outputs_clear_of_the_patch_border():
+    # Regression (issue 9): depth 3 on 64 x 64 patches. Every training output saw the patch's zero padding
+    # (one branch looks 103 rows back), none of them saw a context like the whole image's, and at batch 64
+    # the network's mean broke on whole images (7.97 dB, vs 30.65 on 64 x 64 tiles of the same weights).
+    noisy = np.random.default_rng(0).normal(100, 10, (256, 256)).astype(np.float32)
+    for depth in (2, 3):
+        model = train(
+            noisy,
+            axes="YX",
+            algorithm="blindspot",
+            depth=depth,
+            patch_size=64,
+            batch_size=1,
+            base_channels=4,
+            max_steps=1,
+            max_seconds=None,
+        )
+        py, px = model.summary["patch"]
+        back, left, right = branch_reach(depth)
+        assert (py - back) * (px - left - right) >= MIN_CLEAR * py * px, (depth, py, px)
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,16 @@ if TYPE_CHECKING:
 Preview = Callable[[], Any]
 
 
-def choose_patch(cfg: ResolvedConfig, spatial: tuple[int, ...], ndim: int, multiple: int) -> tuple[int, int, int]:
-    """Patch ``(Z, Y, X)``: the configured size clipped to the image, square in YX, on the pooling grid."""
+def choose_patch(
+    cfg: ResolvedConfig, spatial: tuple[int, ...], ndim: int, multiple: int, min_edge: int = 0
+) -> tuple[int, int, int]:
+    """Patch ``(Z, Y, X)``: the configured size clipped to the image, square in YX, on the pooling grid.
+
+    ``min_edge`` raises every edge (Z included) to at least that size where the image allows: the
+    blind-spot network needs patches larger than its receptive field (``BlindSpotNet.min_patch``).
+    """
     z_size, y_size, x_size = spatial
-    p = min(cfg.patch_size, y_size, x_size)
+    p = min(max(cfg.patch_size, min_edge), y_size, x_size)
     p -= p % multiple
     need = max(2 * multiple, 16)
     if p < need:
@@ -37,7 +43,7 @@ def choose_patch(cfg: ResolvedConfig, spatial: tuple[int, ...], ndim: int, multi
         )
     if ndim == 2:
         return 1, p, p
-    pz = min(cfg.patch_size_z, z_size)
+    pz = min(max(cfg.patch_size_z, min_edge), z_size)
     pz -= pz % multiple
     if pz < multiple:
         raise DataError(f"the stack has {z_size} Z planes; a 3D model of this depth needs >= {multiple}")

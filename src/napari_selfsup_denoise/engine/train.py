@@ -153,7 +153,8 @@ def train(
     net = net.to(device)
     if ndim == 2:
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    patch = choose_patch(cfg, canon.shape[3:], ndim, int(net.multiple))  # type: ignore[arg-type]
+    min_edge = int(getattr(net, "min_patch", 0))
+    patch = choose_patch(cfg, canon.shape[3:], ndim, int(net.multiple), min_edge)  # type: ignore[arg-type]
     sampler = PatchSampler(canon, norm, patch, np.random.default_rng(cfg.seed), cfg.val_fraction, cfg.augment, tcanon)
     opt = torch.optim.Adam(method.param_groups(net, cfg.learning_rate), fused=device.type in ("cpu", "cuda"))
     model = Model(net, cfg, axes, ndim, canon.shape[2], norm, method=method)
@@ -257,6 +258,7 @@ def _finish(model: Model, sampler: PatchSampler, st: RunState) -> Model:
         "seconds": round(st.elapsed(), 2),
         "ended_by": st.stopped,
         "best_val_loss": None if math.isinf(st.best) else st.best,
+        "patch": list(sampler.patch[3 - model.ndim :]),
         "device": describe(device, resolve_precision(model.config.precision, device)),
         "message": st.message,
         **model.method.state(model.net, model.norm.scale),

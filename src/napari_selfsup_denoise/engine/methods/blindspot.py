@@ -6,7 +6,9 @@ surroundings only; training maximises the likelihood of the noisy value under
 (:mod:`..noise`). Denoising takes the posterior mean, which puts back what the
 pixel's own value says about the signal.
 
-Its defaults (batch, width, and for 3D depth and patch) are in ``config.ALGORITHM_DEFAULTS``.
+Its defaults (batch, width, depth and patch) are in ``config.ALGORITHM_DEFAULTS``. The
+training loop raises any patch below the network's ``min_patch`` (the patch must be clearly
+larger than the receptive field: :attr:`~..nets.blindspot.BlindSpotNet.min_patch`).
 """
 
 from __future__ import annotations
