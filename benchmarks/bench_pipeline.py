@@ -70,6 +70,12 @@ def _model(algorithm: str, identity: bool = False, **cfg: Any) -> Any:
     from napari_selfsup_denoise.engine.model import Model
 
     config = TrainConfig(algorithm=algorithm, axes="YX", **cfg)
+    try:  # per-algorithm defaults are resolved explicitly since issue 9 (older code has no such step)
+        from napari_selfsup_denoise.config import resolve_defaults
+
+        config = resolve_defaults(config, 2)
+    except ImportError:
+        pass
     torch.manual_seed(0)
     net = get_method(config).build(2, 1).eval().to(memory_format=torch.channels_last)
     if identity:

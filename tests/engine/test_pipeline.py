@@ -167,3 +167,13 @@ def test_blindspot_prediction_path_is_the_training_maths(ndim):
     with torch.inference_mode():
         predict_path = net(x)
     torch.testing.assert_close(predict_path, train_path, atol=1e-6, rtol=1e-6)
+
+
+def test_cpu_batches_hold_no_more_than_one_batch_unit_window():
+    """Host memory stays flat: off CUDA several windows share a pass only while they are small."""
+    model = _model()
+    cpu = torch.device("cpu")
+    m = model.margin
+    assert predict_mod.tiles_per_forward(model, cpu, False, (512 + 2 * m,) * 2) == 1
+    assert predict_mod.tiles_per_forward(model, cpu, False, (256 + 2 * m,) * 2) >= 2
+    assert predict_mod.tiles_per_forward(model, cpu, False, (16 + 2 * m,) * 2) == predict_mod.MAX_BATCH["cpu"]

@@ -76,3 +76,11 @@ def test_export_entry_point_help():
     assert r.returncode == 0
     for opt in ("--name", "--authors", "--description", "--license", "--cite", "--overwrite", "--image"):
         assert opt in r.stdout
+
+
+def test_export_never_replaces_its_input_package(packages, tmp_path, capsys):
+    pkg = tmp_path / "pkg.zip"
+    pkg.write_bytes(packages["n2v"][1].read_bytes())
+    before = pkg.read_bytes()
+    _fails(capsys, ["export", str(pkg), "-o", str(pkg), "--overwrite"], "input", "never written")
+    assert pkg.read_bytes() == before

@@ -24,3 +24,12 @@ def test_long_first_axis_is_guessed_as_time_and_short_as_z_with_a_note(open_widg
     widget.layer.set_layer(viewer.add_image(np.zeros((30, 24, 20), np.float32), name="short"))
     assert widget.form.axes.text() == "ZYX"
     assert "Z? guessed" in widget.form.axes_why.text() and "type T for a time-lapse" in widget.form.axes_why.text()
+
+
+def test_file_without_axes_metadata_is_still_guessed(open_widget, tmp_path):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.zeros((30, 24, 20), np.uint8))  # tifffile records QYX: unnamed, not a sample axis
+    viewer, _, widget = open_widget()
+    viewer.open(str(path), plugin="napari")
+    widget.layer.set_layer(viewer.layers[0])
+    assert widget.form.axes.text() == "ZYX" and "Z? guessed" in widget.form.axes_why.text()

@@ -164,8 +164,8 @@ def _file_axes(layer: Any, shape: tuple[int, ...]) -> str | None:
         img = read_image(path)
     except (OSError, ValueError):  # not ours to read (another plugin's format), moved, damaged
         return None
-    try:
-        return img.axes if img.axes and img.shape == shape else None
+    try:  # S is what an unnamed dimension (tifffile's Q) becomes: no evidence, keep guessing
+        return img.axes if img.axes and "S" not in img.axes and img.shape == shape else None
     finally:
         img.close()
 

@@ -44,8 +44,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``selfsup-denoise export``."""
     from ..engine.model import load_model
     from ..export import check_target, export_bmz
+    from ..io import check_output_path
 
     target = check_target(args.output, args.overwrite)  # before loading anything
+    inputs = [args.model, *([args.image] if args.image else [])]  # `export pkg.zip -o pkg.zip` would replace MODEL
+    check_output_path(target, inputs, overwrite=True, what="package")
     model = load_model(args.model)
     image, axes, opened = None, None, None
     if args.image is not None:

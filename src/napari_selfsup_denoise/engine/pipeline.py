@@ -146,9 +146,10 @@ class Pipeline:
         x = empty_batch(len(items), self.canon.shape[2], window_shape(items[0][2], m.margin, m.multiple), self.device)
         for b, (_, raw, box) in enumerate(items):
             idx = window_index(box, self.sizes, m.margin, m.multiple)
-            data = raw.data.to(self.device, non_blocking=True)
-            if self.cuda and data.dtype in LIMITED:
-                data = data.float()
+            data = raw.data
+            if data.dtype in LIMITED and self.device.type != "cpu":  # CUDA converts after the (half-size) copy
+                data = data.to(self.device, non_blocking=True).float() if self.cuda else data.float()
+            data = data.to(self.device, non_blocking=True)
             self.norm.window_into(x[b], data, idx, raw.origin)
         return _forward(m, x, self.pcfg, self.dtype)
 
@@ -190,7 +191,7 @@ class Pipeline:
             block = self.norm.denormalise_into(key, crop, torch.empty(crop.shape, device=self.device))
             if self.cuda:
                 block = torch.empty(block.shape, dtype=block.dtype, pin_memory=True).copy_(block, non_blocking=True)
-            out[key] = block
+            out[key] = block.cpu()  # a no-op on the CPU and for the pinned CUDA copy
         return out
 
     def write(self, job: tuple[list[tuple[Tile, list[tuple[Box, dict[str, Any]]]]], Any]) -> list[Tile]:
@@ -245,4 +246,12 @@ def progress(
         done, px = done + 1, px + tile.pixels
         el = time.perf_counter() - t0
         eta = el / px * (px_total - px) if px else 0.0
-        yield PredictProgress(done, total, px, px_total, el, eta, {**info, "splits": pipe.splits, "key": tile.key})
+        yield PredictProgress(
+            done=done,
+            total=total,
+            pixels_done=px,
+            pixels_total=px_total,
+            elapsed=el,
+            eta=eta,
+            info={**info, "splits": pipe.splits, "key": tile.key},
+        )

@@ -31,6 +31,7 @@ from .windows import Box, reflect_index
 __all__ = ["ModelLike", "Tile", "auto_tile", "plan", "predict", "predict_tiles", "reflect_index"]
 
 MAX_BATCH = {"cuda": 32, "cpu": 8}  # windows per forward pass at most (several small tiles or frames)
+HOST_BATCH_EDGE = {2: 512, 3: 64}  # off CUDA, a forward pass holds at most one window of this tile edge
 
 
 class ModelLike(Protocol):
@@ -83,9 +84,17 @@ def auto_tile(model: ModelLike, device: torch.device, tta: bool) -> int:
 
 
 def tiles_per_forward(model: ModelLike, device: torch.device, tta: bool, window: tuple[int, ...]) -> int:
-    """How many windows of shape ``window`` one forward pass takes: as many as fit a quarter of free memory, capped."""
+    """How many windows of shape ``window`` one forward pass takes: as many as fit a quarter of free memory, capped.
+
+    Off CUDA a pass also holds no more pixels than one window around a
+    :data:`HOST_BATCH_EDGE` tile: there batching saves only per-call overhead,
+    and host memory (and the time to honour ``stop``) stays that of one batch-job unit.
+    """
+    px = max(1, int(np.prod(window)))
     per_px = model.method.bytes_per_pixel(model.net) * (2 if tta else 1)
-    fit = available_memory(device) // 4 // max(1, int(np.prod(window)) * per_px)
+    fit = available_memory(device) // 4 // (px * per_px)
+    if device.type != "cuda":
+        fit = min(fit, (HOST_BATCH_EDGE[model.ndim] + 2 * model.margin) ** model.ndim // px)
     return int(max(1, min(MAX_BATCH.get(device.type, 1), fit)))
 
 
