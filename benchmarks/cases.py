@@ -12,11 +12,10 @@ SHARED = Path(os.environ.get("SELFSUP_DENOISE_DATA", Path(__file__).resolve().pa
 
 def camera_g25() -> tuple[np.ndarray, np.ndarray, float]:
     """skimage camera + Gaussian sigma 25 (rng 42); returns clean, noisy, data_range."""
-    import skimage.data
+    from napari_selfsup_denoise._sample_data import noisy_camera
 
-    clean = skimage.data.camera().astype(np.float64)
-    noisy = clean + np.random.default_rng(42).normal(0, 25, clean.shape)
-    return clean.astype(np.float32), noisy.astype(np.float32), 255.0
+    clean, noisy = noisy_camera(25.0, seed=42)
+    return clean, noisy, 255.0
 
 
 def _photon_case(name: str) -> tuple[np.ndarray, np.ndarray, float]:

@@ -83,34 +83,86 @@ def test_many_inputs_glob_into_directory(tmp_path, noisy_tif, model_file):
 
 
 def _fails(capsys, argv: list[str], code: int, *needles: str) -> None:
-    assert main(argv) == code
+    rc = main(argv)
     err = capsys.readouterr().err
+    assert rc == code, err
     assert "Traceback" not in err
     for n in needles:
         assert n in err, err
 
 
-def test_bad_inputs_give_one_actionable_line(tmp_path, noisy_tif, model_file, capsys):
-    _fails(capsys, ["train", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "m")], 2, "missing.tif")
-    _fails(capsys, ["train", str(noisy_tif), "--axes", "ZYXC", "-o", str(tmp_path / "m"), *TINY], 2,
-           "axes", "dimensions")  # fmt: skip
-    small = tmp_path / "small.tif"
-    tifffile.imwrite(small, np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32))
-    _fails(capsys, ["train", str(small), "-o", str(tmp_path / "m"), *TINY], 2, "too small")
-    nan = tmp_path / "nan.tif"
+def _small_tif(folder):
+    path = folder / "small.tif"
+    tifffile.imwrite(path, np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32))
+    return path
+
+
+def _nan_tif(folder):
     arr = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
     arr[3, 4] = np.nan
-    tifffile.imwrite(nan, arr)
-    _fails(capsys, ["train", str(nan), "-o", str(tmp_path / "m"), *TINY], 2, "NaN")
-    _fails(capsys, ["denoise", "-m", str(model_file), str(nan), "-o", str(tmp_path / "o.tif"), "--axes", "TYX"], 1,
-           "FAILED", "axes")  # fmt: skip
-    _fails(capsys, ["denoise", "-m", str(model_file), str(tmp_path / "none.tif"), "-o", str(tmp_path / "x.tif")], 1,
-           "none.tif", "no such file")  # fmt: skip
-    _fails(capsys, ["denoise", "-m", str(noisy_tif), str(noisy_tif), "-o", str(tmp_path / "x.tif")], 2, "model")
-    _fails(capsys, ["train", str(noisy_tif), "-o", str(tmp_path / "m"), "--set", "widht=3"], 2, "unknown TrainConfig")
-    _fails(capsys, ["denoise", "-m", str(model_file), str(noisy_tif), "-o", str(tmp_path / "u.tif"), "--uncertainty"],
-           2, "blind-spot")  # fmt: skip
-    _fails(capsys, ["denoise", "-m", str(model_file), str(noisy_tif), "-o", str(noisy_tif), "--overwrite"], 1, "input")
+    tifffile.imwrite(folder / "nan.tif", arr)
+    return folder / "nan.tif"
+
+
+# (argv built from tmp_path, the noisy TYX TIFF and a trained model file; exit code; phrases the message must hold)
+BAD_INPUTS = {
+    "missing training file": (
+        lambda t, tif, m: ["train", str(t / "missing.tif"), "-o", str(t / "m")],
+        2,
+        ["missing.tif", "no such file"],
+    ),
+    "axes of the wrong length": (
+        lambda t, tif, m: ["train", str(tif), "--axes", "ZYXC", "-o", str(t / "m"), *TINY],
+        2,
+        ["axes 'ZYXC'", "3 dimensions"],
+    ),
+    "image too small to train": (
+        lambda t, tif, m: ["train", str(_small_tif(t)), "-o", str(t / "m"), *TINY],
+        2,
+        ["too small to train on"],
+    ),
+    "NaN in the training image": (
+        lambda t, tif, m: ["train", str(_nan_tif(t)), "-o", str(t / "m"), *TINY],
+        2,
+        ["NaN or infinite"],
+    ),
+    "2D model on a TYX axes that do not fit": (
+        lambda t, tif, m: ["denoise", "-m", str(m), str(_nan_tif(t)), "-o", str(t / "o.tif"), "--axes", "TYX"],
+        1,
+        ["FAILED", "axes 'TYX'"],
+    ),
+    "missing input to denoise": (
+        lambda t, tif, m: ["denoise", "-m", str(m), str(t / "none.tif"), "-o", str(t / "x.tif")],
+        1,
+        ["none.tif", "no such file"],
+    ),
+    "an image given as the model": (
+        lambda t, tif, m: ["denoise", "-m", str(tif), str(tif), "-o", str(t / "x.tif")],
+        2,
+        ["not a napari-selfsup-denoise model file"],
+    ),
+    "misspelt --set key": (
+        lambda t, tif, m: ["train", str(tif), "-o", str(t / "m"), "--set", "widht=3"],
+        2,
+        ["unknown TrainConfig option(s): widht"],
+    ),
+    "--uncertainty with an N2V model": (
+        lambda t, tif, m: ["denoise", "-m", str(m), str(tif), "-o", str(t / "u.tif"), "--uncertainty"],
+        2,
+        ["need a blind-spot model"],
+    ),
+    "output that is the input": (
+        lambda t, tif, m: ["denoise", "-m", str(m), str(tif), "-o", str(tif), "--overwrite"],
+        1,
+        ["FAILED", "input"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_inputs_give_one_actionable_line(case, tmp_path, noisy_tif, model_file, capsys):
+    argv, code, phrases = BAD_INPUTS[case]
+    _fails(capsys, argv(tmp_path, noisy_tif, model_file), code, *phrases)
 
 
 def test_nan_in_denoise_input_fails_that_file_only(tmp_path, model_file, capsys):

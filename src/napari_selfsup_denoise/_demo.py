@@ -16,15 +16,13 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from ._sample_data import noisy_camera
 from .metrics import psnr
 
 
 def make_sample(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """Write the clean and noisy sample images; return them."""
-    import skimage.data
-
-    clean = skimage.data.camera().astype(np.float32)
-    noisy = clean + np.random.default_rng(42).normal(0, 25, clean.shape).astype(np.float32)
+    clean, noisy = noisy_camera(25.0, seed=42)
     tifffile.imwrite(folder / "clean.tif", clean)
     tifffile.imwrite(folder / "noisy.tif", noisy)
     return clean, noisy

@@ -58,12 +58,20 @@ def noisy_nuclei_3d(seed: int = 0) -> LayerData:
     return [(noisy, kw, "image")]
 
 
-def noisy_natural(seed: int = 0, sigma: float = 25.0) -> LayerData:
-    """scikit-image's ``camera`` (shipped with the package) with additive Gaussian noise of ``sigma``."""
+def noisy_camera(sigma: float = 25.0, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-image's ``camera`` (shipped in its wheel) and a copy with Gaussian noise of ``sigma``, both float32.
+
+    The demo, the benchmarks (``camera_g25``) and the napari sample all use this image.
+    """
     from skimage import data
 
-    rng = np.random.default_rng(seed)
     clean = data.camera().astype(np.float32)
-    noisy = (clean + rng.normal(0, sigma, clean.shape)).astype(np.float32)
+    noisy = (clean + np.random.default_rng(seed).normal(0, sigma, clean.shape)).astype(np.float32)
+    return clean, noisy
+
+
+def noisy_natural(seed: int = 0, sigma: float = 25.0) -> LayerData:
+    """scikit-image's ``camera`` with additive Gaussian noise of ``sigma`` (see :func:`noisy_camera`)."""
+    clean, noisy = noisy_camera(sigma, seed)
     meta = {"clean": clean, "noise": f"gaussian, sigma {sigma:g}"}
     return [(noisy, {"name": "camera (noisy)", "metadata": meta, "contrast_limits": (0, 255)}, "image")]

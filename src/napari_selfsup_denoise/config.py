@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +34,10 @@ ALGORITHM_DEFAULTS: dict[str, dict[int, dict[str, Any]]] = {
 # Per-device changes applied over the algorithm's defaults, by device type ("cpu", "cuda", "mps"); none yet.
 DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {}
 RESOLVED_FIELDS = tuple(_N2V)
+# TrainConfig fields that have their own ``selfsup-denoise`` flag (the others go through ``--set KEY=VALUE``);
+# the CLI parses with it and the widget's "Export settings" writes command lines with it.
+_FLAGGED = ("algorithm", "axes", "max_steps", "patch_size", "batch_size", "noise_model", "seed", "device")
+CLI_FLAGS = {name: "--steps" if name == "max_steps" else "--" + name.replace("_", "-") for name in _FLAGGED}
 
 
 class ConfigError(ValueError):
@@ -199,7 +202,7 @@ class ResolvedConfig(TrainConfig):
     learning_rate: float = field(kw_only=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PredictConfig:
     """How to run tiled prediction.
 
@@ -294,8 +297,3 @@ def _check_types(cls: type, d: dict[str, Any]) -> None:
             continue
         if not isinstance(v, allowed) or (isinstance(v, bool) and bool not in allowed):
             raise ConfigError(f"{f.name} must be {' or '.join(kinds)}, got {v!r}")
-
-
-def to_json(cfg: TrainConfig | PredictConfig) -> str:
-    """Serialise a config to JSON."""
-    return json.dumps(to_dict(cfg), sort_keys=True)

@@ -81,5 +81,14 @@ def prepare(req: Request) -> tuple[TrainJob, Snapshot, PreviewSource | None]:
     unc = req.uncertainty and cfg.algorithm == "blindspot"
     out = allocate_output(snap, axes, None)[0]
     unc_out = allocate_output(snap, axes, None, "uncertainty")[0] if unc else None
-    job = TrainJob(snap.data, cfg, target, req.init, preview, True, unc, out, unc_out)
+    job = TrainJob(
+        data=snap.data,
+        config=cfg,
+        target=target,
+        init=req.init,
+        preview=preview,
+        uncertainty=unc,
+        out=out,
+        uncertainty_out=unc_out,
+    )
     return job, snap, preview

@@ -11,7 +11,7 @@ from typing import Any
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ..config import TrainConfig, to_dict
+from ..config import CLI_FLAGS, TrainConfig, to_dict
 from ..io import check_output_path, model_output_path
 
 MODEL_FILTER = "Denoiser model (*.sdmodel *.zip);;All files (*)"  # .zip: a BMZ package exported by this tool
@@ -46,29 +46,15 @@ def describe_model(model: Any) -> str:
     return f"model: {model.algorithm}, axes {model.axes}, {model.channels} channel(s){steps}\n{ran}"
 
 
-_FLAGS = {
-    "algorithm": "--algorithm",
-    "axes": "--axes",
-    "max_steps": "--steps",
-    "patch_size": "--patch-size",
-    "batch_size": "--batch-size",
-    "noise_model": "--noise-model",
-    "device": "--device",
-}
-
-
 def cli_arguments(cfg: TrainConfig) -> list[str]:
     """``selfsup-denoise`` training flags that rebuild ``cfg`` exactly (``--set`` for everything else)."""
     default = to_dict(TrainConfig())
     args: list[str] = []
     for key, value in to_dict(cfg).items():
-        if key in _FLAGS:
-            if value is not None:
-                args += [_FLAGS[key], str(value)]
+        if key in CLI_FLAGS and value is not None:
+            args += [CLI_FLAGS[key], str(value)]
         elif key == "max_seconds":
             args += ["--max-seconds", "0" if value is None else f"{value:g}"]
-        elif key == "seed" and value is not None:
-            args += ["--seed", str(value)]
         elif value != default[key]:
             args += ["--set", f"{key}={json.dumps(value)}"]
     return args

@@ -21,17 +21,14 @@ class WorkerError(ValueError):
     """A failure in the worker explained in plain words."""
 
 
-def _is_oom(exc: BaseException) -> bool:
-    msg = str(exc).lower()
-    return isinstance(exc, MemoryError) or "out of memory" in msg or "can't allocate" in msg
-
-
 def guarded(func: Callable[..., Generator[Any, None, Any]], *args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
     """Run generator ``func(*args, **kwargs)``; turn out-of-memory errors into a plain message."""
     try:
         return (yield from func(*args, **kwargs))
     except (RuntimeError, MemoryError) as exc:
-        if _is_oom(exc):
+        from ..engine.device import is_oom
+
+        if is_oom(exc):
             raise WorkerError(
                 "out of memory: lower the batch size or patch size (Advanced), or pick a smaller tile"
             ) from exc
@@ -56,7 +53,7 @@ class Stops:
         self.predict.clear()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainJob:
     """Everything one training run needs, prepared on the main thread."""
 

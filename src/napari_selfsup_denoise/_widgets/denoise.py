@@ -30,20 +30,15 @@ from ._worker import notify, start_worker
 def denoise_axes(model: Any, shape: tuple[int, ...], axes: str | None) -> str:
     """Axes to denoise an image with ``model``; a 2D model reads a guessed Z as T (slice by slice)."""
     try:
-        return str(model.resolve_axes(_Shape(shape), axes))
+        return str(model.resolve_axes(shape, axes))
     except AxesError:
         if axes is None and model.ndim == 2 and len(shape) >= 3:
             from ..axes import guess_axes
 
             guess = guess_axes(shape)
             if "Z" in guess and "T" not in guess:
-                return str(model.resolve_axes(_Shape(shape), guess.replace("Z", "T")))
+                return str(model.resolve_axes(shape, guess.replace("Z", "T")))
         raise
-
-
-class _Shape:
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
 
 
 class DenoiseSection(QWidget):

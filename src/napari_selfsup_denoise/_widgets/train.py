@@ -9,6 +9,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBox
 from superqt import QCollapsible
 
 from ..config import TrainConfig
+from ..engine.events import PredictProgress, TrainProgress
 from ._form import TrainForm
 from ._job import Request, prepare
 from ._layers import LayerError, Snapshot, add_result, layer_axes_guess
@@ -200,10 +201,10 @@ class TrainWidget(QWidget):
         if self._preview is not None and self._source in self.viewer.layers:
             self._preview.follow(self.viewer, self._source)
 
-    def _on_progress(self, ev: Any) -> None:
+    def _on_progress(self, ev: TrainProgress | PredictProgress) -> None:
         if self._closed:
             return
-        if hasattr(ev, "step"):
+        if isinstance(ev, TrainProgress):
             self.progress.setMaximum(max(1, ev.total))
             self.progress.setValue(ev.step)
             self.progress.setFormat(f"step {ev.step}/{ev.total} · ETA {_clock(ev.eta)}")

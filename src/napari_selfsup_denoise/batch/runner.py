@@ -146,12 +146,14 @@ class FileRunner:
 
     def _run(self, img: Image, output: str, many: bool) -> Result:
         m, o = self.model, self.opts
-        axes = m.resolve_axes(img.data, o.axes or img.axes or None)
+        axes = m.resolve_axes(img.shape, o.axes or img.axes or None)
         specs = plan_outputs(img, output, many, o)
         edge = o.tile or default_edge(m, o.device)
         edge = max(m.multiple, edge - edge % m.multiple)
         chunks, units = unit_grid(img.shape, axes, edge, m.ndim)
-        pcfg = PredictConfig(edge, o.tta, o.device, "auto", "prior" if o.prior else "posterior", o.uncertainty)
+        pcfg = PredictConfig(
+            tile=edge, tta=o.tta, device=o.device, output="prior" if o.prior else "posterior", uncertainty=o.uncertainty
+        )
         dtype = np.dtype(img.data.dtype) if o.dtype == "input" else np.dtype(np.float32)
         record = self._record(img, axes, specs, pcfg, dtype, units)
         arrs = [

@@ -12,22 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ..batch import BatchOptions, check_outputs, denoise_files
-from ..config import ConfigError, TrainConfig, from_dict, to_dict
+from ..config import CLI_FLAGS, ConfigError, TrainConfig, from_dict, to_dict
 from ..engine.events import drain
 from ..engine.model import Model, load_model
 from ..engine.model_file import read_metadata
 from ..io import expand_inputs, model_output_path, open_training_data
 from ._progress import BarReporter, TrainBar, summary
-
-_TRAIN_FLAGS = {
-    "algorithm": "algorithm",
-    "steps": "max_steps",
-    "patch_size": "patch_size",
-    "batch_size": "batch_size",
-    "noise_model": "noise_model",
-    "seed": "seed",
-    "device": "device",
-}
 
 
 def _parse_value(text: str) -> Any:
@@ -39,7 +29,8 @@ def _parse_value(text: str) -> Any:
 
 def train_config(args: argparse.Namespace, axes: str) -> TrainConfig:
     """TrainConfig from the flags and ``--set KEY=VALUE`` pairs (unknown keys are refused)."""
-    values = {field: getattr(args, flag) for flag, field in _TRAIN_FLAGS.items() if getattr(args, flag) is not None}
+    given = {field: getattr(args, flag[2:].replace("-", "_")) for field, flag in CLI_FLAGS.items()}
+    values = {field: value for field, value in given.items() if value is not None}
     if args.max_seconds is not None:
         values["max_seconds"] = args.max_seconds if args.max_seconds > 0 else None
     for item in args.set:

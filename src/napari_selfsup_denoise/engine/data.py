@@ -205,17 +205,25 @@ class PatchSampler:
         for _ in range(size):
             n, corner = self._draw(rng, val)
             k, flip = (int(rng.integers(4)), bool(rng.integers(2))) if augment else (0, False)
-            xs.append(_dihedral(self._cut(self.canon, n, corner), k, flip))
+            xs.append(dihedral(self._cut(self.canon, n, corner), k, flip))
             if self.target is not None:
-                ts.append(_dihedral(self._cut(self.target, n, corner), k, flip))
+                ts.append(dihedral(self._cut(self.target, n, corner), k, flip))
         x = torch.from_numpy(np.stack(xs))
         t = torch.from_numpy(np.stack(ts)) if ts else None
         return x, t
 
 
-def _dihedral(p: np.ndarray, k: int, flip: bool) -> np.ndarray:
-    if k:
-        p = np.rot90(p, k, axes=(-2, -1))
-    if flip:
-        p = p[..., ::-1]
-    return np.ascontiguousarray(p)
+def dihedral(x: Any, k: int, flip: bool, inverse: bool = False) -> Any:
+    """Rotate by ``k`` quarter turns, then mirror X if ``flip``, in the last two axes (``inverse`` undoes it).
+
+    Works on numpy arrays (training augmentation) and torch tensors (test-time augmentation).
+    """
+    if isinstance(x, torch.Tensor):
+        rot, mirror = (lambda a, n: torch.rot90(a, n, dims=(-2, -1))), (lambda a: torch.flip(a, dims=(-1,)))
+    else:
+        rot, mirror = (lambda a, n: np.rot90(a, n, axes=(-2, -1))), (lambda a: a[..., ::-1])
+    if inverse:
+        x = mirror(x) if flip else x
+        return rot(x, -k) if k else x
+    x = rot(x, k) if k else x
+    return mirror(x) if flip else x

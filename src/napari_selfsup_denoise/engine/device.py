@@ -111,3 +111,11 @@ def describe(device: torch.device, dtype: torch.dtype) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads, {prec})"
     return f"{device.type} ({prec})"
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for out-of-memory errors of torch (CUDA or CPU) and Python."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate" in msg)

@@ -1,4 +1,4 @@
-"""Small frozen progress events yielded by the training and prediction generators."""
+"""Small frozen progress events yielded by the training and prediction generators (built by keyword)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainProgress:
     """One optimiser step of training.
 
@@ -48,7 +48,7 @@ class TrainProgress:
     message: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PredictProgress:
     """One tile of prediction done.
 

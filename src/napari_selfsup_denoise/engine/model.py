@@ -76,11 +76,11 @@ class Model:
         """Window sizes must be multiples of this."""
         return int(self.net.multiple)  # type: ignore[arg-type]
 
-    def resolve_axes(self, image: Any, axes: str | None) -> str:
-        """Axes for ``image``: given, the training axes if they fit, or a guess; checked against the model."""
-        nd = len(image.shape)
+    def resolve_axes(self, shape: tuple[int, ...], axes: str | None) -> str:
+        """Axes for an image of ``shape``: given, the training axes if they fit, or a guess; checked."""
+        nd = len(shape)
         if axes is None:
-            axes = self.axes if len(self.axes) == nd else guess_axes(image.shape)
+            axes = self.axes if len(self.axes) == nd else guess_axes(tuple(shape))
         axes = validate_axes(axes, nd)
         if ("Z" in axes) != (self.ndim == 3):
             kind = "3D (needs a Z axis)" if self.ndim == 3 else "2D (no Z axis; pass Z as T to denoise slices)"
@@ -115,7 +115,9 @@ class Model:
         """
         from .predict import predict
 
-        pcfg = PredictConfig(tile, tta, device, precision, output, uncertainty)
+        pcfg = PredictConfig(
+            tile=tile, tta=tta, device=device, precision=precision, output=output, uncertainty=uncertainty
+        )
         return drain(predict(self, image, pcfg, axes=axes, stop=stop))
 
     def metadata(self) -> dict[str, Any]:

@@ -42,14 +42,18 @@ class ModelFileError(ValueError):
     """A model file is missing, corrupt, foreign or incompatible."""
 
 
+def model_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` with ``.sdmodel`` added when it has no suffix."""
+    p = Path(path)
+    return p.with_suffix(SUFFIX) if p.suffix == "" else p
+
+
 def save(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Path:
     """Write ``tensors`` and the JSON ``metadata`` to one file atomically; returns the path written.
 
     A path without a suffix gets ``.sdmodel``.
     """
-    path = Path(path)
-    if path.suffix == "":
-        path = path.with_suffix(SUFFIX)
+    path = model_path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     meta = {_KEY: json.dumps(metadata)}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,8 @@ import torch
 from ..axes import to_canonical
 from ..config import PredictConfig
 from .arrays import write_block
-from .device import autocast, resolve_precision
+from .data import dihedral
+from .device import autocast, is_oom, resolve_precision
 from .events import PredictProgress
 from .stages import Prefetch, WriteBehind
 from .windows import LIMITED, Box, Normaliser, Raw, core_slices, empty_batch, read_raw, window_index, window_shape
@@ -53,34 +54,18 @@ class Tile:
         return int(np.prod([hi - lo for lo, hi in self.box]))
 
 
-def _dihedral(x: torch.Tensor, k: int, flip: bool, inverse: bool = False) -> torch.Tensor:
-    if not inverse:
-        x = torch.rot90(x, k, dims=(-2, -1)) if k else x
-        return torch.flip(x, dims=(-1,)) if flip else x
-    x = torch.flip(x, dims=(-1,)) if flip else x
-    return torch.rot90(x, -k, dims=(-2, -1)) if k else x
-
-
 def _forward(model: Any, x: torch.Tensor, pcfg: PredictConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     transforms = [(k, f) for f in (False, True) for k in range(4)] if pcfg.tta else [(0, False)]
     acc: dict[str, torch.Tensor] = {}
     with torch.inference_mode(), autocast(x.device, dtype):
         for k, f in transforms:
-            res = model.method.infer(model.net, _dihedral(x, k, f), pcfg)
+            res = model.method.infer(model.net, dihedral(x, k, f), pcfg)
             for key, v in res.items():
-                v = _dihedral(v.float(), k, f, inverse=True)
+                v = dihedral(v.float(), k, f, inverse=True)
                 acc[key] = acc[key] + v if key in acc else v
     if len(transforms) == 1:
         return acc
     return {k: v / len(transforms) for k, v in acc.items()}
-
-
-def is_oom(exc: BaseException) -> bool:
-    """True for out-of-memory errors of torch (CUDA or CPU) and Python."""
-    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
-        return True
-    msg = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate" in msg)
 
 
 def _split(box: Box, multiple: int) -> list[Box]:

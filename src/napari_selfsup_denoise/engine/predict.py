@@ -50,8 +50,8 @@ class ModelLike(Protocol):
     def multiple(self) -> int:
         """Window sizes must be multiples of this."""
 
-    def resolve_axes(self, image: Any, axes: str | None) -> str:
-        """Axes for ``image``, checked against the model."""
+    def resolve_axes(self, shape: tuple[int, ...], axes: str | None) -> str:
+        """Axes for an image of ``shape``, checked against the model."""
 
     def check_channels(self, channels: int) -> None:
         """Raise if the image has another number of channels."""
@@ -138,7 +138,7 @@ def predict(
         ``out``, float32 in the image's intensity scale.
     """
     pcfg = config or PredictConfig()
-    axes = model.resolve_axes(image, axes)
+    axes = model.resolve_axes(tuple(image.shape), axes)
     if out is None:
         out = np.zeros(image.shape, dtype=np.float32)
     if pcfg.uncertainty and uncertainty_out is None:

@@ -221,16 +221,16 @@ def _one_step(
         st.noise = model.method.state(net, model.norm.scale) or None
     noise = st.noise
     return TrainProgress(
-        st.step,
-        max(total, st.step),
-        loss,
-        st.val_loss,
-        el,
-        (total - st.step) / max(st.rate, 1e-9),
-        st.rate,
-        lr,
-        pv,
-        noise,
+        step=st.step,
+        total=max(total, st.step),
+        loss=loss,
+        val_loss=st.val_loss,
+        elapsed=el,
+        eta=(total - st.step) / max(st.rate, 1e-9),
+        steps_per_s=st.rate,
+        lr=lr,
+        preview=pv,
+        noise=noise,
     )
 
 

@@ -24,7 +24,7 @@ def min_tile(model: Model) -> int:
 
 def test_input(model: Model, image: Any, axes: str | None) -> np.ndarray:
     """A crop ``(1, C, [Z,] Y, X)`` of ``image`` that fits one tile; its edges are multiples of the network's."""
-    axes = model.resolve_axes(image, axes)
+    axes = model.resolve_axes(tuple(image.shape), axes)
     canon = canonical(image, axes)
     model.check_channels(canon.shape[2])
     m = model.multiple

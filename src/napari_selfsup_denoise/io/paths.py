@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..engine.model_file import SUFFIX as MODEL_SUFFIX
+from ..engine.model_file import model_path
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -149,9 +150,7 @@ def model_output_path(
     OutputError
         If the name is an image's (``.tif``, ``.zarr``), or :func:`check_output_path` refuses it.
     """
-    p = Path(path)
-    if p.suffix == "":
-        p = p.with_suffix(MODEL_SUFFIX)
+    p = model_path(path)
     check_output_path(p, inputs, overwrite=overwrite, what="model file")
     if p.name.lower().endswith((*TIFF_SUFFIXES, ".zarr")):
         raise OutputError(f"{p} names an image; write the model file as NAME{MODEL_SUFFIX}")
