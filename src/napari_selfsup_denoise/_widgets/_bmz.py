@@ -10,15 +10,11 @@ from typing import Any
 
 from qtpy.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit, QWidget
 
+from ..export import default_name
 from ._worker import start_worker
 
 LICENCES = ("CC-BY-4.0", "CC0-1.0", "MIT", "BSD-3-Clause", "Apache-2.0")
 PACKAGE_FILTER = "BioImage Model Zoo package (*.zip)"
-
-
-def default_name(model: Any) -> str:
-    """The package name the dialog proposes."""
-    return f"{model.algorithm.upper()} {model.ndim}D denoiser (napari-selfsup-denoise)"
 
 
 class BmzDialog(QDialog):
@@ -27,7 +23,7 @@ class BmzDialog(QDialog):
     def __init__(self, model: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export to BioImage Model Zoo")
-        self.name = QLineEdit(default_name(model))
+        self.name = QLineEdit(default_name(model))  # what export uses when no name is given
         self.name.setToolTip("5-128 letters, digits, spaces and _+-()")
         try:
             user = getpass.getuser()

@@ -15,7 +15,7 @@ import torch
 
 from ..engine.model import Model
 from ._arch import Architecture, ArchitectureError, architecture
-from ._readme import REFERENCES, readme
+from ._readme import REFERENCES, default_name, readme
 from ._spec import SDMODEL_NAME, check_name, describe
 from ._tensors import ExportInputError, cover, min_tile, model_output, test_input
 
@@ -104,7 +104,7 @@ def export_bmz(
     """Write ``model`` as a BioImage Model Zoo package; see :meth:`Model.export_bmz <..engine.model.Model>`."""
     _check_installed()
     target = check_target(path, overwrite)
-    name = name or f"{model.algorithm.upper()} {model.ndim}D denoiser (napari-selfsup-denoise)"
+    name = name or default_name(model)
     description = description or f"Self-supervised {model.algorithm} denoiser trained with napari-selfsup-denoise."
     check_name(name)
     if image is None:
@@ -113,7 +113,7 @@ def export_bmz(
                 "this model keeps no crop of its training image (saved by an older version); pass the training "
                 "image (image=..., --image FILE) to make the package's test tensors"
             )
-        image, axes = model.sample, "CZYX"[-(model.ndim + 1) :] if model.ndim == 3 else "CYX"
+        image, axes = model.sample, "CZYX" if model.ndim == 3 else "CYX"
     x = test_input(model, image, axes)
     y = model_output(model, x)
     arch = architecture(model)

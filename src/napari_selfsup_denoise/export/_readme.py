@@ -32,13 +32,19 @@ _WHAT = {
     "n2n": "a Noise2Noise U-Net (trained on two noisy acquisitions of the same field)",
 }
 
+DISPLAY = {"n2v": "N2V", "n2v2": "N2V2", "structn2v": "structN2V", "blindspot": "Blind-spot", "n2n": "Noise2Noise"}
 _NOISE_KEYS = ("noise_model", "noise_sigma", "classical_sigma", "noise_a", "noise_b", "classical_a", "classical_b")
+
+
+def default_name(model: Model) -> str:
+    """The package name used when none is given, e.g. ``N2V 2D denoiser (napari-selfsup-denoise)``."""
+    return f"{DISPLAY[model.algorithm]} {model.ndim}D denoiser (napari-selfsup-denoise)"
 
 
 def readme(model: Model, name: str, description: str, tile: dict[str, Any]) -> str:
     """Markdown README: what the model is, how it was trained, how to run it, and its limits."""
     s, c = model.summary, model.config
-    noise = [f"- `{k}`: {s[k]}" for k in _NOISE_KEYS if k in s]
+    noise = [f"  - `{k}`: {s[k]}" for k in _NOISE_KEYS if k in s]
     lines = [
         f"# {name}",
         "",
