@@ -4,7 +4,8 @@ N2V, N2V2, structN2V and N2N export their U-Net; blind-spot models export
 :class:`~._wrappers.BlindSpotDenoiser` (network, fitted noise model and the
 posterior mean in one module). The architecture file is assembled from the
 source of the very modules that trained the model, with their imports
-replaced by one torch-only header, so the package cannot drift from them.
+gathered in one header (PyTorch, numpy, a few standard-library modules; see
+:data:`ALLOWED`), so the package cannot drift from them.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from torch import nn
 
 from ..engine.model import Model
 
-# Imports allowed in the modules that are copied; any other import would make the file depend on more than torch.
-_HEADER_IMPORTS = ("import torch", "import torch.nn.functional as F", "from torch import nn")
-_COPIED_IMPORT = re.compile(
-    r"^(from __future__ import annotations|import torch(\.nn\.functional as F)?|from torch import nn"
-    r"|from \.\.engine\.nets\.\w+ import \w+)\s*$"
-)
+# What the copied modules may import at top level: PyTorch, numpy (every bioimageio environment has it) and a few
+# standard-library modules. Relative imports name other copied modules (the nets) and are dropped.
+ALLOWED = {"__future__", "torch", "numpy", "functools", "math", "itertools", "typing", "collections", "dataclasses"}
+_IMPORT = re.compile(r"^(?:from|import) ([\w.]+)")
+_RELATIVE = re.compile(r"^from (?:\.|\.\.engine\.nets)(?:\.\w+)? import \w+(?:, \w+)*\s*$")
 
 
 class ArchitectureError(RuntimeError):
@@ -39,7 +39,7 @@ class Architecture:
     Attributes
     ----------
     source : str
-        Python source that defines ``callable`` and imports torch only.
+        Python source that defines ``callable``; it imports torch, numpy and the standard library only.
     callable : str
         Name of the ``nn.Module`` class in ``source``.
     kwargs : dict
@@ -63,19 +63,26 @@ class Architecture:
 
 
 def architecture_source(modules: list[ModuleType]) -> str:
-    """One torch-only Python file made of ``modules``' sources (their imports replaced by one header)."""
-    parts = ['"""Network architecture exported by napari-selfsup-denoise; needs PyTorch only."""', "",
-             "from __future__ import annotations", "", *_HEADER_IMPORTS, ""]  # fmt: skip
+    """One Python file made of ``modules``' sources, their imports gathered in one header (see :data:`ALLOWED`)."""
+    header: list[str] = ["from __future__ import annotations"]
+    bodies: list[str] = []
     for module in modules:
-        lines = inspect.getsource(module).splitlines()
-        for line in lines:
-            if line.startswith(("import ", "from ")) and not _COPIED_IMPORT.match(line):
+        bodies.append(f"# --- from {module.__name__} ---")
+        for line in inspect.getsource(module).splitlines():
+            if not line.startswith(("import ", "from ")):
+                bodies.append(line)
+            elif _RELATIVE.match(line):
+                continue
+            elif (m := _IMPORT.match(line)) and m.group(1).split(".")[0] in ALLOWED:
+                if line.strip() not in header:
+                    header.append(line.strip())
+            else:
                 raise ArchitectureError(
-                    f"{module.__name__} imports {line.strip()!r}; the exported architecture file may import torch only"
+                    f"{module.__name__} imports {line.strip()!r}; the exported architecture file may import only "
+                    f"{', '.join(sorted(ALLOWED - {'__future__'}))}"
                 )
-        parts.append(f"# --- from {module.__name__} ---")
-        parts.extend(line for line in lines if not _COPIED_IMPORT.match(line))
-    return "\n".join(parts) + "\n"
+    doc = '"""Network architecture exported by napari-selfsup-denoise; needs PyTorch and numpy only."""'
+    return "\n".join([doc, "", *header, "", *bodies]) + "\n"
 
 
 def _blindspot(model: Model) -> Architecture:

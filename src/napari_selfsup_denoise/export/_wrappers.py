@@ -1,8 +1,8 @@
 """The exported denoisers: noisy image in (normalised), denoised image out, borders mirrored inside.
 
 This file is copied into every BioImage Model Zoo package after the networks
-it wraps (see :mod:`._arch`), so it may import torch and nothing else: a
-package must load with PyTorch alone. Each module mirrors its input by the
+it wraps (see :mod:`._arch`), so it may import torch, numpy and the standard
+library only: a package must load without napari-selfsup-denoise. Each module mirrors its input by the
 network's margin and crops the result, so a whole-image pass equals
 napari-selfsup-denoise's own prediction, and tiles with a halo of ``margin``
 pixels meet without seams.
