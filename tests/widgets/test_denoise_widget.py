@@ -8,7 +8,7 @@ import shlex
 import numpy as np
 import pytest
 
-from napari_selfsup_denoise._widgets._model_box import headless_settings
+from napari_selfsup_denoise._widgets._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, headless_settings
 from napari_selfsup_denoise.config import TrainConfig, from_dict
 
 DENOISE_WIDGET = "Denoise with a model"
@@ -126,7 +126,8 @@ def test_exported_command_rebuilds_the_exact_config(open_widget):
     f.seed.setValue(-1)
     cfg, *_ = widget._settings()
     command = shlex.split(headless_settings(*widget._settings())["command"])
-    assert command[:3] == ["selfsup-denoise", "run", "a.tif"] and "--target" in command
+    assert command[:3] == ["selfsup-denoise", "run", IMAGE_PLACEHOLDER] and "--target" in command
+    assert command[command.index("--target") + 1] == TARGET_PLACEHOLDER
     args = build_parser().parse_args(command[1:])
     assert train_config(args, "YX") == cfg
 

@@ -15,6 +15,8 @@ from ..config import CLI_FLAGS, TrainConfig, to_dict
 from ..io import check_output_path, model_output_path
 
 MODEL_FILTER = "Denoiser model (*.sdmodel *.zip);;All files (*)"  # .zip: a BMZ package exported by this tool
+IMAGE_PLACEHOLDER = "YOUR_IMAGE.tif"  # in exported commands, for a layer that was not opened from a file
+TARGET_PLACEHOLDER = "YOUR_TARGET.tif"
 
 
 class ModelHolder(QObject):
@@ -60,7 +62,9 @@ def cli_arguments(cfg: TrainConfig) -> list[str]:
     return args
 
 
-def headless_settings(cfg: TrainConfig, input_name: str = "INPUT.tif", target: str | None = None) -> dict[str, Any]:
+def headless_settings(
+    cfg: TrainConfig, input_name: str = IMAGE_PLACEHOLDER, target: str | None = None
+) -> dict[str, Any]:
     """The config and the ``selfsup-denoise run`` command (and Python call) that reproduce a run headless."""
     stem = Path(input_name).stem or "input"
     cmd = ["selfsup-denoise", "run", input_name, "-o", f"{stem}-denoised.tif", *cli_arguments(cfg)]
@@ -72,7 +76,15 @@ def headless_settings(cfg: TrainConfig, input_name: str = "INPUT.tif", target: s
         "from napari_selfsup_denoise.config import from_dict; "
         "cfg = from_dict(json.load(open('settings.json'))['config']); model = train(image, cfg)"
     )
-    return {"command": shlex.join(cmd), "python": python, "config": to_dict(cfg)}
+    doc: dict[str, Any] = {"command": shlex.join(cmd), "python": python, "config": to_dict(cfg)}
+    missing = [p for p in (input_name, target) if p in (IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER)]
+    if missing:
+        what = "is a placeholder for an image" if len(missing) == 1 else "are placeholders for images"
+        doc["comment"] = (
+            f"{' and '.join(missing)} in the command {what} not opened from a file (a napari sample or "
+            "a computed layer): save the layer (File > Save Selected Layers...) and put its path there."
+        )
+    return doc
 
 
 class ModelBox(QWidget):
@@ -132,7 +144,7 @@ class ModelBox(QWidget):
         if self._settings is None:
             return []
         _, src, target = self._settings()
-        return [p for p in (src, target) if p]
+        return [p for p in (src, target) if p and p not in (IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER)]
 
     def save(self, path: str | Path) -> Path | None:
         """Save the current model to ``path`` (the dialog asked about replacing it); errors become notifications."""
@@ -174,7 +186,8 @@ class ModelBox(QWidget):
         except (OSError, ValueError) as exc:
             self._notify(f"could not export the settings: {exc}", True)
             return None
-        self._notify(f"settings written to {path}", False)
+        extra = f" ({doc['comment']})" if "comment" in doc else ""
+        self._notify(f"settings written to {path}{extra}", False)
         return Path(path)
 
     def _on_save_clicked(self) -> None:

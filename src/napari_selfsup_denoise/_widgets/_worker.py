@@ -117,6 +117,9 @@ def start_worker(func: Callable[..., Any], *args: Any, handlers: dict[str, Calla
     from napari.qt.threading import create_worker
     from superqt.utils import GeneratorWorker
 
+    from ..engine.device import reserve_ui_thread
+
+    reserve_ui_thread()  # Qt's event loop shares the cores: spinning OpenMP threads would starve it
     on_error = handlers.get("errored")
 
     def _on_errored(exc: BaseException) -> None:

@@ -56,6 +56,7 @@ class DenoiseSection(QWidget):
         super().__init__(parent)
         self.viewer, self.holder = viewer, holder
         self.worker: Any = None
+        self._source: Any = None  # the layer being denoised
         self._stop = threading.Event()
         self.layer = LayerCombo(viewer)
         self.axes = QLineEdit()
@@ -79,6 +80,8 @@ class DenoiseSection(QWidget):
         self.run_btn.clicked.connect(self._on_run_clicked)
         self.stop_btn.clicked.connect(self._on_stop_clicked)
         holder.changed.connect(self._on_model_changed)
+        self.layer.layer_changed.connect(self._on_layer_changed)
+        viewer.layers.events.removed.connect(self._on_layer_removed)
         self._set_running(False)
 
     def _layout(self, out_row: QHBoxLayout) -> None:
@@ -110,6 +113,17 @@ class DenoiseSection(QWidget):
 
     def _on_model_changed(self, _model: Any) -> None:
         self._set_running(self.worker is not None)
+
+    def _on_layer_changed(self, layer: Any) -> None:
+        if self.worker is None and layer is not self._source:  # the bar showed another layer's run
+            self.progress.reset()
+            self.progress.setFormat("%p%")
+
+    def _on_layer_removed(self, event: Any) -> None:
+        if self.worker is None or event.value is not self._source:
+            return
+        self._stop.set()
+        notify(f"the layer '{event.value.name}' was removed while denoising: denoising stopped, no layer added")
 
     def _on_browse_clicked(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Folder for the denoised zarr")
@@ -152,7 +166,9 @@ class DenoiseSection(QWidget):
         from ..engine.predict import predict
 
         self._stop.clear()
+        self._source = layer
         self.progress.setValue(0)
+        self.progress.setFormat("starting…")
         self.worker = start_worker(
             predict,
             self.holder.model,
@@ -178,6 +194,8 @@ class DenoiseSection(QWidget):
         self.progress.setFormat(f"tile {ev.done}/{ev.total} · ETA {ev.eta:.0f} s")
 
     def _on_done(self, snap: Any, res: Any, path: str | None) -> None:
+        if self._source not in self.viewer.layers:
+            return  # removed mid-run: _on_layer_removed said so
         if self._stop.is_set():
             notify("denoising stopped; no layer added")
             return
@@ -203,6 +221,7 @@ class DenoiseSection(QWidget):
         self._stop.set()
         if self.worker is not None:
             self.worker.quit()
+        self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         self.layer.teardown()
 
 

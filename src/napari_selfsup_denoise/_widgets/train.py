@@ -13,7 +13,7 @@ from ..engine.events import PredictProgress, TrainProgress
 from ._form import TrainForm
 from ._job import Request, prepare
 from ._layers import LayerError, Snapshot, add_result, layer_axes_guess
-from ._model_box import ModelBox, ModelHolder
+from ._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, ModelBox, ModelHolder
 from ._pickers import LayerCombo
 from ._plot import LossPlot
 from ._preview import PreviewSource, show_preview, view_camera
@@ -26,12 +26,10 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def _file_of(layer: Any, default: str) -> str:
-    """The file a layer was opened from, else ``<name>.tif``."""
-    if layer is None:
-        return default
+def _file_of(layer: Any, placeholder: str) -> str:
+    """The file a layer was opened from, else ``placeholder`` (a sample or computed layer has no file)."""
     path = getattr(getattr(layer, "source", None), "path", None)
-    return str(path or f"{layer.name}.tif")
+    return str(path) if path else placeholder
 
 
 class TrainWidget(QWidget):
@@ -110,6 +108,10 @@ class TrainWidget(QWidget):
         self.form.setEnabled(not running)
 
     def _on_layer_changed(self, layer: Any) -> None:
+        if self.worker is None and layer is not self._source:  # the bar and status showed another layer's run
+            self.progress.reset()
+            self.progress.setFormat("%p%")
+            self.status.setText("idle")
         if layer is None:
             return
         try:
@@ -132,7 +134,8 @@ class TrainWidget(QWidget):
     def _settings(self) -> tuple[TrainConfig, str, str | None]:
         cfg = self._last_config or self.form.config()
         layer, target = self.layer.layer(), self.target.layer() if cfg.algorithm == "n2n" else None
-        return cfg, _file_of(layer, "INPUT.tif"), (_file_of(target, "TARGET.tif") if target is not None else None)
+        src, tgt = _file_of(layer, IMAGE_PLACEHOLDER), _file_of(target, TARGET_PLACEHOLDER)
+        return cfg, src, (tgt if target is not None else None)
 
     # --- starting ---------------------------------------------------------------------------
 
@@ -166,6 +169,8 @@ class TrainWidget(QWidget):
         self.plot.clear()
         self.phase = "train"
         self.status.setText("starting…")
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
         self._follow_view(True)
         self.worker = start_worker(
             train_then_denoise,

@@ -91,15 +91,50 @@ def autocast(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
         yield
 
 
-def configure_threads() -> int:
-    """Use every core the process may run on for intra-op work; return the count."""
+_ui_threads = 0  # cores left to a user-interface thread of this process (see reserve_ui_thread)
+
+
+def reserve_ui_thread(on: bool = True) -> None:
+    """Leave one core to this process's user-interface thread (napari's event loop) from now on.
+
+    Parameters
+    ----------
+    on : bool
+        False gives the core back to the engine.
+    """
+    global _ui_threads
+    _ui_threads = 1 if on else 0
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which taskset and batch schedulers set)."""
     try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:
-        n = os.cpu_count() or 1
-    n = int(os.environ.get("SELFSUP_DENOISE_THREADS", n))
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def thread_count() -> int:
+    """Threads for intra-op work: ``SELFSUP_DENOISE_THREADS``, else the available cores less a reserved UI core.
+
+    Raises
+    ------
+    ConfigError
+        ``SELFSUP_DENOISE_THREADS`` is not a whole number >= 1.
+    """
+    env = os.environ.get("SELFSUP_DENOISE_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ConfigError(f"SELFSUP_DENOISE_THREADS must be a whole number >= 1, got {env!r}")
+        return int(env)
+    return max(1, available_cores() - _ui_threads)
+
+
+def configure_threads() -> int:
+    """Set torch's intra-op thread count to :func:`thread_count`; return it."""
+    n = thread_count()
     if torch.get_num_threads() != n:
-        torch.set_num_threads(max(1, n))
+        torch.set_num_threads(n)
     return n
 
 
