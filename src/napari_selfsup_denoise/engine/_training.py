@@ -89,14 +89,25 @@ def clip_gradients(net: nn.Module, st: RunState) -> None:
 
 
 def preview_now(model: Model, preview: Preview | np.ndarray, device: torch.device) -> np.ndarray | None:
-    """Denoise the caller's current preview image with the network as it is now."""
+    """Denoise the caller's current preview image with the network as it is now.
+
+    Only a central box that costs at most ``preview_cost.PREVIEW_STEPS`` training steps
+    is denoised (the rest stays raw); None when even one pixel would cost more.
+    """
     img = preview() if callable(preview) else preview
     if img is None:
         return None
-    from .predict import predict
+    from . import predict as _predict
+    from .preview_cost import preview_region
 
+    img = np.asarray(img)
+    axes = model.resolve_axes(img.shape, None)
+    region = preview_region(img.shape, axes, model.margin, model.multiple, model.config)
+    if region is None:
+        return None
+    out = img.astype(np.float32)  # a copy: outside the region the preview shows the input
     try:
-        result = drain(predict(model, np.asarray(img), PredictConfig(device=str(device))))
+        drain(_predict.predict(model, img, PredictConfig(device=str(device)), axes=axes, out=out, region=region))
     finally:
         model.net.train()
-    return np.asarray(result)
+    return out
