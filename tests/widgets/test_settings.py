@@ -36,10 +36,12 @@ def test_axes_change_refreshes_the_form(open_widget):
     _, _, widget = open_widget()
     form = widget.form
     form.set_algorithm("blindspot")
-    form.axes.setText("YX")
-    assert (form.net_depth.value(), form.batch_size.value()) == (3, 4)
-    form.axes.setText("ZYX")
-    assert (form.net_depth.value(), form.batch_size.value(), form.patch_size.value()) == (1, 2, 32)
+    for axes, ndim in (("YX", 2), ("ZYX", 3)):
+        form.axes.setText(axes)
+        want = ALGORITHM_DEFAULTS["blindspot"][ndim]
+        shown = (form.net_depth.value(), form.batch_size.value(), form.patch_size.value())
+        assert shown == (want["depth"], want["batch_size"], want["patch_size"]), axes
+    assert ALGORITHM_DEFAULTS["blindspot"][2]["depth"] != ALGORITHM_DEFAULTS["blindspot"][3]["depth"]
 
 
 def test_a_typed_batch_of_16_is_kept_for_blind_spot_and_runs(open_widget, noisy64, errors, wait_idle):
