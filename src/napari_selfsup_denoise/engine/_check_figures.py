@@ -1,0 +1,172 @@
+"""The figures behind the self-check: crops of held-out pixels, run through the real prediction path.
+
+Everything is computed in the model's normalised units, pooled over the crops
+and channels. The crops are predicted by :func:`~.predict.predict` itself (with
+their receptive-field context read from the image), so a fault anywhere
+between the trained network and the returned image shows up here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..config import PredictConfig
+from .events import drain
+from .noise import estimate_noise
+
+if TYPE_CHECKING:
+    from .model import Model
+
+# (sample index, (z0, z1), (y0, y1), (x0, x1)) in canonical coordinates
+Box = tuple[int, tuple[int, int], tuple[int, int], tuple[int, int]]
+MAX_PIXELS = 65_536  # per crop: enough for ~1 % standard error on the figures, cheap to predict
+MAX_CROPS = 2
+
+
+def _centred(size: int, want: int) -> tuple[int, int]:
+    want = min(size, want)
+    lo = (size - want) // 2
+    return lo, lo + want
+
+
+def _crop_box(n: int, spatial: tuple[int, ...], ys: tuple[int, int] | None, ndim: int) -> Box:
+    """A central crop of sample ``n`` (in Y band ``ys`` when given) of at most :data:`MAX_PIXELS`."""
+    zn, yn, xn = spatial
+    zr = _centred(zn, 16) if ndim == 3 else (0, 1)
+    depth = zr[1] - zr[0]
+    yr = ys if ys is not None else _centred(yn, int(math.sqrt(MAX_PIXELS / depth)))
+    height = yr[1] - yr[0]
+    if ys is not None and height * depth > MAX_PIXELS // 8:  # a tall band: keep its middle rows
+        mid = (yr[0] + yr[1]) // 2
+        half = max(8, MAX_PIXELS // (16 * depth))
+        yr = (max(yr[0], mid - half), min(yr[1], mid + half))
+        height = yr[1] - yr[0]
+    return n, zr, yr, _centred(xn, max(8, MAX_PIXELS // (height * depth)))
+
+
+def held_out_boxes(sampler: Any, ndim: int) -> tuple[list[Box], bool]:
+    """Crops of pixels the training never saw (from a :class:`~.data.PatchSampler`), and whether they exist.
+
+    Without a validation split the crops come from the training image itself
+    (the second value is then False).
+    """
+    spatial = tuple(sampler.canon.shape[3:])
+    if not sampler.has_validation:
+        return [_crop_box(sampler.samples[0], spatial, None, ndim)], False
+    val = sampler.val_samples
+    picks = sorted({val[0], val[-1]})[:MAX_CROPS]
+    band = (sampler.y_train, spatial[1]) if sampler.y_train < spatial[1] else None
+    return [_crop_box(n, spatial, band, ndim) for n in picks], True
+
+
+def image_boxes(shape: tuple[int, ...], ndim: int) -> list[Box]:
+    """Central crops of the first and the middle sample of a canonical ``shape``."""
+    n = shape[0] * shape[1]
+    return [_crop_box(k, tuple(shape[3:]), None, ndim) for k in sorted({0, n // 2})]
+
+
+def _context(box: Box, margin: int, spatial: tuple[int, ...], ndim: int) -> tuple[list[slice], list[slice]]:
+    """Slices of the read window (core plus margin, inside the image) and of the core within it."""
+    ranges = box[1:] if ndim == 3 else box[2:]
+    sizes = spatial if ndim == 3 else spatial[1:]
+    win, core = [], []
+    for (lo, hi), size in zip(ranges, sizes):
+        a, b = max(0, lo - margin), min(size, hi + margin)
+        win.append(slice(a, b))
+        core.append(slice(lo - a, hi - a))
+    return win, core
+
+
+def predicted_crops(model: Model, canon: Any, boxes: list[Box], device: str) -> list[dict[str, np.ndarray]]:
+    """Noisy input, prior mean/std and the returned output of every crop (normalised, ``(C, *spatial)``)."""
+    blind = model.algorithm == "blindspot"
+    spatial = tuple(canon.shape[3:])
+    out = []
+    for box in boxes:
+        s, t = divmod(box[0], canon.shape[1])
+        win, core = _context(box, model.margin, spatial, model.ndim)
+        z = win[0] if model.ndim == 3 else slice(box[1][0], box[1][1])
+        arr = np.asarray(canon[s, t, :, z, win[-2], win[-1]], dtype=np.float32)
+        arr = arr if model.ndim == 3 else arr[:, 0]
+        axes = "CZYX" if model.ndim == 3 else "CYX"
+        region = (slice(None), *core)
+        crop: dict[str, np.ndarray] = {"y": arr[region]}
+        runs = [("output", PredictConfig(device=device))]
+        if blind:
+            runs.append(("prior", PredictConfig(device=device, output="prior", uncertainty=True)))
+        for key, pcfg in runs:
+            res = drain(_predict(model, arr, pcfg, axes, region))
+            if isinstance(res, tuple):
+                crop[key], crop["prior_sd"] = res[0][region], res[1][region]
+            else:
+                crop[key] = res[region]
+        out.append(_normalised(model, crop))
+    return out
+
+
+def _predict(model: Model, arr: np.ndarray, pcfg: PredictConfig, axes: str, region: tuple[slice, ...]) -> Any:
+    from .predict import predict
+
+    return predict(model, arr, pcfg, axes=axes, region=region)
+
+
+def _normalised(model: Model, crop: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    res = {k: model.norm.forward(v, channel_axis=0) for k, v in crop.items() if k != "prior_sd"}
+    if "prior_sd" in crop:
+        sc = np.asarray(model.norm.scale, np.float32).reshape(-1, *[1] * (crop["prior_sd"].ndim - 1))
+        res["var_x"] = (crop["prior_sd"] / sc) ** 2
+        noise: Any = model.net.noise
+        with torch.no_grad():
+            mu = torch.from_numpy(res["prior"][None]).to(noise.log_var.device)
+            res["var_n"] = noise.variance(mu)[0].float().cpu().numpy()
+    return res
+
+
+def _planes(y: np.ndarray) -> list[np.ndarray]:
+    """2D planes ``(C, Y, X)`` of a crop ``(C, [Z,] Y, X)``."""
+    return [y] if y.ndim == 3 else [y[:, k] for k in range(y.shape[1])]
+
+
+def classical_variance(crops: list[dict[str, np.ndarray]], at: str) -> list[np.ndarray]:
+    """Noise variance of a classical local estimate (fitted on the noisy crops), evaluated at ``crops[i][at]``."""
+    planes = [p for c in crops for p in _planes(c["y"])]
+    ys = np.concatenate([c["y"].reshape(c["y"].shape[0], -1) for c in crops], axis=1)
+    est = estimate_noise(planes, ys.var(axis=1), ys.mean(axis=1))
+    res = []
+    for c in crops:
+        shape = (-1,) + (1,) * (c[at].ndim - 1)
+        var = est.a.reshape(shape) * c[at] + est.b.reshape(shape)
+        res.append(np.maximum(var, 1e-6 * float(np.max(est.b))).astype(np.float32))
+    return res
+
+
+def ratio(num: list[np.ndarray], den: list[np.ndarray]) -> float:
+    """``sum(num) / sum(den)`` over all crops."""
+    return float(
+        sum(float(np.sum(a, dtype=np.float64)) for a in num)
+        / max(sum(float(np.sum(b, dtype=np.float64)) for b in den), 1e-30)
+    )
+
+
+def lag1(resid: list[np.ndarray], var: list[np.ndarray]) -> float:
+    """Lag-1 autocorrelation (mean of Y and X neighbours) of the residual standardised by ``var``."""
+    num = den = 0.0
+    for r, v in zip(resid, var):
+        e = r / np.sqrt(v)
+        e = e - e.mean()
+        num += float(np.sum(e[..., 1:, :] * e[..., :-1, :])) / (e[..., 1:, :].size or 1)
+        num += float(np.sum(e[..., :, 1:] * e[..., :, :-1])) / (e[..., :, 1:].size or 1)
+        den += 2.0 * float(np.mean(e * e))
+    return num / max(den, 1e-30)
+
+
+def correlation(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Pearson correlation of two lists of arrays, pooled."""
+    x = np.concatenate([v.ravel() for v in a]).astype(np.float64)
+    y = np.concatenate([v.ravel() for v in b]).astype(np.float64)
+    x, y = x - x.mean(), y - y.mean()
+    return float(np.sum(x * y) / max(math.sqrt(float(np.sum(x * x)) * float(np.sum(y * y))), 1e-30))

@@ -1,0 +1,116 @@
+"""The self-check: passes a good seeded run, trips on broken models and on an image at another intensity scale."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage as ndi
+
+from napari_selfsup_denoise import train
+from napari_selfsup_denoise.engine import checks
+from napari_selfsup_denoise.engine._training import choose_patch
+from napari_selfsup_denoise.engine.arrays import canonical
+from napari_selfsup_denoise.engine.data import PatchSampler
+from napari_selfsup_denoise.engine.methods import get_method
+from napari_selfsup_denoise.engine.model import Model
+
+
+@pytest.fixture(scope="module")
+def blobs() -> np.ndarray:
+    """Smooth blobs (20-220) with Gaussian noise sigma 20, seeded."""
+    rng = np.random.default_rng(0)
+    clean = ndi.gaussian_filter(rng.random((128, 128)), 4)
+    clean = (clean - clean.min()) / np.ptp(clean) * 200 + 20
+    return (clean + rng.normal(0, 20, clean.shape)).astype(np.float32)
+
+
+def _train(noisy: np.ndarray, algorithm: str) -> Model:
+    common = {"max_steps": 100, "max_seconds": None, "base_channels": 8, "depth": 2, "patch_size": 32}
+    return train(noisy, axes="YX", algorithm=algorithm, precision="fp32", seed=0, **common)
+
+
+@pytest.fixture(scope="module")
+def blind(blobs) -> Model:
+    return _train(blobs, "blindspot")
+
+
+@pytest.fixture(scope="module")
+def n2v(blobs) -> Model:
+    return _train(blobs, "n2v")
+
+
+def _sampler(model: Model, noisy: np.ndarray) -> PatchSampler:
+    canon = canonical(noisy, model.axes)
+    patch = choose_patch(model.config, canon.shape[3:], model.ndim, model.multiple)
+    return PatchSampler(canon, model.norm, patch, np.random.default_rng(0), model.config.val_fraction, False)
+
+
+def _random_copy(model: Model, noisy: np.ndarray) -> Model:
+    """The same architecture with fresh random weights (and, for blind-spot, a freshly started noise model)."""
+    torch.manual_seed(1)
+    method = get_method(model.config)
+    net = method.build(model.ndim, model.channels)
+    method.prepare(net, canonical(noisy, model.axes), model.norm)
+    return Model(net.eval(), model.config, model.axes, model.ndim, model.channels, model.norm, method=method)
+
+
+@pytest.mark.parametrize("which", ["blind", "n2v"])
+def test_a_good_seeded_run_passes_on_held_out_pixels(which, request, blobs):
+    model = request.getfixturevalue(which)
+    check = checks.check_training(model, _sampler(model, blobs))
+    assert check.passed, check.verdict
+    assert check.held_out and check.pixels >= 1000
+    assert check.stage == "training" and check.suspect == "" and check.fallback == ""
+
+
+def test_noise_model_at_ten_times_the_truth_makes_the_posterior_suspect(blind, blobs):
+    noise = blind.net.noise
+    with torch.no_grad():
+        noise.log_var += math.log(10.0)
+    try:
+        check = checks.check_training(blind, _sampler(blind, blobs))
+    finally:
+        with torch.no_grad():
+            noise.log_var -= math.log(10.0)
+    assert not check.passed
+    assert check.suspect == "posterior" and check.fallback == "prior"
+    failed = {f.name for f in check.figures if not f.passed}
+    assert {"calibration", "noise_fit"} <= failed
+    assert "prior" in check.verdict and "noise" in check.verdict
+
+
+@pytest.mark.parametrize("which", ["blind", "n2v"])
+def test_random_weights_make_the_model_suspect(which, request, blobs):
+    model = _random_copy(request.getfixturevalue(which), blobs)
+    check = checks.check_training(model, _sampler(model, blobs))
+    assert not check.passed
+    assert check.suspect == "model" and check.fallback == ""
+    assert "retrain" in check.advice
+
+
+def test_round_trip_through_json(blind, blobs):
+    check = checks.check_training(blind, _sampler(blind, blobs))
+    back = checks.SelfCheck.from_dict(check.to_dict())
+    assert back.passed == check.passed and back.verdict == check.verdict
+    assert [f.name for f in back.figures] == [f.name for f in check.figures]
+    assert all(abs(a.value - b.value) < 1e-3 for a, b in zip(back.figures, check.figures))
+
+
+def test_an_image_at_ten_times_the_intensity_is_flagged(blind, blobs):
+    same = checks.check_image(blind, blobs)
+    assert same.passed, same.verdict
+    assert same.stage == "image" and same.pixels > 0
+    scaled = checks.check_image(blind, blobs * 10)
+    assert not scaled.passed and scaled.suspect == "input"
+    assert "intensity" in scaled.verdict and "retrain" in scaled.advice
+
+
+def test_a_figure_outside_its_range_fails_and_nan_fails():
+    assert not checks.Figure("calibration", float("nan"), 0.5, 2.0, "posterior").passed
+    good = checks.Figure("calibration", 1.0, 0.5, 2.0, "posterior")
+    bad = checks.Figure("prior_residual", 3.0, 0.8, 1.3, "prior")
+    verdict = checks.verdict([good, bad], "training", 100, True)
+    assert verdict.suspect == "model" and "prior_residual 3.00" in verdict.verdict
