@@ -114,3 +114,36 @@ def test_a_figure_outside_its_range_fails_and_nan_fails():
     bad = checks.Figure("prior_residual", 3.0, 0.8, 1.3, "prior")
     verdict = checks.verdict([good, bad], "training", 100, True)
     assert verdict.suspect == "model" and "prior_residual 3.00" in verdict.verdict
+
+
+def test_training_stores_its_check_in_the_summary_and_the_model_file(blind, tmp_path):
+    from napari_selfsup_denoise import load_model
+
+    assert blind.summary["self_check"]["passed"] is True
+    assert blind.check is not None and blind.check.held_out and blind.check.stage == "training"
+    loaded = load_model(blind.save(tmp_path / "m.sdmodel"))
+    assert loaded.check is not None and loaded.check.to_dict() == blind.check.to_dict()
+
+
+def test_the_api_warns_and_returns_the_prior_mean_when_the_posterior_is_suspect(blind, blobs):
+    noise = blind.net.noise
+    with torch.no_grad():
+        noise.log_var += math.log(10.0)
+    saved = blind.summary["self_check"]
+    try:
+        blind.summary["self_check"] = checks.check_training(blind, _sampler(blind, blobs)).to_dict()
+        with pytest.warns(checks.SuspectResultWarning, match="prior mean"):
+            out = blind.denoise(blobs)
+        prior = blind.denoise(blobs, output="prior", check=False)
+    finally:
+        blind.summary["self_check"] = saved
+        with torch.no_grad():
+            noise.log_var -= math.log(10.0)
+    np.testing.assert_array_equal(out, prior)
+    assert blind.last_check.output == "prior" and blind.last_check.fell_back and not blind.last_check.suspect
+
+
+def test_the_api_warns_on_an_image_at_another_intensity_scale(n2v, blobs):
+    with pytest.warns(checks.SuspectResultWarning, match="retrain"):
+        n2v.denoise(blobs * 10)
+    assert n2v.last_check.suspect and n2v.last_check.image.suspect == "input"

@@ -9,17 +9,30 @@ between the trained network and the returned image shows up here.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from ..config import PredictConfig
+from ..config import PredictConfig, TrainConfig
 from .events import drain
 from .noise import estimate_noise
+from .predict import ModelLike, predict
 
-if TYPE_CHECKING:
-    from .model import Model
+
+class Model(ModelLike, Protocol):
+    """What the self-check needs from a trained model; :class:`.model.Model` is one (no import, no cycle)."""
+
+    axes: str
+
+    @property
+    def config(self) -> TrainConfig:
+        """How the model was trained."""
+
+    @property
+    def algorithm(self) -> str:
+        """The algorithm name."""
+
 
 # (sample index, (z0, z1), (y0, y1), (x0, x1)) in canonical coordinates
 Box = tuple[int, tuple[int, int], tuple[int, int], tuple[int, int]]
@@ -99,19 +112,13 @@ def predicted_crops(model: Model, canon: Any, boxes: list[Box], device: str) -> 
         if blind:
             runs.append(("prior", PredictConfig(device=device, output="prior", uncertainty=True)))
         for key, pcfg in runs:
-            res = drain(_predict(model, arr, pcfg, axes, region))
+            res = drain(predict(model, arr, pcfg, axes=axes, region=region))
             if isinstance(res, tuple):
                 crop[key], crop["prior_sd"] = res[0][region], res[1][region]
             else:
                 crop[key] = res[region]
         out.append(_normalised(model, crop))
     return out
-
-
-def _predict(model: Model, arr: np.ndarray, pcfg: PredictConfig, axes: str, region: tuple[slice, ...]) -> Any:
-    from .predict import predict
-
-    return predict(model, arr, pcfg, axes=axes, region=region)
 
 
 def _normalised(model: Model, crop: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

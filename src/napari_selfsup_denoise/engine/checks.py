@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import _check_figures as fig
+from ._check_figures import Model
 from .arrays import canonical
-
-if TYPE_CHECKING:
-    from .model import Model
+from .data import DataError, fit_normalisation
 
 # name: (low, high, part). Parts: "prior"/"output" (the network's mean), "posterior" (needs the noise model).
 RANGES: dict[str, tuple[float, float, str]] = {
@@ -67,6 +66,10 @@ MEANING = {
     "intensity": "this image's intensity spread is far from the training image's",
     "intensity_shift": "this image's intensity level is far from the training image's",
 }
+
+
+class SuspectResultWarning(UserWarning):
+    """A self-check failed: the result may be wrong (the message says what to try)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,8 @@ def verdict(figures: list[Figure], stage: str, pixels: int, held_out: bool, outp
     where = "pixels held out from training" if held_out else "pixels of the image"
     if not failed:
         text = f"the residual looks like the noise on {pixels} {where}"
+        if pixels == 0:
+            text = "intensities match the training image's" if figures else "not checked (a constant image)"
         return SelfCheck(tuple(figures), stage, pixels, held_out, "", "", text, "")
     why = "; ".join(f"{MEANING[f.name]} ({f.name} {f.value:.2f}, expected {f.low:.2f}-{f.high:.2f})" for f in failed)
     if "input" in parts:
@@ -219,11 +224,15 @@ def check_training(model: Model, sampler: Any) -> SelfCheck:
     return verdict(figures_for(model, crops), "training", pixels, held_out)
 
 
-def intensity_figures(model: Model, canon: Any) -> list[Figure]:
-    """How far ``canon``'s intensities are from the training image's (worst channel)."""
-    from .data import fit_normalisation
+MIN_EDGE = 16  # smaller images (in Y or X) give too few pixels for the residual figures
 
-    new = fit_normalisation(canon, model.norm.method, model.config.percentiles)
+
+def intensity_figures(model: Model, canon: Any) -> list[Figure]:
+    """How far ``canon``'s intensities are from the training image's (worst channel); none for a constant image."""
+    try:
+        new = fit_normalisation(canon, model.norm.method, model.config.percentiles)
+    except DataError:
+        return []
     spread = [n / o for n, o in zip(new.scale, model.norm.scale)]
     shift = [(n - o) / s for n, o, s in zip(new.offset, model.norm.offset, model.norm.scale)]
     worst = max(spread, key=lambda r: abs(math.log(r)))
@@ -247,14 +256,62 @@ def check_image(model: Model, image: Any, axes: str | None = None, output: str =
     axes = model.resolve_axes(image, axes)
     canon = canonical(image, axes)
     figures = intensity_figures(model, canon)
-    if all(f.passed for f in figures):
+    pixels = 0
+    # the residual figures mean nothing at a wrong intensity scale, or on a constant or tiny image
+    if figures and all(f.passed for f in figures) and min(canon.shape[4:]) >= MIN_EDGE:
         device = str(next(model.net.parameters()).device)
         crops = fig.predicted_crops(model, canon, fig.image_boxes(tuple(canon.shape), model.ndim), device)
         found = figures_for(model, crops)
-        if output == "prior":
-            found = [f for f in found if f.part != "posterior"]
-        figures += found
+        figures += [f for f in found if output == "posterior" or f.part != "posterior"]
         pixels = sum(int(c["y"].size) for c in crops)
-    else:  # the residual figures mean nothing at a wrong intensity scale
-        pixels = 0
     return verdict(figures, "image", pixels, False, output)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to return when ``model`` is applied to an image, after both self-checks.
+
+    Attributes
+    ----------
+    output : str
+        The output to compute: the one asked for, or ``prior`` when the posterior is suspect.
+    trained : SelfCheck or None
+        The model's own check from training (None for models saved before self-checks existed).
+    image : SelfCheck
+        The check of the model on this image.
+    """
+
+    output: str
+    trained: SelfCheck | None
+    image: SelfCheck
+
+    @property
+    def suspect(self) -> bool:
+        """True when the returned output itself failed a check (no safer output exists)."""
+        bad = [c for c in (self.trained, self.image) if c is not None and not c.passed]
+        return any(not (c.suspect == "posterior" and self.output == "prior") for c in bad)
+
+    @property
+    def fell_back(self) -> bool:
+        """True when the prior mean replaces the posterior asked for."""
+        return any(c is not None and c.fallback == "prior" for c in (self.trained, self.image))
+
+    def messages(self) -> list[str]:
+        """One plain warning per failed check: what it means and what to try."""
+        return [
+            f"self-check ({c.stage}): {c.verdict}. What to try: {c.advice}."
+            for c in (self.trained, self.image)
+            if c is not None and not c.passed
+        ]
+
+
+def decide(model: Model, image: Any, axes: str | None = None, output: str = "posterior") -> Decision:
+    """Check ``model`` on ``image`` and choose the safer output when the posterior is the suspect part."""
+    stored = getattr(model, "summary", {}).get("self_check")
+    trained = SelfCheck.from_dict(stored) if stored else None
+    if trained is not None and trained.fallback == "prior" and output == "posterior":
+        output = "prior"
+    image_check = check_image(model, image, axes, output)
+    if image_check.fallback == "prior":
+        output = "prior"
+    return Decision(output, trained, image_check)

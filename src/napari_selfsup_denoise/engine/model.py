@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from torch import nn
 
 from ..axes import AxesError, guess_axes, validate_axes
 from ..config import ConfigError, PredictConfig, ResolvedConfig, from_dict, resolve_defaults, to_dict
+from .checks import Decision, SelfCheck, SuspectResultWarning, decide
 from .data import Normalisation
 from .events import drain
 from .methods import Method, get_method
@@ -37,10 +39,12 @@ class Model:
     norm : Normalisation
         Per-channel normalisation fitted on the training image.
     summary : dict
-        Training facts: steps, seconds, losses, fitted noise parameters.
+        Training facts: steps, seconds, losses, fitted noise parameters, the self-check.
     sample : numpy.ndarray or None
         A centred crop ``(C, [Z,] Y, X)`` of the training image (float32, its
         intensity units), kept for the test tensors of a BioImage Model Zoo export.
+    last_check : Decision or None
+        The self-checks of the last :meth:`denoise` call, and the output it returned.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class Model:
         self.net, self.config, self.axes = net, config, axes
         self.ndim, self.channels, self.norm = ndim, channels, norm
         self.summary = dict(summary or {})
+        self.last_check: Decision | None = None
         self.method = method or get_method(config)
         self.sample = sample
 
@@ -96,6 +101,12 @@ class Model:
                 "use a model trained on images with the same channels (or fix the C axis)"
             )
 
+    @property
+    def check(self) -> SelfCheck | None:
+        """The self-check made at the end of training (None for model files older than self-checks)."""
+        stored = self.summary.get("self_check")
+        return SelfCheck.from_dict(stored) if stored else None
+
     def denoise(
         self,
         image: Any,
@@ -108,13 +119,23 @@ class Model:
         output: str = "posterior",
         uncertainty: bool = False,
         stop: threading.Event | None = None,
+        check: bool = True,
     ) -> Any:
         """Denoise ``image``: same shape, float32, original intensity scale.
 
         With ``uncertainty=True`` (blind-spot models) returns ``(denoised, std)``.
+        With ``check`` (the default) the model's self-check and a check on this
+        image run first (:func:`.checks.decide`, kept in :attr:`last_check`): a
+        failure is reported by a :class:`~.checks.SuspectResultWarning`, and the
+        prior mean is returned when the posterior is the suspect part.
         """
         from .predict import predict
 
+        if check:
+            self.last_check = decide(self, image, axes, output)
+            for msg in self.last_check.messages():
+                warnings.warn(msg, SuspectResultWarning, stacklevel=2)
+            output = self.last_check.output
         pcfg = PredictConfig(
             tile=tile, tta=tta, device=device, precision=precision, output=output, uncertainty=uncertainty
         )

@@ -16,6 +16,7 @@ from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
 from ._training import Preview, RunState, choose_patch, clip_gradients, lr_at, preview_now
 from .arrays import canonical
+from .checks import check_training
 from .data import DataError, Normalisation, PatchSampler, check_finite, fit_normalisation
 from .device import autocast, configure_threads, describe, pick_device, resolve_precision
 from .events import TrainProgress
@@ -262,5 +263,6 @@ def _finish(model: Model, sampler: PatchSampler, st: RunState) -> Model:
         "device": describe(device, resolve_precision(model.config.precision, device)),
         "message": st.message,
         **model.method.state(model.net, model.norm.scale),
+        "self_check": check_training(model, sampler).to_dict(),
     }
     return model
