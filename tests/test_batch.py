@@ -20,7 +20,7 @@ from napari_selfsup_denoise import train
 from napari_selfsup_denoise.batch import BatchOptions, Interrupted, Reporter, denoise_files
 from napari_selfsup_denoise.io import open_training_data, read_image
 
-TINY = {"max_steps": 10, "patch_size": 32, "batch_size": 4, "base_channels": 8, "depth": 2, "seed": 0}
+TINY = {"max_steps": 60, "patch_size": 32, "batch_size": 4, "base_channels": 8, "depth": 2, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,9 @@ def test_ome_zarr_output_has_same_axes_transforms_and_levels(tmp_path, stack, mo
     assert (out.kind, out.axes, out.unit) == ("ome-zarr", "TYX", "micrometer")
     assert out.scale == pytest.approx({"T": 1.0, "Y": 0.25, "X": 0.25})
     assert zarr.open_group(str(tmp_path / "out.ome.zarr"))["1"].shape == (3, 75, 68)
-    again = denoise_files(model, [str(tmp_path / "out.ome.zarr")], str(tmp_path / "again.ome.zarr"), BatchOptions())
+    # denoising a denoised image is suspect (its residual is not the noise the model learned): accepted here
+    opts = BatchOptions(accept_suspect=True)
+    again = denoise_files(model, [str(tmp_path / "out.ome.zarr")], str(tmp_path / "again.ome.zarr"), opts)
     assert again[0].status == "done" and read_image(tmp_path / "again.ome.zarr").meta["levels"] == 2
 
 
@@ -170,4 +172,4 @@ def test_training_on_several_files_stacks_lazily(tmp_path, stack):
     assert axes == "STYX" and data.shape == (2, 3, 150, 136)
     np.testing.assert_array_equal(data[1, 2, :5, :5], stack[2, :5, :5] + 1)
     m = train(data, axes=axes, **TINY)
-    assert m.axes == "STYX" and m.summary["steps"] == 10
+    assert m.axes == "STYX" and m.summary["steps"] == 60

@@ -14,7 +14,7 @@ from napari_selfsup_denoise.cli import main
 from napari_selfsup_denoise.cli._parser import build_parser
 from napari_selfsup_denoise.io import read_image
 
-TINY = ["--steps", "10", "--patch-size", "32", "--batch-size", "4", "--set", "base_channels=8", "--set", "depth=2"]
+TINY = ["--steps", "60", "--patch-size", "32", "--batch-size", "4", "--set", "base_channels=8", "--set", "depth=2"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -43,7 +43,7 @@ def test_subprocess_train_info_denoise(tmp_path, noisy_tif):
     model = tmp_path / "m.sdmodel"
     r = _cli("train", str(noisy_tif), "-o", str(model), "--quiet", *TINY)
     assert r.returncode == 0, r.stderr
-    assert model.is_file() and "trained 10 steps" in r.stderr
+    assert model.is_file() and "trained 60 steps" in r.stderr
     r = _cli("info", str(model))
     assert r.returncode == 0 and "n2v" in r.stdout and "TYX" in r.stdout and "depth 2, base channels 8" in r.stdout
     assert "batch 4, patch 32, learning rate 0.004" in r.stdout  # the resolved values the run used

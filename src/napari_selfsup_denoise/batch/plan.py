@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +47,12 @@ class BatchOptions:
     scheduler: str | None = None
     dask_local: int | None = None
     levels: int | None = None
+    accept_suspect: bool = False
 
 
 @dataclass
 class Result:
-    """What happened to one input."""
+    """What happened to one input: status ``done``, ``skipped``, ``failed`` or ``suspect`` (a self-check failed)."""
 
     src: str
     dst: str | None
@@ -59,6 +60,7 @@ class Result:
     reason: str = ""
     megapixels: float = 0.0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
 
 class Reporter:

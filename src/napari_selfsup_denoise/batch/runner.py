@@ -16,6 +16,7 @@ import numpy as np
 
 from ..axes import AxesError
 from ..config import ConfigError, PredictConfig, to_dict
+from ..engine.checks import Decision, decide
 from ..engine.data import DataError
 from ..engine.model import Model
 from ..engine.model_file import ModelFileError
@@ -85,6 +86,14 @@ def check_outputs(inputs: list[str], output: str, opts: BatchOptions) -> None:
             img.close()
 
 
+def _mark(decision: Decision) -> dict[str, Any]:
+    """What the output's metadata records of the self-checks: the output returned, and any failure."""
+    status = "suspect, written with --accept-suspect" if decision.suspect else "passed"
+    if decision.fell_back and not decision.suspect:
+        status = "posterior suspect; the prior mean was written"
+    return {"status": status, "output": decision.output, "messages": decision.messages()}
+
+
 class FileRunner:
     """Denoise files one by one with a shared model and (optionally) a dask client.
 
@@ -151,11 +160,14 @@ class FileRunner:
         edge = o.tile or default_edge(m, o.device)
         edge = max(m.multiple, edge - edge % m.multiple)
         chunks, units = unit_grid(img.shape, axes, edge, m.ndim)
-        pcfg = PredictConfig(
-            tile=edge, tta=o.tta, device=o.device, output="prior" if o.prior else "posterior", uncertainty=o.uncertainty
-        )
+        decision = decide(m, img.data, axes, "prior" if o.prior else "posterior")
+        notes = decision.messages()
+        if decision.suspect and not o.accept_suspect:
+            why = " ".join(notes) + " Nothing was written; pass --accept-suspect to write it anyway."
+            return Result(img.path, str(specs[0].dst), "suspect", why)
+        pcfg = PredictConfig(tile=edge, tta=o.tta, device=o.device, output=decision.output, uncertainty=o.uncertainty)
         dtype = np.dtype(img.data.dtype) if o.dtype == "input" else np.dtype(np.float32)
-        record = self._record(img, axes, specs, pcfg, dtype, units)
+        record = {**self._record(img, axes, specs, pcfg, dtype, units), "self_check": _mark(decision)}
         arrs = [
             _store.prepare(s, img.shape, chunks, dtype if i == 0 else np.dtype(np.float32), record,
                            overwrite=o.overwrite, resume=o.resume)
@@ -179,7 +191,7 @@ class FileRunner:
             raise _store.abandon(specs, exc, len(units)) from exc
         for s, a in zip(specs, arrs):
             _store.finish(s, a, img, axes, o.levels)
-        return Result(img.path, dst, "done", megapixels=round(todo / 1e6, 3))
+        return Result(img.path, dst, "done", megapixels=round(todo / 1e6, 3), notes=notes)
 
     def _on_unit(self, done_dir: Path, key: str, px: int, mark: bool = True) -> None:
         if mark:

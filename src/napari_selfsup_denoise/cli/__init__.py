@@ -20,7 +20,7 @@ def _error(msg: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 1 some inputs failed, 2 bad input).
+    """Run the command line; return the exit code (0 ok, 1 some inputs failed, 2 bad input, 4 a self-check failed).
 
     Parameters
     ----------

@@ -13,11 +13,14 @@ from typing import Any
 
 from ..batch import BatchOptions, check_outputs, denoise_files
 from ..config import CLI_FLAGS, ConfigError, TrainConfig, from_dict, to_dict
+from ..engine.checks import SelfCheck
 from ..engine.events import drain
 from ..engine.model import Model, load_model
 from ..engine.model_file import read_metadata
 from ..io import expand_inputs, model_output_path, open_training_data
 from ._progress import BarReporter, TrainBar, summary
+
+EXIT_SUSPECT = 4
 
 
 def _parse_value(text: str) -> Any:
@@ -64,6 +67,11 @@ def _train(args: argparse.Namespace) -> Model:
     s = model.summary
     print(f"trained {s.get('steps')} steps in {s.get('seconds')} s on {s.get('device')} "
           f"(ended by {s.get('ended_by')}, best val loss {s.get('best_val_loss')})", file=sys.stderr)  # fmt: skip
+    check = model.check
+    if check is not None:
+        print(check.line(), file=sys.stderr)
+        if not check.passed:
+            print(f"warning: {check.verdict}. What to try: {check.advice}.", file=sys.stderr)
     return model
 
 
@@ -98,11 +106,23 @@ def _keep(model: Model, near: Path, inputs: list[str]) -> Path:
     raise OSError("could not save the trained model anywhere (output folder, current folder, temp folder)")
 
 
+def _suspect(model: Model) -> bool:
+    """Whether the model's own self-check failed with no safer output to fall back to."""
+    check = model.check
+    return check is not None and not check.passed and not check.fallback
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """``selfsup-denoise train``: every check of the model file comes before training."""
     out = model_output_path(args.output, _inputs(args), overwrite=args.overwrite)
     model = _train(args)
-    return 0 if _save(model, out, _inputs(args)) == out else 1
+    if _save(model, out, _inputs(args)) != out:
+        return 1
+    if _suspect(model) and not args.accept_suspect:
+        print("the model failed its self-check (recorded in the file; denoise refuses it unless --accept-suspect)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_SUSPECT
+    return 0
 
 
 def _batch_options(args: argparse.Namespace) -> BatchOptions:
@@ -120,6 +140,7 @@ def _batch_options(args: argparse.Namespace) -> BatchOptions:
         scheduler=args.scheduler,
         dask_local=args.dask_local,
         levels=args.levels,
+        accept_suspect=args.accept_suspect,
     )
 
 
@@ -132,7 +153,9 @@ def _denoise(model: Model, args: argparse.Namespace, model_path: str | None) -> 
     finally:
         rep.close()
     print(summary(results), file=sys.stderr)
-    return 1 if any(r.status == "failed" for r in results) else 0
+    if any(r.status == "failed" for r in results):
+        return 1
+    return EXIT_SUSPECT if any(r.status == "suspect" for r in results) else 0
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -189,7 +212,21 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("best val loss", summ.get("best_val_loss")),
         ("device", summ.get("device")),
     ]
-    rows += [(k, v) for k, v in summ.items() if k not in ("steps", "seconds", "ended_by", "best_val_loss", "device")]
+    skip = ("steps", "seconds", "ended_by", "best_val_loss", "device", "self_check")
+    rows += [(k, v) for k, v in summ.items() if k not in skip]
+    rows += _check_rows(summ.get("self_check"))
     for k, v in rows:
         print(f"{k:>14}: {v}")
     return 0
+
+
+def _check_rows(stored: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """``info`` rows of the model's self-check."""
+    if not stored:
+        return [("self-check", "none (a model saved before self-checks existed)")]
+    check = SelfCheck.from_dict(stored)
+    where = "held-out pixels" if check.held_out else "training pixels (no held-out split)"
+    rows: list[tuple[str, Any]] = [("self-check", f"{check.line()} on {check.pixels} {where}")]
+    if not check.passed:
+        rows += [("verdict", check.verdict), ("what to try", check.advice)]
+    return rows

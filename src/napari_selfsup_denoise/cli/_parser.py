@@ -14,7 +14,8 @@ INPUT is a TIFF file (.tif/.tiff, ImageJ or OME), a Zarr array (store.zarr or
 store.zarr/array), an OME-Zarr image (its full-resolution level is read), a
 directory (its TIFF files and Zarr stores) or a quoted glob ('raw/*.tif').
 Exit codes: 0 all done, 1 some inputs failed, 2 bad arguments or input,
-3 stopped (resumable), 130 interrupted. See docs/cli.md for examples.
+3 stopped (resumable), 4 a self-check failed (see --accept-suspect),
+130 interrupted. See docs/cli.md for examples.
 """
 
 
@@ -69,6 +70,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
+    p.add_argument("--accept-suspect", action="store_true",
+                   help="write the output even when a self-check fails (its metadata records the failure); "
+                   "without it a failed check writes nothing and exits with code 4")  # fmt: skip
 
 
 def _train_options(p: argparse.ArgumentParser) -> None:

@@ -83,12 +83,15 @@ class BarReporter(Reporter):
 
 def summary(results: list[Result]) -> str:
     """The end-of-run summary: counts, then one line per failure with its reason."""
-    count = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    count = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "suspect")}
     mp = sum(r.megapixels for r in results if r.status == "done")
     secs = sum(r.seconds for r in results)
     rate = f", {mp / secs:.2f} MP/s" if secs > 0 and mp > 0 else ""
     head = f"{count['done']} done, {count['skipped']} skipped, {count['failed']} failed"
+    head += f", {count['suspect']} suspect (not written)" if count["suspect"] else ""
     lines = [f"{head} ({mp:.2f} MP in {secs:.1f} s{rate})"]
+    lines += [f"  warning {r.src}: {note}" for r in results if r.status == "done" for note in r.notes]
+    lines += [f"  SUSPECT {r.src}: {r.reason}" for r in results if r.status == "suspect"]
     lines += [f"  skipped {r.src}: {r.reason}" for r in results if r.status == "skipped"]
     lines += [f"  FAILED  {r.src}: {r.reason}" for r in results if r.status == "failed"]
     return "\n".join(lines)
