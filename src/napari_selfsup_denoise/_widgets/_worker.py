@@ -6,6 +6,7 @@ thread and return arrays and models that the main thread turns into layers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Generator
@@ -70,16 +71,32 @@ class TrainJob:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a training run returns to the main thread."""
+    """What a training run returns to the main thread (``check``: the self-checks of the denoised output)."""
 
     model: Any
     denoised: Any = None
     uncertainty: Any = None
+    check: Any = None
+
+
+def checked_predict(
+    model: Any, data: Any, pcfg: PredictConfig, axes: str | None, **kwargs: Any
+) -> Generator[Any, None, tuple[Any, Any]]:
+    """Self-check ``model`` on ``data`` (the safer output when the posterior is suspect), then predict.
+
+    Returns the prediction and the :class:`~..engine.checks.Decision`.
+    """
+    from ..engine.checks import decide
+    from ..engine.predict import predict
+
+    decision = decide(model, data, axes, pcfg.output)
+    pcfg = dataclasses.replace(pcfg, output=decision.output)
+    res = yield from predict(model, data, pcfg, axes=axes, **kwargs)
+    return res, decision
 
 
 def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, TrainResult]:
     """Train (yielding TrainProgress), then denoise the training data (yielding PredictProgress)."""
-    from ..engine.predict import predict
     from ..engine.train import train
 
     model = yield from train(
@@ -88,12 +105,12 @@ def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, Trai
     if not job.denoise or stops.predict.is_set():
         return TrainResult(model)
     pcfg = PredictConfig(device=job.config.device, precision=job.config.precision, uncertainty=job.uncertainty)
-    res = yield from predict(
-        model, job.data, pcfg, axes=model.axes, stop=stops.predict, out=job.out, uncertainty_out=job.uncertainty_out
+    res, check = yield from checked_predict(
+        model, job.data, pcfg, model.axes, stop=stops.predict, out=job.out, uncertainty_out=job.uncertainty_out
     )
     if stops.predict.is_set():
         return TrainResult(model)
-    return TrainResult(model, *res) if job.uncertainty else TrainResult(model, res)
+    return TrainResult(model, *res, check=check) if job.uncertainty else TrainResult(model, res, check=check)
 
 
 def report(exc: BaseException) -> str:
@@ -140,8 +157,24 @@ def start_worker(func: Callable[..., Any], *args: Any, handlers: dict[str, Calla
     return worker
 
 
-def notify(message: str, error: bool = False) -> None:
-    """Show a napari notification (an error or an info)."""
-    from napari.utils.notifications import show_error, show_info
+def notify(message: str, error: bool = False, warning: bool = False) -> None:
+    """Show a napari notification (an error, a warning or an info)."""
+    from napari.utils.notifications import show_error, show_info, show_warning
 
-    (show_error if error else show_info)(message)
+    (show_error if error else show_warning if warning else show_info)(message)
+
+
+def check_status(model: Any, decision: Any) -> str:
+    """The status-line text of the self-checks; each failure is also shown as a warning notification."""
+    check = decision.trained if decision is not None else model.check
+    parts = [check.line()] if check is not None else ["no self-check (an older model file)"]
+    if decision is not None:
+        if decision.image.figures and decision.image.stage == "image" and not decision.image.passed:
+            parts.append(decision.image.line())
+        if decision.fell_back:
+            parts.append("the prior mean was returned (the posterior is suspect)")
+        for msg in decision.messages():
+            notify(msg, warning=True)
+    elif check is not None and not check.passed:
+        notify(f"self-check: {check.verdict}. What to try: {check.advice}.", warning=True)
+    return " · ".join(parts)

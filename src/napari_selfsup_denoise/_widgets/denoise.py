@@ -24,7 +24,7 @@ from ..io import check_output_path
 from ._layers import LayerError, add_result, allocate_output, safe_name, snapshot
 from ._model_box import ModelBox, ModelHolder
 from ._pickers import LayerCombo
-from ._worker import notify, start_worker
+from ._worker import check_status, checked_predict, notify, start_worker
 
 
 def denoise_axes(model: Any, shape: tuple[int, ...], axes: str | None) -> str:
@@ -163,18 +163,16 @@ class DenoiseSection(QWidget):
         except (ValueError, OSError) as exc:
             notify(str(exc), error=True)
             return None
-        from ..engine.predict import predict
-
         self._stop.clear()
         self._source = layer
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
         self.worker = start_worker(
-            predict,
+            checked_predict,
             self.holder.model,
             snap.data,
             pcfg,
-            axes=axes,
+            axes,
             stop=self._stop,
             out=out,
             uncertainty_out=unc_out,
@@ -199,7 +197,9 @@ class DenoiseSection(QWidget):
         if self._stop.is_set():
             notify("denoising stopped; no layer added")
             return
+        res, decision = res
         out, unc = res if isinstance(res, tuple) else (res, None)
+        self.progress.setFormat(f"done · {check_status(self.holder.model, decision)}")
         add_result(self.viewer, snap, out, "denoised")
         if unc is not None:
             add_result(self.viewer, snap, unc, "uncertainty", colormap="magma")

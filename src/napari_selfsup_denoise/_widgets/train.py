@@ -17,7 +17,7 @@ from ._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, ModelBox, ModelHo
 from ._pickers import LayerCombo
 from ._plot import LossPlot
 from ._preview import PreviewSource, show_preview, view_camera
-from ._worker import Stops, TrainResult, notify, start_worker, train_then_denoise
+from ._worker import Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
 from .denoise import DenoiseSection
 
 
@@ -234,7 +234,9 @@ class TrainWidget(QWidget):
         self.holder.set(res.model)
         self.progress.setFormat("done")
         summary = res.model.summary or {}
-        self.status.setText(f"done: {summary.get('steps', '?')} steps, ended by {summary.get('ended_by', '?')}")
+        checked = check_status(res.model, res.check)
+        done = f"done: {summary.get('steps', '?')} steps, ended by {summary.get('ended_by', '?')}"
+        self.status.setText(f"{done} · {checked}")
         if summary.get("message"):
             notify(str(summary["message"]))
         snap = self._snap
