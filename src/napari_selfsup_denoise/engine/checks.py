@@ -164,11 +164,13 @@ def figures_for(model: Model, crops: list[dict[str, np.ndarray]]) -> list[Figure
         out = [c["output"] for c in crops]
         var = fig.classical_variance(crops, "output")
         res = [a - b for a, b in zip(y, out)]
-        return [
+        found = [
             _figure("n2v_residual", fig.ratio([r * r for r in res], var)),
             _figure("residual_lag1", fig.lag1(res, var)),
             _figure("residual_corr", fig.correlation(res, out)),
         ]
+        # structN2V is for noise correlated between neighbours: a lag-1 correlation is then noise, not structure
+        return [f for f in found if not (model.algorithm == "structn2v" and f.name == "residual_lag1")]
     mu, post = [c["prior"] for c in crops], [c["output"] for c in crops]
     vx, vn = [c["var_x"] for c in crops], [c["var_n"] for c in crops]
     tot = [a + b for a, b in zip(vx, vn)]
@@ -193,7 +195,7 @@ def verdict(figures: list[Figure], stage: str, pixels: int, held_out: bool, outp
     if not failed:
         text = f"the residual looks like the noise on {pixels} {where}"
         if pixels == 0:
-            text = "intensities match the training image's" if figures else "not checked (a constant image)"
+            text = "intensities match the training image's" if figures else "not checked (constant, or NaN values)"
         return SelfCheck(tuple(figures), stage, pixels, held_out, "", "", text, "")
     why = "; ".join(f"{MEANING[f.name]} ({f.name} {f.value:.2f}, expected {f.low:.2f}-{f.high:.2f})" for f in failed)
     if "input" in parts:
