@@ -17,6 +17,7 @@ from napari_selfsup_denoise.io import read_image
 
 QUICK = ["--steps", "2", "--max-seconds", "0", "--patch-size", "32", "--batch-size", "2", "--quiet"]
 QUICK += ["--set", "base_channels=8", "--set", "depth=2"]
+QUICK += ["--accept-suspect"]  # 2 steps make a model that fails its self-check; these tests are about files
 
 
 def _sha(path: Path) -> str:
@@ -54,7 +55,8 @@ def zarr_in(tmp_path, frames) -> Path:
 def model_file(tmp_path_factory, frames) -> Path:
     d = tmp_path_factory.mktemp("model")
     tifffile.imwrite(d / "f.tif", frames, imagej=True, metadata={"axes": "TYX"})
-    assert main(["train", str(d / "f.tif"), "-o", str(d / "m.sdmodel"), *QUICK]) == 0
+    # 100 steps: a model that passes its self-check, so denoise writes without --accept-suspect
+    assert main(["train", str(d / "f.tif"), "-o", str(d / "m.sdmodel"), *QUICK, "--steps", "100"]) == 0
     return d / "m.sdmodel"
 
 
