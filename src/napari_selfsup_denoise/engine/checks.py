@@ -255,7 +255,7 @@ def check_image(model: Model, image: Any, axes: str | None = None, output: str =
     output : str
         The output the caller will return (``posterior`` or ``prior``).
     """
-    axes = model.resolve_axes(image, axes)
+    axes = model.resolve_axes(tuple(image.shape), axes)
     canon = canonical(image, axes)
     figures = intensity_figures(model, canon)
     pixels = 0
