@@ -113,8 +113,8 @@ def small_model(camera_128):
 
 def test_tiled_prediction_equals_whole_image(small_model, camera_128):
     img = camera_128[1][:, :100]  # not square, not a multiple of the tile
-    whole, std = small_model.denoise(img, precision="fp32", uncertainty=True)
-    tiled, std_t = small_model.denoise(img, tile=32, precision="fp32", uncertainty=True)
+    whole, std = _with_std(small_model, img, precision="fp32")
+    tiled, std_t = _with_std(small_model, img, tile=32, precision="fp32")
     np.testing.assert_allclose(tiled, whole, atol=1e-4, rtol=0)
     np.testing.assert_allclose(std_t, std, atol=1e-4, rtol=0)
     assert whole.shape == img.shape and std.min() > 0
@@ -160,10 +160,26 @@ def test_save_load_round_trip_gives_identical_output(small_model, camera_128, tm
 def test_outputs_posterior_prior_and_uncertainty(small_model, camera_128):
     img = camera_128[1]
     post = small_model.denoise(img, precision="fp32")
-    prior, prior_std = small_model.denoise(img, precision="fp32", output="prior", uncertainty=True)
-    _, post_std = small_model.denoise(img, precision="fp32", uncertainty=True)
+    prior, prior_std = _with_std(small_model, img, precision="fp32", output="prior")
+    _, post_std = _with_std(small_model, img, precision="fp32")
     assert not np.allclose(post, prior)
     assert np.all(post_std <= prior_std + 1e-4)  # observing y can only shrink the variance
+
+
+def _with_std(model, img, **kwargs):
+    """Denoised image and posterior std through the engine (the public option is removed until calibrated)."""
+    from napari_selfsup_denoise.config import PredictConfig
+    from napari_selfsup_denoise.engine.events import drain
+    from napari_selfsup_denoise.engine.predict import predict
+
+    return drain(predict(model, img, PredictConfig(uncertainty=True, **kwargs)))
+
+
+def test_the_uncertainty_option_is_removed_until_calibrated(small_model, camera_128):
+    from napari_selfsup_denoise.config import ConfigError
+
+    with pytest.raises(ConfigError, match="removed until it is calibrated"):
+        small_model.denoise(camera_128[1], uncertainty=True)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 
 def _noisy(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -56,18 +55,8 @@ def test_rgb_layer_is_read_as_yxc(open_widget, qtbot, errors, small, wait_idle):
     assert out.rgb and out.data.shape == rgb.shape
 
 
-def test_blindspot_adds_an_uncertainty_layer(open_widget, qtbot, errors, small, wait_idle):
-    pytest.importorskip("napari_selfsup_denoise.engine.methods.blindspot")
-    viewer, _, widget = open_widget()
-    viewer.add_image(_noisy((64, 64)), name="cells")
-    small(widget, steps=5)
+def test_no_uncertainty_layer_is_offered_until_calibrated(open_widget):
+    _, _, widget = open_widget()
     widget.form.set_algorithm("blindspot")
-    assert widget.form.uncertainty.isEnabled()
-    widget.form.uncertainty.setChecked(True)
-    widget.start_training()
-    wait_idle(widget)
-    assert errors() == []
-    assert widget.holder.model.algorithm == "blindspot"
-    assert viewer.layers["cells denoised"].data.shape == (64, 64)
-    unc = viewer.layers["cells uncertainty"].data
-    assert unc.shape == (64, 64) and np.all(unc >= 0)
+    assert not widget.form.uncertainty.isVisibleTo(widget)
+    assert not widget.denoise.uncertainty.isVisibleTo(widget)

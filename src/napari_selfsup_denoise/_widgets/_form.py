@@ -156,7 +156,7 @@ class TrainForm(QWidget):
         self.form.addRow("", self.axes_why)
         self.form.addRow("budget", budget)
         self.form.addRow(self.preview)
-        self.form.addRow(self.uncertainty)
+        # the uncertainty checkbox stays out of the form until it is calibrated (issue 10, item 9)
         self.form.addRow(self.continue_training)
         self.form.addRow(self.advanced)
 

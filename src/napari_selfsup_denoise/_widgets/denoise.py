@@ -90,7 +90,7 @@ class DenoiseSection(QWidget):
         form.addRow("axes", self.axes)
         form.addRow("tile", self.tile)
         form.addRow(self.tta)
-        form.addRow(self.uncertainty)
+        # the uncertainty checkbox stays out of the form until it is calibrated (issue 10, item 9)
         form.addRow("zarr output", out_row)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_btn)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..batch import BatchOptions, check_outputs, denoise_files
-from ..config import CLI_FLAGS, ConfigError, TrainConfig, from_dict, to_dict
+from ..config import CLI_FLAGS, UNCERTAINTY_REMOVED, ConfigError, TrainConfig, from_dict, to_dict
 from ..engine.checks import SelfCheck
 from ..engine.events import drain
 from ..engine.model import Model, load_model
@@ -126,6 +126,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _batch_options(args: argparse.Namespace) -> BatchOptions:
+    if args.uncertainty:
+        raise ConfigError(f"--uncertainty: {UNCERTAINTY_REMOVED}")
     return BatchOptions(
         axes=args.axes,
         tile=args.tile,

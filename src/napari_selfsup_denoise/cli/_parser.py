@@ -109,9 +109,8 @@ def _denoise_options(p: argparse.ArgumentParser) -> None:
                    "multiple); "
                    "default: from free memory, at most 512 (2D) or 64 (3D)")  # fmt: skip
     g.add_argument("--tta", action="store_true", help="average 8 rotations/flips (8x slower, slightly better)")
-    g.add_argument("--uncertainty", action="store_true",
-                   help="blindspot only: also write the posterior standard deviation to "
-                   "<output stem>_uncertainty.<ext> next to the output")  # fmt: skip
+    # Removed until calibrated (issue 10, item 9): still parsed, so that old scripts get a plain error.
+    g.add_argument("--uncertainty", action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--prior", action="store_true",
                    help="blindspot only: write the network's prior mean instead of the posterior mean")  # fmt: skip
     g.add_argument("--format", dest="fmt", choices=FORMATS, default=None,

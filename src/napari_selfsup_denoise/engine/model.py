@@ -14,7 +14,15 @@ import torch
 from torch import nn
 
 from ..axes import AxesError, guess_axes, validate_axes
-from ..config import ConfigError, PredictConfig, ResolvedConfig, from_dict, resolve_defaults, to_dict
+from ..config import (
+    UNCERTAINTY_REMOVED,
+    ConfigError,
+    PredictConfig,
+    ResolvedConfig,
+    from_dict,
+    resolve_defaults,
+    to_dict,
+)
 from .checks import Decision, SelfCheck, SuspectResultWarning, decide
 from .data import Normalisation
 from .events import drain
@@ -123,7 +131,8 @@ class Model:
     ) -> Any:
         """Denoise ``image``: same shape, float32, original intensity scale.
 
-        With ``uncertainty=True`` (blind-spot models) returns ``(denoised, std)``.
+        ``uncertainty=True`` raises a ConfigError: the standard deviation is removed
+        until it is calibrated (issue 10, item 9).
         With ``check`` (the default) the model's self-check and a check on this
         image run first (:func:`.checks.decide`, kept in :attr:`last_check`): a
         failure is reported by a :class:`~.checks.SuspectResultWarning`, and the
@@ -131,6 +140,8 @@ class Model:
         """
         from .predict import predict
 
+        if uncertainty:
+            raise ConfigError(UNCERTAINTY_REMOVED)
         if check:
             self.last_check = decide(self, image, axes, output)
             for msg in self.last_check.messages():
