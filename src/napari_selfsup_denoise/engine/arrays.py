@@ -81,10 +81,11 @@ class ChunkCache:
     arr : array-like
         Anything with ``shape``, ``dtype``, ``chunks`` (a tuple of ints) and basic slicing.
     max_bytes : int
-        Decoded bytes kept at most.
+        Decoded bytes kept at most (64 MB: the three rows of chunks that row-major
+        tiles with halos revisit, for planes up to ~20,000 pixels wide in 512^2 uint16 chunks).
     """
 
-    def __init__(self, arr: Any, max_bytes: int = 256 * 1024**2) -> None:
+    def __init__(self, arr: Any, max_bytes: int = 64 * 1024**2) -> None:
         self.arr, self.shape, self.dtype = arr, tuple(arr.shape), np.dtype(arr.dtype)
         self.chunks = tuple(int(c) for c in arr.chunks)
         self.max_bytes, self.nbytes, self.fetches = max_bytes, 0, 0
