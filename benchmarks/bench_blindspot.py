@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cases import CASES  # noqa: E402
@@ -58,7 +56,7 @@ def main() -> None:
         **extra,
     )
     t1 = time.perf_counter()
-    post, std = model.denoise(noisy, precision=args.precision, uncertainty=True)
+    post = model.denoise(noisy, precision=args.precision)
     t2 = time.perf_counter()
     prior = model.denoise(noisy, precision=args.precision, output="prior")
     res = {
@@ -70,7 +68,6 @@ def main() -> None:
         "prior": round(psnr(prior, clean, rng_), 2),
         "train_s": round(t1 - t0, 1),
         "predict_s": round(t2 - t1, 1),
-        "mean_std": round(float(np.mean(std)), 3),
         **{k: v for k, v in model.summary.items() if k not in ("message",)},
     }
     if args.tta:
