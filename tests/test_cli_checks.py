@@ -100,3 +100,28 @@ def test_an_image_at_ten_times_the_intensity_is_refused(tmp_path, blobs_tif, goo
     assert main(["denoise", "-m", model, str(bright), "-o", str(out), "--quiet"]) == EXIT_SUSPECT
     err = capsys.readouterr().err
     assert "intensity" in err and "retrain" in err and not out.exists()
+
+
+@pytest.mark.slow
+def test_a_suspect_posterior_writes_the_prior_mean_and_says_so(tmp_path, blobs_tif, capsys):
+    import math
+
+    from napari_selfsup_denoise.io import read_image
+
+    noisy = tifffile.imread(blobs_tif)
+    common = {"max_steps": 100, "max_seconds": None, "base_channels": 8, "depth": 2, "patch_size": 32}
+    model = train(noisy, axes="YX", algorithm="blindspot", precision="fp32", seed=0, **common)
+    with torch.no_grad():
+        model.net.noise.log_var += math.log(10.0)  # the noise model at 10x the truth
+    canon = canonical(noisy, model.axes)
+    patch = tuple([1, *model.summary["patch"]])
+    sampler = PatchSampler(canon, model.norm, patch, np.random.default_rng(0), model.config.val_fraction, False)
+    model.summary["self_check"] = checks.check_training(model, sampler).to_dict()
+    assert model.check.suspect == "posterior"
+    path = str(model.save(tmp_path / "noisy_noise.sdmodel"))
+    out, prior = tmp_path / "out.tif", tmp_path / "prior.tif"
+    assert main(["denoise", "-m", path, str(blobs_tif), "-o", str(out), "--quiet"]) == 0
+    assert "prior mean" in capsys.readouterr().err
+    assert read_tiff_record(out)["self_check"]["status"] == "posterior suspect; the prior mean was written"
+    assert main(["denoise", "-m", path, str(blobs_tif), "-o", str(prior), "--quiet", "--prior"]) == 0
+    np.testing.assert_array_equal(np.asarray(read_image(out).data), np.asarray(read_image(prior).data))
