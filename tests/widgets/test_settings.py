@@ -65,3 +65,19 @@ def test_a_typed_batch_of_16_is_kept_for_blind_spot_and_runs(open_widget, noisy6
     assert {k: getattr(ran, k) for k in RESOLVED_FIELDS} == pytest.approx(shown)
     assert ran.batch_size == 16 and ran.depth == ALGORITHM_DEFAULTS["blindspot"][2]["depth"]
     assert "batch 16" in widget.model_box.label.text()
+
+
+def test_continuing_shows_the_network_of_the_model_it_starts_from(open_widget, noisy64):
+    from napari_selfsup_denoise import train
+
+    viewer, _, widget = open_widget()
+    layer = viewer.add_image(noisy64, name="cells")
+    model = train(noisy64, axes="YX", algorithm="n2v2", max_steps=1, max_seconds=None, depth=2, base_channels=8)
+    widget.holder.set(model)
+    widget.form.set_algorithm("blindspot")
+    widget.form.continue_training.setChecked(True)
+    shown = _shown(widget.form)
+    assert widget.form.key() == "n2v2" and (shown["depth"], shown["base_channels"]) == (2, 8)
+    received = resolve_config(widget._request(layer), layer.data.shape)
+    assert received.algorithm == "n2v2"
+    assert {k: getattr(received, k) for k in RESOLVED_FIELDS} == pytest.approx(shown)

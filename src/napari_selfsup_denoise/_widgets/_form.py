@@ -7,6 +7,7 @@ edited follow the picked algorithm, the axes (2D / 3D) and the device, through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from qtpy.QtWidgets import (
@@ -66,11 +67,13 @@ def _combo(items: list[str], current: str) -> QComboBox:
 class TrainForm(QWidget):
     """Widgets for every :class:`TrainConfig` field a person may want to change.
 
-    ``config()`` builds the validated config the same way the CLI does.
+    ``config()`` builds the validated config the same way the CLI does. ``current_model``
+    returns the model "continue from the current model" would start from (or None).
     """
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, current_model: Callable[[], Any] | None = None) -> None:
         super().__init__(parent)
+        self._current_model = current_model
         d = resolve_defaults(TrainConfig(), ndim=2)
         self._edited: set[str] = set()
         self._refreshing = False
@@ -96,7 +99,16 @@ class TrainForm(QWidget):
         self.device.currentIndexChanged.connect(self.refresh_defaults)
         for name, attr in _TUNED.items():
             getattr(self, attr).valueChanged.connect(lambda _v, name=name: self._on_tuned_edited(name))
+        self.continue_training.toggled.connect(self._on_continue_toggled)
         self._on_algorithm_changed()
+
+    def _on_continue_toggled(self, on: bool) -> None:
+        """Continuing keeps the model's network: show its algorithm, depth and width, which are what will run."""
+        model = self._current_model() if on and self._current_model is not None else None
+        if model is not None:
+            self.set_algorithm(model.config.algorithm)
+            self.net_depth.setValue(model.config.depth)
+            self.base_channels.setValue(model.config.base_channels)
 
     def _build_advanced(self, d: TrainConfig) -> None:
         self.patch_size = _spin(8, 1024, d.patch_size, 8)

@@ -69,7 +69,7 @@ class TrainWidget(QWidget):
         self.layer = LayerCombo(self.viewer)
         self.target = LayerCombo(self.viewer, allow_none=True)
         self.target.setToolTip("Noise2Noise: a second noisy acquisition of the same field")
-        self.form = TrainForm()
+        self.form = TrainForm(current_model=lambda: self.holder.model)
         self.form.insert_row(0, "image", self.layer)
         self.form.insert_row(1, "target (N2N)", self.target)
         self.device_label = QLabel()
