@@ -38,6 +38,7 @@ from . import _check_figures as fig
 from ._check_figures import Model
 from .arrays import canonical
 from .data import DataError, fit_normalisation
+from .device import module_device
 
 # name: (low, high, part). Parts: "prior"/"output" (the network's mean), "posterior" (needs the noise model).
 RANGES: dict[str, tuple[float, float, str]] = {
@@ -220,7 +221,7 @@ def verdict(figures: list[Figure], stage: str, pixels: int, held_out: bool, outp
 def check_training(model: Model, sampler: Any) -> SelfCheck:
     """Self-check of a freshly trained model on its sampler's held-out pixels (``model.net`` in eval mode)."""
     boxes, held_out = fig.held_out_boxes(sampler, model.ndim)
-    device = str(next(model.net.parameters()).device)
+    device = module_device(model.net)
     crops = fig.predicted_crops(model, sampler.canon, boxes, device)
     pixels = sum(int(c["y"].size) for c in crops)
     return verdict(figures_for(model, crops), "training", pixels, held_out)
@@ -261,7 +262,7 @@ def check_image(model: Model, image: Any, axes: str | None = None, output: str =
     pixels = 0
     # the residual figures mean nothing at a wrong intensity scale, or on a constant or tiny image
     if figures and all(f.passed for f in figures) and min(canon.shape[4:]) >= MIN_EDGE:
-        device = str(next(model.net.parameters()).device)
+        device = module_device(model.net)
         crops = fig.predicted_crops(model, canon, fig.image_boxes(tuple(canon.shape), model.ndim), device)
         found = figures_for(model, crops)
         figures += [f for f in found if output == "posterior" or f.part != "posterior"]

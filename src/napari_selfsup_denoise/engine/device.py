@@ -154,3 +154,9 @@ def is_oom(exc: BaseException) -> bool:
         return True
     msg = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate" in msg)
+
+
+def module_device(net: torch.nn.Module) -> str:
+    """The device ``net``'s parameters live on (``"cpu"`` for a network without parameters)."""
+    first = next(net.parameters(), None)
+    return "cpu" if first is None else str(first.device)
