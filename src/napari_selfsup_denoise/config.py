@@ -7,33 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .axes import validate_axes
+from .defaults import ALGORITHM_DEFAULTS, DEVICE_DEFAULTS, RESOLVED_FIELDS
 
 ALGORITHMS = ("n2v", "n2v2", "structn2v", "blindspot", "n2n")
 NORMALISATIONS = ("meanstd", "percentile")
 PRECISIONS = ("auto", "fp32", "bf16")
 
-# Defaults that depend on the algorithm and on 2D / 3D. TrainConfig leaves these fields None (unset);
-# resolve_defaults() fills them from this table, once, and never changes a value the caller set.
-# The numbers are measured for minute-scale CPU runs (docs/benchmarks.md). Edit them here only.
-_N2V = {"patch_size": 64, "patch_size_z": 16, "batch_size": 16, "depth": 3, "base_channels": 32, "learning_rate": 4e-3}
-ALGORITHM_DEFAULTS: dict[str, dict[int, dict[str, Any]]] = {
-    "n2v": {2: _N2V, 3: _N2V},
-    "n2v2": {2: _N2V, 3: _N2V},
-    "structn2v": {2: _N2V, 3: _N2V},
-    "n2n": {2: _N2V, 3: _N2V},
-    # At a minute-scale CPU budget the number of steps, not the width, limits the blind-spot network's quality.
-    # Its patch must be clearly larger than its receptive field (BlindSpotNet.min_patch; the loop raises smaller
-    # ones): depth 3 would need 208 x 208, depth 2 needs 96 x 96 (issue 9: depth 3 on 64 x 64 collapsed).
-    # 3D: six directions of 3x3x3 convolutions cost ~25x a 2D step per patch pixel; a shallow, narrow net keeps
-    # steps under ~0.4 s on 1 CPU thread and the tiling margin (receptive field) at 20 voxels.
-    "blindspot": {
-        2: {**_N2V, "batch_size": 4, "base_channels": 24, "depth": 2, "patch_size": 96},
-        3: {**_N2V, "depth": 1, "base_channels": 16, "batch_size": 2, "patch_size": 40},
-    },
-}
-# Per-device changes applied over the algorithm's defaults, by device type ("cpu", "cuda", "mps"); none yet.
-DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {}
-RESOLVED_FIELDS = tuple(_N2V)
 # TrainConfig fields that have their own ``selfsup-denoise`` flag (the others go through ``--set KEY=VALUE``);
 # the CLI parses with it and the widget's "Export settings" writes command lines with it.
 _FLAGGED = ("algorithm", "axes", "max_steps", "patch_size", "batch_size", "noise_model", "seed", "device")

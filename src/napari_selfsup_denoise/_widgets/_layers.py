@@ -201,3 +201,9 @@ def allocate_output(snap: Snapshot, axes: str, path: str | None, suffix: str = "
         path = str(Path(tempfile.mkdtemp(prefix="selfsup-denoise-")) / f"{safe_name(snap.name)}-{suffix}.zarr")
     arr = zarr.create_array(store=path, shape=shape, chunks=_chunks(shape, axes), dtype="float32", overwrite=True)
     return arr, path
+
+
+def file_of(layer: Any, placeholder: str) -> str:
+    """The file a layer was opened from, else ``placeholder`` (a sample or computed layer has no file)."""
+    path = getattr(getattr(layer, "source", None), "path", None)
+    return str(path) if path else placeholder

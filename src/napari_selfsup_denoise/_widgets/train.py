@@ -12,7 +12,7 @@ from ..config import TrainConfig
 from ..engine.events import PredictProgress, TrainProgress
 from ._form import TrainForm
 from ._job import Request, prepare
-from ._layers import LayerError, Snapshot, add_result, layer_axes_guess
+from ._layers import LayerError, Snapshot, add_result, file_of, layer_axes_guess
 from ._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, ModelBox, ModelHolder
 from ._pickers import LayerCombo
 from ._plot import LossPlot
@@ -24,12 +24,6 @@ from .denoise import DenoiseSection
 def _clock(seconds: float) -> str:
     s = int(max(0.0, seconds))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def _file_of(layer: Any, placeholder: str) -> str:
-    """The file a layer was opened from, else ``placeholder`` (a sample or computed layer has no file)."""
-    path = getattr(getattr(layer, "source", None), "path", None)
-    return str(path) if path else placeholder
 
 
 class TrainWidget(QWidget):
@@ -134,7 +128,7 @@ class TrainWidget(QWidget):
     def _settings(self) -> tuple[TrainConfig, str, str | None]:
         cfg = self._last_config or self.form.config()
         layer, target = self.layer.layer(), self.target.layer() if cfg.algorithm == "n2n" else None
-        src, tgt = _file_of(layer, IMAGE_PLACEHOLDER), _file_of(target, TARGET_PLACEHOLDER)
+        src, tgt = file_of(layer, IMAGE_PLACEHOLDER), file_of(target, TARGET_PLACEHOLDER)
         return cfg, src, (tgt if target is not None else None)
 
     # --- starting ---------------------------------------------------------------------------
