@@ -1,0 +1,291 @@
+"""Pre-train the built-in blind-spot prior on procedurally generated images (``make prior``).
+
+The network is the engine's own :class:`BlindSpotNet` at the blind-spot
+defaults of ``defaults.py`` (2D: depth 2, 24 channels, one channel). Because the
+generator knows the clean image, the prior head is trained directly: the loss
+is the Gaussian negative log-likelihood of the *clean* target under the
+network's ``N(mu, var_x)`` (``--loss nll``), optionally plus the squared error
+of the posterior mean under the true noise variance (``--loss posterior`` /
+``both``). Only outputs whose whole receptive field lies inside the crop enter
+the loss, so every trained output sees the context it sees at inference (no
+zero padding; issue 9). The noise model stays per image: the saved file's
+noise parameters are placeholders.
+
+    SELFSUP_DENOISE_THREADS=1 OMP_NUM_THREADS=1 python tools/pretrain.py --seconds 3600 \\
+        --out src/napari_selfsup_denoise/prior/weights/blindspot2d.sdmodel
+
+Resume an interrupted run with the same command plus ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
+from napari_selfsup_denoise.engine.data import Normalisation
+from napari_selfsup_denoise.engine.device import configure_threads, describe, pick_device
+from napari_selfsup_denoise.engine.methods.blindspot import LOGVAR_RANGE, BlindSpotMethod
+from napari_selfsup_denoise.engine.model import Model
+from napari_selfsup_denoise.engine.nets.blindspot import BlindSpotNet, branch_reach
+from napari_selfsup_denoise.engine.noise import gaussian_nll, posterior
+from napari_selfsup_denoise.prior.pool import SynthPool
+from napari_selfsup_denoise.prior.synth import GENERATOR_VERSION
+
+OBJECTIVES = ("nll", "posterior", "both")
+PRIOR_VERSION = "1"  # bump with each shipped retraining
+PRIOR_NOTE = (
+    "Built-in prior: the blind-spot network pre-trained on procedurally generated images "
+    "(napari_selfsup_denoise.prior.synth; no image file was read). Only the network (prior mean and variance) "
+    "is meaningful: the normalisation and the noise-model parameters in this file are placeholders; "
+    "fit both to each image (the engine's per-image normalisation and classical noise estimate)."
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("src/napari_selfsup_denoise/prior/weights/blindspot2d.sdmodel"))
+    p.add_argument("--ndim", type=int, choices=(2, 3), default=2)
+    p.add_argument("--steps", type=int, default=1_000_000, help="optimiser steps at most")
+    p.add_argument("--seconds", type=float, default=0.0, help="wall-clock budget (0: steps only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=4, help="crops per step")
+    p.add_argument("--crop", type=int, default=0, help="crop edge (0: smallest edge with a valid centre >= 96)")
+    p.add_argument("--image", type=int, default=0, help="generated image edge (0: 256 in 2D, 64 in 3D)")
+    p.add_argument("--pool", type=int, default=48, help="generated images held at once")
+    p.add_argument("--refresh", type=int, default=1, help="images replaced per step")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate (warm-up, then cosine)")
+    p.add_argument("--loss", choices=OBJECTIVES, default="nll")
+    p.add_argument(
+        "--all-outputs",
+        action="store_true",
+        help="loss on every output, also those that see the crop's zero padding (as engine training)",
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between checkpoints")
+    p.add_argument("--snapshots", action="store_true", help="also keep a copy of every checkpoint (OUT.stepN)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
+    p.add_argument("--log-every", type=float, default=30.0, help="seconds between progress lines")
+    return p.parse_args(argv)
+
+
+def valid_margin(net: BlindSpotNet) -> int:
+    """Pixels per side whose outputs see the crop border: the receptive field of the fused output."""
+    return max(branch_reach(net.depth))
+
+
+def default_crop(net: BlindSpotNet, ndim: int) -> int:
+    """The smallest crop (on the pooling grid) that leaves a valid centre of 96 px (2D) or 16 px (3D)."""
+    inner = 96 if ndim == 2 else 16
+    edge = 2 * valid_margin(net) + inner
+    return -(-edge // net.multiple) * net.multiple
+
+
+def objective(net: nn.Module, batch: tuple[torch.Tensor, ...], margin: int, kind: str) -> torch.Tensor:
+    """The pre-training loss on the outputs whose receptive field lies inside the crop."""
+    x, clean, var_n = batch
+    out = net(x).float()
+    inner = (slice(None), slice(None)) + tuple(slice(margin, n - margin) for n in x.shape[2:])
+    mu, logvar = out[:, :1][inner], out[:, 1:][inner].clamp(*LOGVAR_RANGE)
+    clean, var_x = clean[inner], torch.exp(logvar)
+    loss = gaussian_nll(clean, mu, var_x) if kind in ("nll", "both") else torch.zeros(())
+    if kind in ("posterior", "both"):
+        mean, _ = posterior(x[inner].float(), mu, var_x, var_n[inner])
+        loss = loss + torch.mean((mean - clean) ** 2) / (2 * torch.mean(var_n[inner]).detach().clamp(min=1e-6))
+    return loss
+
+
+def lr_at(peak: float, frac: float, warmup: float = 0.02) -> float:
+    """Linear warm-up, then cosine decay to 5 % of ``peak``, over the budget fraction ``frac``."""
+    if frac < warmup:
+        return peak * max(frac / warmup, 0.02)
+    f = min(1.0, (frac - warmup) / (1 - warmup))
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
+
+
+def git_commit() -> str:
+    """The repository's commit (with ``+dirty`` when the tree has changes), or ``unknown``."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def build(ndim: int) -> tuple[BlindSpotNet, Any]:
+    """The engine's blind-spot network at its defaults for ``ndim``, and the resolved config."""
+    axes = "YX" if ndim == 2 else "ZYX"
+    cfg = resolve_defaults(TrainConfig(algorithm="blindspot", axes=axes), ndim)
+    net = BlindSpotMethod(cfg).build(ndim, 1)
+    assert isinstance(net, BlindSpotNet)
+    return net, cfg
+
+
+def save_prior(path: Path, net: BlindSpotNet, cfg: Any, prior: dict[str, Any]) -> Path:
+    """Write the weights as a normal ``.sdmodel`` (``load_model`` opens it); ``prior`` goes into the summary."""
+    net_cpu = copy.deepcopy(net).cpu().float()
+    axes = "YX" if net.ndim == 2 else "ZYX"
+    placeholder = Normalisation("meanstd", (0.0,), (1.0,))
+    summary = {"prior": prior, "note": PRIOR_NOTE, "steps": prior["steps"], "seconds": prior["wall_seconds"]}
+    return Model(net_cpu.eval(), cfg, axes, net.ndim, 1, placeholder, summary).save(path)
+
+
+def _resume_path(out: Path) -> Path:
+    return out.with_name(out.name + ".resume.safetensors")
+
+
+def save_checkpoint(out: Path, net: nn.Module, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Optimiser state, weights and progress, in safetensors (no pickle) next to ``out``."""
+    tensors = {"net." + k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    for i, s in opt.state_dict()["state"].items():
+        for k, v in s.items():
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+    tmp = _resume_path(out).with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
+    os.replace(tmp, _resume_path(out))
+
+
+def load_checkpoint(out: Path, net: nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore what :func:`save_checkpoint` wrote; returns the progress state."""
+    from safetensors import safe_open
+
+    path = _resume_path(out)
+    with safe_open(str(path), framework="pt") as fh:
+        state = json.loads((fh.metadata() or {})["state"])
+    tensors = load_file(str(path))
+    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    sd = opt.state_dict()
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, i, name = key.split(".", 2)
+            sd["state"].setdefault(int(i), {})[name] = v
+    opt.load_state_dict(sd)
+    return state
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the pre-training; returns the exit status."""
+    args = parse_args(argv)
+    threads = configure_threads()
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    net, cfg = build(args.ndim)
+    net = net.to(device)
+    if args.ndim == 2:
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    own = {id(p) for p in net.noise.parameters()}
+    params = [p for p in net.parameters() if id(p) not in own]  # the noise model is not trained here
+    opt = torch.optim.Adam(params, lr=args.lr)
+    margin = 0 if args.all_outputs else valid_margin(net)
+    crop = args.crop or (net.min_patch if args.all_outputs else default_crop(net, args.ndim))
+    if crop % net.multiple or crop <= 2 * margin:
+        sys.exit(f"--crop must be a multiple of {net.multiple} larger than {2 * margin}, got {crop}")
+    image = args.image or (256 if args.ndim == 2 else 64)
+    state = {"step": 0, "elapsed": 0.0, "images": 0}
+    if args.resume:
+        state = load_checkpoint(args.out, net, opt)
+        print(f"resumed at step {state['step']} ({state['elapsed']:.0f} s)", flush=True)
+    rng = np.random.default_rng([args.seed, int(state["step"])])  # a resumed run is seeded by its step
+    pool = SynthPool(rng, args.pool, (image,) * args.ndim, cfg.normalisation)
+    run = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    run.update(crop=crop, image=image, valid_margin=margin)
+    print(f"pre-training {cfg.depth=} {cfg.base_channels=} on {describe(device, torch.float32)}; {run}", flush=True)
+    _loop(args, net, opt, pool, state, device, margin, crop, cfg, run, threads)
+    return 0
+
+
+def _prior_meta(args: argparse.Namespace, state: dict[str, Any], device: torch.device, threads: int,
+                run: dict[str, Any], cfg: Any, pool: SynthPool) -> dict[str, Any]:  # fmt: skip
+    commit = git_commit()
+    return {
+        "version": PRIOR_VERSION,
+        "commit": commit,
+        "data": f"generated by napari_selfsup_denoise.prior.synth, generator version {GENERATOR_VERSION}",
+        "source": "napari-selfsup-denoise tools/pretrain.py",
+        "generator": "napari_selfsup_denoise.prior.synth",
+        "generator_version": GENERATOR_VERSION,
+        "seed": args.seed,
+        "steps": int(state["step"]),
+        "wall_seconds": round(float(state["elapsed"]), 1),
+        "images_generated": int(state["images"]),
+        "device": describe(device, torch.float32),
+        "threads": threads,
+        "git_commit": commit,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "objective": args.loss,
+        "pretrain_args": run,
+        "network": {"depth": cfg.depth, "base_channels": cfg.base_channels, "ndim": args.ndim, "channels": 1},
+        "scene_counts_last_segment": pool.kinds,
+        "noise_parameters": "placeholders (fit per image)",
+        "normalisation": "placeholder; per image as engine.data.fit_normalisation on the noisy image",
+    }
+
+
+def _loop(args: argparse.Namespace, net: BlindSpotNet, opt: torch.optim.Optimizer, pool: SynthPool,
+          state: dict[str, Any], device: torch.device, margin: int, crop: int, cfg: Any, run: dict[str, Any],
+          threads: int) -> None:  # fmt: skip
+    t0, start_elapsed, start_images = time.perf_counter(), float(state["elapsed"]), pool.generated
+    last_ckpt = last_log = time.perf_counter()
+    losses: list[float] = []
+    net.train()
+    while True:
+        state["elapsed"] = start_elapsed + time.perf_counter() - t0
+        state["images"] = int(state.get("images", 0)) + pool.generated - start_images
+        start_images = pool.generated
+        frac = state["step"] / args.steps
+        if args.seconds > 0:
+            frac = max(frac, state["elapsed"] / args.seconds)
+        now = time.perf_counter()
+        done = frac >= 1.0
+        if done or now - last_ckpt >= args.checkpoint_every:
+            meta = _prior_meta(args, state, device, threads, run, cfg, pool)
+            path = save_prior(args.out, net, cfg, meta)
+            save_checkpoint(args.out, net, opt, state)
+            if args.snapshots:
+                save_prior(args.out.with_name(f"{args.out.stem}.step{state['step']}{args.out.suffix}"), net, cfg, meta)
+            print(f"checkpoint {path} at step {state['step']}", flush=True)
+            last_ckpt = now
+        if done:
+            return
+        for g in opt.param_groups:
+            g["lr"] = lr_at(args.lr, frac)
+        batch = tuple(t.to(device) for t in pool.batch(args.batch, crop))
+        if args.ndim == 2:
+            batch = tuple(t.contiguous(memory_format=torch.channels_last) for t in batch)
+        loss = objective(net, batch, margin, args.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        state["step"] += 1
+        pool.refresh(args.refresh)
+        if now - last_log >= args.log_every:
+            rate = state["step"] / max(state["elapsed"], 1e-9)
+            print(f"step {state['step']} loss {np.mean(losses[-50:]):.4f} lr {lr_at(args.lr, frac):.2e} "
+                  f"{state['elapsed']:.0f} s ({1 / max(rate, 1e-9):.2f} s/step) images {state['images']}",
+                  flush=True)  # fmt: skip
+            last_log = now
+
+
+if __name__ == "__main__":
+    sys.exit(main())
