@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng([args.seed, int(state["step"])])  # a resumed run is seeded by its step
     pool = SynthPool(rng, args.pool, (image,) * args.ndim, cfg.normalisation)
     run = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    run.update(crop=crop, image=image, valid_margin=margin)
+    run.update(crop=crop, image=image, valid_margin=margin, git_commit=git_commit())  # the code that runs
     print(f"pre-training {cfg.depth=} {cfg.base_channels=} on {describe(device, torch.float32)}; {run}", flush=True)
     _loop(args, net, opt, pool, state, device, margin, crop, cfg, run, threads)
     return 0
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _prior_meta(args: argparse.Namespace, state: dict[str, Any], device: torch.device, threads: int,
                 run: dict[str, Any], cfg: Any, pool: SynthPool) -> dict[str, Any]:  # fmt: skip
-    commit = git_commit()
+    commit = run["git_commit"]
     return {
         "version": PRIOR_VERSION,
         "commit": commit,
