@@ -81,6 +81,22 @@ def evaluate(prior: Model, noisy: np.ndarray, clean: np.ndarray, data_range: flo
     return out
 
 
+def nl_means(noisy: np.ndarray, data_range: float) -> np.ndarray:
+    """scikit-image NL-means (h = 0.8 sigma, 5 x 5 patches, search distance 6).
+
+    sigma is the engine's classical noise estimate at the image's mean intensity
+    (scikit-image's own estimator needs PyWavelets, which is not installed).
+    """
+    from skimage.restoration import denoise_nl_means
+
+    lo = float(noisy.min())
+    x = ((noisy - lo) / data_range).astype(np.float64)
+    est = estimate_noise([x[None]], np.array([x.var()]), np.array([x.mean()]))
+    sigma = float(np.sqrt(est.a[0] * est.mean[0] + est.b[0]))
+    out = denoise_nl_means(x, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True)
+    return out * data_range + lo
+
+
 def _crop(a: np.ndarray, edge: int) -> np.ndarray:
     if edge <= 0:
         return a
@@ -122,10 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", type=int, default=0, help="central crop edge of the development cases (0: whole)")
     p.add_argument("--synthetic", type=int, default=0, help="held-out synthetic images (256 x 256)")
     p.add_argument("--no-dev", action="store_true", help="skip the development cases")
+    p.add_argument("--nlmeans", action="store_true", help="also report NL-means on the same images (a reference)")
     args = p.parse_args(argv)
     configure_threads()
     cases = {} if args.no_dev else dev_cases(args.crop)
     cases.update(synthetic_cases(args.synthetic, 256))
+    if args.nlmeans:
+        for name, (noisy, clean, rng) in cases.items():
+            print(
+                json.dumps(
+                    {"reference": "nl-means", "case": name, "psnr": round(psnr(clean, nl_means(noisy, rng), rng), 2)}
+                )
+            )
     for path in args.weights:
         prior = load_model(path)
         steps = prior.summary.get("prior", {}).get("steps")
