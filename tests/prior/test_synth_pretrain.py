@@ -20,6 +20,7 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
 def _pretrain():
     spec = importlib.util.spec_from_file_location("pretrain", TOOLS / "pretrain.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["pretrain"] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
