@@ -80,3 +80,26 @@ def test_training_runs_with_the_resolved_config_and_keeps_a_typed_batch(typed, c
     want = resolve_defaults(dataclasses.replace(cfg, base_channels=8, val_fraction=0.0), ndim=2)
     assert model.config == want
     assert model.config.batch_size == (typed or 4)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "batch", "lr"),
+    [
+        ("blindspot", 4, 4e-3),  # the table's batch: the table's rate
+        ("blindspot", 16, 8e-3),  # sqrt(16 / 4) = 2
+        ("blindspot", 64, 1.6e-2),  # sqrt(64 / 4) = 4, the cap
+        ("blindspot", 256, 1.6e-2),  # sqrt(256 / 4) = 8, capped at 4
+        ("blindspot", 2, 4e-3 * 0.5**0.5),
+        ("n2v", 64, 8e-3),  # N2V's table batch is 16
+    ],
+)
+def test_an_unset_learning_rate_follows_a_typed_batch(algorithm, batch, lr):
+    cfg = resolve_defaults(TrainConfig(algorithm=algorithm, batch_size=batch), ndim=2)
+    assert cfg.batch_size == batch
+    assert cfg.learning_rate == pytest.approx(lr)
+
+
+def test_a_typed_learning_rate_is_never_scaled():
+    cfg = resolve_defaults(TrainConfig(algorithm="blindspot", batch_size=64, learning_rate=1e-3), ndim=2)
+    assert (cfg.batch_size, cfg.learning_rate) == (64, 1e-3)
+    assert resolve_defaults(TrainConfig(algorithm="blindspot"), ndim=2).learning_rate == 4e-3

@@ -26,6 +26,10 @@ ALGORITHM_DEFAULTS: dict[str, dict[int, dict[str, Any]]] = {
         3: {**_N2V, "depth": 1, "base_channels": 16, "batch_size": 2, "patch_size": 40},
     },
 }
+# A batch other than the table's, with the learning rate unset, trains at the table's rate times
+# sqrt(batch / table batch) (Adam's square-root rule), at most this many times the table's rate
+# (config.resolve_defaults; docs/benchmarks.md "Batch scaling").
+LR_BATCH_MAX_GAIN = 4.0
 # Per-device changes applied over the algorithm's defaults, by device type ("cpu", "cuda", "mps"); none yet.
 DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {}
 RESOLVED_FIELDS = tuple(_N2V)

@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from ..config import RESOLVED_FIELDS, TrainConfig, resolve_defaults
+from ..config import RESOLVED_FIELDS, ConfigError, TrainConfig, resolve_defaults
 
 ALGORITHMS = {
     "n2v": "Noise2Void (N2V)",
@@ -195,14 +195,20 @@ class TrainForm(QWidget):
     def _on_tuned_edited(self, name: str) -> None:
         if not self._refreshing:
             self._edited.add(name)
+            if name == "batch_size":  # an unedited learning rate follows the batch (config.batch_scaled_lr)
+                self.refresh_defaults()
 
     def ndim(self) -> int:
         """Spatial dimensions the axes field asks for: 3 with a Z axis, else 2."""
         return 3 if "Z" in self.axes.text().upper() else 2
 
     def defaults(self) -> TrainConfig:
-        """The config the algorithm, axes and device would run with if no field were edited."""
-        return resolve_defaults(TrainConfig(algorithm=self.key()), self.ndim(), device_type(self.device.currentText()))
+        """The config the algorithm, axes, device and the edited fields would run with."""
+        try:
+            base = TrainConfig(algorithm=self.key(), **self._tuned_options())
+        except ConfigError:  # an edited value is out of range: show the algorithm's own defaults
+            base = TrainConfig(algorithm=self.key())
+        return resolve_defaults(base, self.ndim(), device_type(self.device.currentText()))
 
     def refresh_defaults(self, *_: Any) -> None:
         """Show the current algorithm's defaults in every field the person has not edited."""
