@@ -2,8 +2,9 @@
 
 The public API is Qt-free and imports torch lazily::
 
-    from napari_selfsup_denoise import train, load_model, TrainConfig
+    from napari_selfsup_denoise import denoise, train, load_model, TrainConfig
 
+    quick = denoise(noisy, axes="YX")  # zero-shot: the built-in prior, no training
     model = train(noisy, axes="YX", algorithm="n2v", max_seconds=60)
     clean = model.denoise(noisy)
     model.save("cells.sdmodel")
@@ -14,15 +15,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["train", "load_model", "TrainConfig", "PredictConfig", "Model", "__version__"]
+__all__ = ["train", "denoise", "load_model", "TrainConfig", "PredictConfig", "Model", "__version__"]
 
 if TYPE_CHECKING:
-    from .api import train
+    from .api import denoise, train
     from .config import PredictConfig, TrainConfig
     from .engine.model import Model, load_model
 
 _LAZY = {
     "train": ".api",
+    "denoise": ".api",
     "TrainConfig": ".config",
     "PredictConfig": ".config",
     "Model": ".engine.model",

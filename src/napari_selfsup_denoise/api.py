@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from .config import TrainConfig
 from .engine.events import TrainProgress, drain
 from .engine.model import Model
+
+
+class PriorWarning(UserWarning):
+    """The built-in prior was asked for but could not be used; training started from random weights."""
 
 
 def train(
@@ -34,12 +39,18 @@ def train(
     stop : threading.Event, optional
         Set from another thread to end training early.
     init : Model, optional
-        A model to continue training.
+        A model to continue training (``start_from`` is then not used).
     on_progress : callable, optional
         Called with every :class:`TrainProgress`.
     **options
         Any :class:`TrainConfig` field, e.g. ``axes="ZYX"``, ``algorithm="blindspot"``,
-        ``max_seconds=120``.
+        ``max_seconds=120``, ``start_from="random"``.
+
+    Notes
+    -----
+    Blind-spot training starts from the built-in prior (``start_from="builtin"``, the
+    default); where it is missing or does not fit, a :class:`PriorWarning` says so and
+    training starts from random weights. ``model.summary["start"]`` records the start.
 
     Examples
     --------
@@ -47,6 +58,55 @@ def train(
     >>> clean = model.denoise(noisy)  # doctest: +SKIP
     """
     from .engine.train import train as train_gen
+    from .prior import resolve_start
 
     cfg = (config or TrainConfig()).replace(**options) if options else (config or TrainConfig())
-    return drain(train_gen(image, cfg, stop=stop, target=target, init=init), on_progress)
+    start = None if init is not None else resolve_start(cfg, tuple(image.shape))
+    if start is not None and start.source.get("fallback"):
+        warnings.warn(str(start.source["detail"]), PriorWarning, stacklevel=2)
+    return drain(train_gen(image, cfg, stop=stop, target=target, init=init, start=start), on_progress)
+
+
+def denoise(
+    image: Any,
+    axes: str | None = None,
+    *,
+    noise_model: str = "auto",
+    tile: int | None = None,
+    device: str = "auto",
+    stop: threading.Event | None = None,
+) -> Any:
+    """Denoise ``image`` at once, without training: the built-in prior and a noise model fitted to it.
+
+    The prior's network is used as shipped; the noise model (Gaussian or Poisson-Gaussian)
+    is estimated from ``image``; the result is the posterior mean, same shape, float32, in
+    the image's intensity scale. The self-check runs as for a trained model: a failure is a
+    :class:`~.engine.checks.SuspectResultWarning` (the prior mean is returned when the
+    noise model is the suspect part). Training a model on the image (:func:`train`) is
+    usually better; this takes seconds.
+
+    Parameters
+    ----------
+    image : array-like
+        Noisy image (numpy, zarr or dask), one channel.
+    axes : str, optional
+        Its axes (letters of ``STCZYX``); guessed from the shape when omitted.
+    noise_model : str
+        ``auto``, ``gaussian``, ``poisson-gaussian`` or ``known:SIGMA``.
+    tile, device : as in :meth:`Model.denoise`.
+    stop : threading.Event, optional
+        Set from another thread to end early.
+
+    Raises
+    ------
+    PriorUnavailable
+        When the built-in prior is not installed (train a model instead).
+
+    Examples
+    --------
+    >>> quick = denoise(noisy, axes="YX")  # doctest: +SKIP
+    """
+    from .prior import zero_shot_model
+
+    model = zero_shot_model(image, axes, noise_model=noise_model)
+    return model.denoise(image, model.axes, tile=tile, device=device, stop=stop)

@@ -16,7 +16,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 # TrainConfig fields that have their own ``selfsup-denoise`` flag (the others go through ``--set KEY=VALUE``);
 # the CLI parses with it and the widget's "Export settings" writes command lines with it.
-_FLAGGED = ("algorithm", "axes", "max_steps", "patch_size", "batch_size", "noise_model", "seed", "device")
+_FLAGGED = ("algorithm", "axes", "max_steps", "patch_size", "batch_size", "noise_model", "start_from", "seed", "device")
 CLI_FLAGS = {name: "--steps" if name == "max_steps" else "--" + name.replace("_", "-") for name in _FLAGGED}
 
 
@@ -51,6 +51,18 @@ def check_noise_model(spec: str) -> str:
         f"unknown noise model {spec!r}; use auto, gaussian, poisson-gaussian or known:SIGMA "
         "(SIGMA in the image's intensity units)"
     )
+
+
+START_NAMES = ("builtin", "random")
+
+
+def check_start(spec: str) -> str:
+    """Validate ``start_from``: ``builtin``, ``random`` or the path of a model file (not checked here)."""
+    s = str(spec).strip()
+    if s.lower() in START_NAMES:
+        return s.lower()
+    _check(s != "", "start_from must be builtin, random or the path of a model file (.sdmodel)")
+    return s
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,10 @@ class TrainConfig:
         ``meanstd`` (per channel) or ``percentile`` (``percentiles`` low/high).
     noise_model : str
         Blind-spot only: ``auto``, ``gaussian``, ``poisson-gaussian`` or ``known:SIGMA``.
+    start_from : str
+        The network's starting weights: ``builtin`` (the shipped prior where the algorithm has one,
+        else random weights; the default), ``random``, or the path of a model file of the same
+        algorithm and network shape to fine-tune. The trained model's ``summary["start"]`` says which was used.
     device : str
         ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
     precision : str
@@ -130,6 +146,7 @@ class TrainConfig:
     normalisation: str = "meanstd"
     percentiles: tuple[float, float] = (1.0, 99.8)
     noise_model: str = "auto"
+    start_from: str = "builtin"
     device: str = "auto"
     precision: str = "auto"
     seed: int | None = 0
@@ -155,6 +172,7 @@ class TrainConfig:
         lo, hi = self.percentiles
         _check(0 <= lo < hi <= 100, "percentiles must satisfy 0 <= low < high <= 100")
         object.__setattr__(self, "noise_model", check_noise_model(self.noise_model))
+        object.__setattr__(self, "start_from", check_start(self.start_from))
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
         _check(self.preview_every_s > 0, "preview_every_s must be > 0")
         object.__setattr__(self, "percentiles", (float(lo), float(hi)))

@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from ..config import RESOLVED_FIELDS, ConfigError, TrainConfig, resolve_defaults
+from ._start import StartField
 
 ALGORITHMS = {
     "n2v": "Noise2Void (N2V)",
@@ -130,6 +131,7 @@ class TrainForm(QWidget):
         self.seed = _spin(-1, 2**31 - 1, d.seed if d.seed is not None else -1)
         self.seed.setToolTip("-1: a different run every time")
         self.preview_every = _spin(0.5, 600, d.preview_every_s, 0.5, 1)
+        self.start_from = StartField()  # the built-in prior (issue 11), random weights or a model file
         self.advanced = QCollapsible("Advanced")
         inner = QWidget()
         form = QFormLayout(inner)
@@ -145,6 +147,7 @@ class TrainForm(QWidget):
             ("struct axis", self.struct_axis),
             ("struct span", self.struct_span),
             ("noise model", self.noise_model),
+            ("start from", self.start_from),
             ("augment", self.augment),
             ("device", self.device),
             ("precision", self.precision),
@@ -197,6 +200,10 @@ class TrainForm(QWidget):
             self._edited.add(name)
             if name == "batch_size":  # an unedited learning rate follows the batch (config.batch_scaled_lr)
                 self.refresh_defaults()
+            self._show_start()
+
+    def _show_start(self, *_: Any) -> None:
+        self.start_from.show_for(self.key(), self.ndim(), self.net_depth.value(), self.base_channels.value())
 
     def ndim(self) -> int:
         """Spatial dimensions the axes field asks for: 3 with a Z axis, else 2."""
@@ -220,6 +227,7 @@ class TrainForm(QWidget):
                     getattr(self, attr).setValue(getattr(d, name))
         finally:
             self._refreshing = False
+        self._show_start()
 
     def budget_options(self) -> dict[str, Any]:
         """``max_steps`` / ``max_seconds`` from the budget row."""
@@ -244,6 +252,7 @@ class TrainForm(QWidget):
             struct_axis=self.struct_axis.currentText(),
             struct_span=int(self.struct_span.value()),
             noise_model=self.noise_model.text().strip() or "auto",
+            start_from=self.start_from.value(),
             augment=self.augment.isChecked(),
             device=self.device.currentText(),
             precision=self.precision.currentText(),
@@ -271,5 +280,6 @@ class TrainForm(QWidget):
             getattr(self, name).setValue(getattr(cfg, name))
         self.struct_axis.setCurrentText(cfg.struct_axis.upper())
         self.noise_model.setText(cfg.noise_model)
+        self.start_from.set_value(cfg.start_from)
         self.augment.setChecked(cfg.augment)
         self.seed.setValue(-1 if cfg.seed is None else int(cfg.seed))

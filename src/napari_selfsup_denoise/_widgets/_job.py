@@ -7,10 +7,11 @@ from typing import Any
 
 from ..axes import AxesError, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
+from ..prior import resolve_start
 from ._form import device_type
 from ._layers import LayerError, Snapshot, allocate_output, check_size, layer_axes, snapshot
 from ._preview import PreviewSource
-from ._worker import TrainJob
+from ._worker import TrainJob, notify
 
 NET_FIELDS = ("algorithm", "depth", "base_channels", "batch_norm", "residual")
 
@@ -81,11 +82,15 @@ def prepare(req: Request) -> tuple[TrainJob, Snapshot, PreviewSource | None]:
     unc = req.uncertainty and cfg.algorithm == "blindspot"
     out = allocate_output(snap, axes, None)[0]
     unc_out = allocate_output(snap, axes, None, "uncertainty")[0] if unc else None
+    start = None if req.init is not None else resolve_start(cfg, tuple(snap.data.shape))  # the built-in prior
+    if start is not None and start.source.get("fallback"):
+        notify(str(start.source["detail"]), warning=True)
     job = TrainJob(
         data=snap.data,
         config=cfg,
         target=target,
         init=req.init,
+        start=start,
         preview=preview,
         uncertainty=unc,
         out=out,

@@ -13,6 +13,7 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxL
 
 from ..config import CLI_FLAGS, TrainConfig, to_dict
 from ..io import check_output_path, model_output_path
+from ._start import describe_start
 
 MODEL_FILTER = "Denoiser model (*.sdmodel *.zip);;All files (*)"  # .zip: a BMZ package exported by this tool
 IMAGE_PLACEHOLDER = "YOUR_IMAGE.tif"  # in exported commands, for a layer that was not opened from a file
@@ -45,7 +46,10 @@ def describe_model(model: Any) -> str:
         f"depth {c.depth}, {c.base_channels} base channels, batch {c.batch_size}, patch {c.patch_size}{z}, "
         f"learning rate {c.learning_rate:g}"
     )
-    return f"model: {model.algorithm}, axes {model.axes}, {model.channels} channel(s){steps}\n{ran}"
+    start = describe_start(s)  # where training started: the built-in prior, random weights or a file
+    return f"model: {model.algorithm}, axes {model.axes}, {model.channels} channel(s){steps}\n{ran}" + (
+        f"\n{start}" if start else ""
+    )
 
 
 def cli_arguments(cfg: TrainConfig) -> list[str]:

@@ -62,6 +62,7 @@ class TrainJob:
     config: TrainConfig
     target: Any = None
     init: Any = None
+    start: Any = None
     preview: Any = None
     denoise: bool = True
     uncertainty: bool = False
@@ -100,8 +101,9 @@ def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, Trai
     from ..engine.train import train
 
     model = yield from train(
-        job.data, job.config, stop=stops.train, target=job.target, preview=job.preview, init=job.init
-    )
+        job.data, job.config, stop=stops.train, target=job.target, preview=job.preview, init=job.init,
+        start=job.start,
+    )  # fmt: skip
     if not job.denoise or stops.predict.is_set():
         return TrainResult(model)
     pcfg = PredictConfig(device=job.config.device, precision=job.config.precision, uncertainty=job.uncertainty)

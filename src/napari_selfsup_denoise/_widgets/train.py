@@ -18,6 +18,7 @@ from ._pickers import LayerCombo
 from ._plot import LossPlot
 from ._preview import PreviewSource, show_preview, view_camera
 from ._worker import Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
+from ._zero_shot import DenoiseNow
 from .denoise import DenoiseSection
 
 
@@ -85,6 +86,8 @@ class TrainWidget(QWidget):
         lay.addWidget(self.form)
         lay.addWidget(self.device_label)
         lay.addLayout(buttons)
+        self.denoise_now = DenoiseNow(self.viewer, self.layer.layer, lambda: self.form.axes.text().strip() or None)
+        lay.addWidget(self.denoise_now)
         widgets: tuple[QWidget, ...] = (self.progress, self.status, self.plot, self.model_box, apply)
         for w in widgets:
             lay.addWidget(w)
@@ -284,6 +287,7 @@ class TrainWidget(QWidget):
         self.layer.teardown()
         self.target.teardown()
         self.denoise.teardown()
+        self.denoise_now.teardown()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
         """Closing the widget ends the worker."""

@@ -9,6 +9,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from .plan import (
     unit_grid,
 )
 
+# A model made for each input from its data and axes (or None: guess them); zero-shot denoising is one.
+ModelFor = Callable[[Any, str | None], Model]
 EXPECTED_ERRORS = (InputError, AxesError, ConfigError, DataError, ModelFileError, _store.OutputError, OSError)
 
 
@@ -95,7 +98,7 @@ def _mark(decision: Decision) -> dict[str, Any]:
 
 
 class FileRunner:
-    """Denoise files one by one with a shared model and (optionally) a dask client.
+    """Denoise files one by one with a shared model (or one made per input) and (optionally) a dask client.
 
     Use as a context manager: it starts (and stops) a dask cluster or client
     when ``opts`` asks for one.
@@ -103,21 +106,26 @@ class FileRunner:
 
     def __init__(
         self,
-        model: Model,
+        model: Model | ModelFor,
         opts: BatchOptions,
         model_path: str | os.PathLike[str] | None,
         reporter: Reporter,
         stop: threading.Event | None,
     ) -> None:
-        self.model, self.opts, self.rep, self.stop = model, opts, reporter, stop
+        self.opts, self.rep, self.stop = opts, reporter, stop
+        self.model, self.model_for = (model, None) if isinstance(model, Model) else (None, model)
         self.model_path = str(model_path) if model_path else None
         self.client: Any = None
         self._exit: Any = None
         self._tmp: str | None = None
-        self._hash = model_hash(model)
+        self._hash = model_hash(self.model) if self.model is not None else ""
 
     def __enter__(self) -> FileRunner:
+        if (self.opts.scheduler or self.opts.dask_local) and self.model is None:
+            raise ConfigError("a model made for each image (zero-shot: --model builtin) runs in this process; "
+                              "leave out --dask / --scheduler")  # fmt: skip
         if self.opts.scheduler or self.opts.dask_local:
+            assert self.model is not None
             from .distributed import dask_client
 
             if self.model_path is None:
@@ -142,6 +150,15 @@ class FileRunner:
         finally:
             img.close()
 
+    def _model(self, img: Image) -> Model:
+        """The shared model, or the one made for this input (its hash kept for the run record)."""
+        if self.model_for is None:
+            assert self.model is not None
+            return self.model
+        model = self.model_for(img.data, self.opts.axes or img.axes or None)
+        self._hash = model_hash(model)
+        return model
+
     def _record(self, img: Image, axes: str, specs: list, pcfg: PredictConfig, dtype: np.dtype, units: list) -> dict:
         """What makes a run: model, options and the input's identity; ``--resume`` continues only the same."""
         parts = {
@@ -154,7 +171,7 @@ class FileRunner:
         return {"fingerprint": _sha(json.dumps(parts, sort_keys=True)), "parts": parts, "source": str(img.path)}
 
     def _run(self, img: Image, output: str, many: bool) -> Result:
-        m, o = self.model, self.opts
+        m, o = self._model(img), self.opts
         axes = m.resolve_axes(img.shape, o.axes or img.axes or None)
         specs = plan_outputs(img, output, many, o)
         edge = o.tile or default_edge(m, o.device)
@@ -184,7 +201,7 @@ class FileRunner:
             if self.client is not None:
                 self._run_dask(img, axes, pcfg, specs, dtype, pending)
             else:
-                self._run_local(img, axes, pcfg, specs, arrs, units, done)
+                self._run_local(m, img, axes, pcfg, specs, arrs, units, done)
         except Interrupted:
             raise
         except Exception as exc:
@@ -201,11 +218,11 @@ class FileRunner:
             raise Interrupted("stopped; run again with --resume to continue")
 
     def _run_local(
-        self, img: Image, axes: str, pcfg: PredictConfig, specs: list, arrs: list, units: list, done: set[str]
+        self, m: Model, img: Image, axes: str, pcfg: PredictConfig, specs: list, arrs: list, units: list, done: set
     ) -> None:
         outs = [_store.CastArray(arrs[0]), *arrs[1:]]
         on_unit = lambda k, px: self._on_unit(specs[0].done_dir, k, px)  # noqa: E731
-        predict_units(self.model, img.data, axes, pcfg, outs, units, on_unit, done)
+        predict_units(m, img.data, axes, pcfg, outs, units, on_unit, done)
 
     def _run_dask(
         self, img: Image, axes: str, pcfg: PredictConfig, specs: list, dtype: np.dtype, pending: list
@@ -224,7 +241,7 @@ class FileRunner:
 
 
 def denoise_files(
-    model: Model,
+    model: Model | ModelFor,
     inputs: list[str],
     output: str,
     opts: BatchOptions,
@@ -235,12 +252,16 @@ def denoise_files(
 ) -> list[Result]:
     """Denoise every input (files, directories, globs) into ``output``; never raises for one bad file.
 
+    ``model`` is a trained model, or a function making one per input from its data and axes
+    (zero-shot denoising: :func:`napari_selfsup_denoise.prior.zero_shot_model`; local runs only).
+
     Returns
     -------
     list of Result
         One per input, in order; status ``done``, ``skipped`` or ``failed``.
     """
-    check_model_options(model, opts)
+    if isinstance(model, Model):
+        check_model_options(model, opts)
     rep = reporter or Reporter()
     paths, results = expand_inputs(inputs)
     for r in results:

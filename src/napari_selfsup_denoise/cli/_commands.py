@@ -18,6 +18,7 @@ from ..engine.events import drain
 from ..engine.model import Model, load_model
 from ..engine.model_file import read_metadata
 from ..io import expand_inputs, model_output_path, open_training_data
+from ._prior import BUILTIN, builtin_file, start_for, start_row, zero_shot
 from ._progress import BarReporter, TrainBar, summary
 
 EXIT_SUSPECT = 4
@@ -56,9 +57,10 @@ def _train(args: argparse.Namespace) -> Model:
               f"shape {tuple(data.shape)}", file=sys.stderr)  # fmt: skip
         from ..engine.train import train
 
+        start = start_for(cfg, tuple(data.shape), args.device)
         bar = TrainBar(args.quiet)
         try:
-            model = drain(train(data, cfg, target=target), bar)
+            model = drain(train(data, cfg, target=target, start=start), bar)
         finally:
             bar.close()
     finally:
@@ -146,7 +148,7 @@ def _batch_options(args: argparse.Namespace) -> BatchOptions:
     )
 
 
-def _denoise(model: Model, args: argparse.Namespace, model_path: str | None) -> int:
+def _denoise(model: Any, args: argparse.Namespace, model_path: str | None) -> int:
     rep = BarReporter(len(args.inputs), args.quiet)
     try:
         results = denoise_files(
@@ -165,6 +167,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from ..engine.device import pick_device
 
     pick_device(args.device)  # a device that is not there is a usage error (exit 2), not a failure per file
+    if args.model == BUILTIN:  # zero-shot: a model per input (the prior + that input's noise model)
+        return _denoise(zero_shot(args.noise_model), args, None)
+    if args.noise_model is not None:
+        raise ConfigError("--noise-model applies to --model builtin only (a trained model keeps its own)")
     return _denoise(load_model(args.model), args, args.model)
 
 
@@ -196,7 +202,10 @@ def settings_line(cfg: dict[str, Any]) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """``selfsup-denoise info``: what a model file holds."""
+    """``selfsup-denoise info``: what a model file holds (``builtin``: the built-in prior)."""
+    if args.model == BUILTIN:
+        with builtin_file() as path:
+            return cmd_info(argparse.Namespace(**{**vars(args), "model": str(path)}))
     meta = read_metadata(args.model)
     if args.json:
         print(json.dumps(meta, indent=2, sort_keys=True))
@@ -214,8 +223,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("best val loss", summ.get("best_val_loss")),
         ("device", summ.get("device")),
     ]
-    skip = ("steps", "seconds", "ended_by", "best_val_loss", "device", "self_check")
-    rows += [(k, v) for k, v in summ.items() if k not in skip]
+    skip = ("steps", "seconds", "ended_by", "best_val_loss", "device", "self_check", "start")
+    rows += [start_row(summ), *((k, v) for k, v in summ.items() if k not in skip)]
     rows += _check_rows(summ.get("self_check"))
     for k, v in rows:
         print(f"{k:>14}: {v}")

@@ -92,6 +92,10 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-model", default=None,
                    help="blindspot only: auto (default), gaussian, poisson-gaussian or known:SIGMA "
                    "(SIGMA in the image's intensity units)")  # fmt: skip
+    g.add_argument("--start-from", default=None, metavar="builtin|random|MODEL",
+                   help="the network's starting weights: builtin (default; the built-in prior, fine-tuned on your "
+                   "image: blindspot only, other algorithms start from random weights), random, or MODEL (a "
+                   ".sdmodel file of the same algorithm and network shape, fine-tuned)")  # fmt: skip
     g.add_argument("--target", nargs="+", default=None, metavar="TARGET",
                    help="n2n only: second noisy acquisition(s) of the field, one per INPUT, same shapes")  # fmt: skip
     g.add_argument("--seed", type=int, default=None, help="random seed (default 0; runs on CPU are reproducible)")
@@ -151,7 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(t)
     _train_options(t)
     d = sub.add_parser("denoise", help="denoise images with a trained model", epilog=_EPILOG, formatter_class=fmt)
-    d.add_argument("-m", "--model", required=True, metavar="MODEL", help="model file written by train or run")
+    d.add_argument("-m", "--model", required=True, metavar="MODEL",
+                   help="model file written by train or run, or 'builtin': zero-shot denoising with the built-in "
+                   "prior and a noise model fitted to each input (no training; seconds)")  # fmt: skip
+    d.add_argument("--noise-model", default=None,
+                   help="--model builtin only: auto (default), gaussian, poisson-gaussian or known:SIGMA")  # fmt: skip
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="image(s) to denoise")
     d.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="output file/store for one input; a directory for several (names kept)")  # fmt: skip
@@ -165,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     _train_options(r)
     _denoise_options(r)
     i = sub.add_parser("info", help="show what a model file holds", formatter_class=fmt)
-    i.add_argument("model", metavar="MODEL", help="a .sdmodel file (or a BMZ package exported by this tool)")
+    i.add_argument("model", metavar="MODEL",
+                   help="a .sdmodel file, a BMZ package exported by this tool, or 'builtin' "
+                   "(the built-in prior)")  # fmt: skip
     i.add_argument("--json", action="store_true", help="print the model's JSON metadata")
     i.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     add_export_parser(sub)

@@ -70,7 +70,8 @@ def save(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadat
 
 
 def _sniff(path: Path) -> None:
-    head = path.read_bytes()[:16] if path.stat().st_size < 16 else path.open("rb").read(16)
+    with path.open("rb") as fh:
+        head = fh.read(16)
     if len(head) >= 10 and head[8:9] == b"{":
         return  # a safetensors header: 8 bytes of length (any value, 0x80 included), then JSON
     if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":

@@ -22,6 +22,7 @@ from .device import autocast, configure_threads, describe, pick_device, resolve_
 from .events import TrainProgress
 from .methods import Method, get_method
 from .model import Model, training_sample
+from .start import InitialWeights, start_record
 
 VAL_EVERY = 50
 NOISE_EVERY = 10
@@ -119,6 +120,7 @@ def train(
     target: Any = None,
     preview: Preview | np.ndarray | None = None,
     init: Model | None = None,
+    start: InitialWeights | None = None,
 ) -> Generator[TrainProgress, None, Model]:
     """Train a denoiser on ``image``; yield :class:`TrainProgress` per step, return a :class:`Model`.
 
@@ -138,6 +140,9 @@ def train(
         ``TrainProgress.preview``.
     init : Model, optional
         Continue training (fine-tune) this model instead of starting afresh.
+    start : InitialWeights, optional
+        Network weights to start from (e.g. the built-in prior, :mod:`napari_selfsup_denoise.prior`); the
+        noise model is still fitted to ``image``. Ignored with ``init``. Recorded in ``summary["start"]``.
     """
     cfg = config or TrainConfig()
     canon, tcanon, axes, norm = _prepare(image, cfg, target, init)
@@ -150,6 +155,8 @@ def train(
     method = get_method(cfg)
     net = init.net if init is not None else method.build(ndim, canon.shape[2])
     if init is None:
+        if start is not None:
+            start.load_into(net)
         method.prepare(net, canon, norm)  # e.g. start a noise model from the image
     net = net.to(device)
     if ndim == 2:
@@ -175,7 +182,9 @@ def train(
                 "training diverged (non-finite loss); kept the best weights",
             )
             break
-    return _finish(model, sampler, st)
+    model = _finish(model, sampler, st)
+    model.summary["start"] = start_record(start, init is not None)
+    return model
 
 
 def _one_step(

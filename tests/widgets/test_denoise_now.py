@@ -1,0 +1,71 @@
+"""The train dock's Denoise now button (the built-in prior, no training) and its 'start from' setting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_selfsup_denoise.prior import builtin
+
+
+@pytest.fixture
+def stand_in_prior(tmp_path, monkeypatch):
+    """An untrained blind-spot 2D network at the default architecture where the package looks for its prior."""
+    import torch
+
+    from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
+    from napari_selfsup_denoise.engine.data import Normalisation
+    from napari_selfsup_denoise.engine.methods import get_method
+    from napari_selfsup_denoise.engine.model import Model
+
+    torch.manual_seed(0)
+    cfg = resolve_defaults(TrainConfig(algorithm="blindspot", axes="YX"), 2)
+    model = Model(get_method(cfg).build(2, 1), cfg, "YX", 2, 1, Normalisation("meanstd", (0.0,), (1.0,)))
+    model.summary = {"prior": {"version": "test"}}
+    model.save(tmp_path / "blindspot_2d.sdmodel")
+    builtin.load_prior.cache_clear()
+    monkeypatch.setattr(builtin, "weights_folder", lambda: tmp_path)
+    yield
+    builtin.load_prior.cache_clear()
+
+
+def test_denoise_now_adds_the_zero_shot_result_and_its_check(open_widget, noisy64, stand_in_prior, wait_for, errors):
+    viewer, _, widget = open_widget()
+    viewer.add_image(noisy64, name="cells", scale=(2.0, 2.0))
+    now = widget.denoise_now
+    assert now.button.isEnabled()
+    now.button.click()
+    assert not now.button.isEnabled()  # while it runs
+    wait_for(lambda: now.worker is None)
+    assert errors() == []
+    out = viewer.layers["cells denoised (zero-shot)"]
+    assert out.data.shape == noisy64.shape and out.data.dtype == np.float32
+    np.testing.assert_allclose(out.scale, (2.0, 2.0))
+    assert "zero-shot (noise sigma" in now.status.text() and "self-check" in now.status.text()
+    assert now.button.isEnabled()
+
+
+def test_denoise_now_without_the_prior_says_so(open_widget, noisy64, tmp_path, monkeypatch, wait_for, errors):
+    builtin.load_prior.cache_clear()
+    monkeypatch.setattr(builtin, "weights_folder", lambda: tmp_path)
+    viewer, _, widget = open_widget()
+    viewer.add_image(noisy64, name="cells")
+    widget.denoise_now.button.click()
+    wait_for(lambda: widget.denoise_now.worker is None)
+    assert any("needs the built-in prior" in e and "not installed" in e for e in errors())
+    assert "cells denoised (zero-shot)" not in viewer.layers
+    builtin.load_prior.cache_clear()
+
+
+def test_start_from_shows_what_training_will_start_from(open_widget, stand_in_prior):
+    _, _, widget = open_widget()
+    form = widget.form
+    form.set_algorithm("blindspot")
+    assert form.config().start_from == "builtin"
+    assert "built-in prior blindspot_2d (version test" in form.start_from.resolved.text()
+    form.net_depth.setValue(3)  # another network: the prior cannot be used, and the field says why
+    assert "random weights" in form.start_from.resolved.text()
+    form.set_algorithm("n2v")
+    assert "no built-in prior for n2v" in form.start_from.resolved.text()
+    form.start_from.set_value("random")
+    assert form.config().start_from == "random"
