@@ -18,7 +18,7 @@ from ..engine.events import drain
 from ..engine.model import Model, load_model
 from ..engine.model_file import read_metadata
 from ..io import expand_inputs, model_output_path, open_training_data
-from ._prior import BUILTIN, builtin_file, start_for, start_row, zero_shot
+from ._prior import BUILTIN, builtin_file, start_for, start_rows, zero_shot
 from ._progress import BarReporter, TrainBar, summary
 
 EXIT_SUSPECT = 4
@@ -223,8 +223,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("best val loss", summ.get("best_val_loss")),
         ("device", summ.get("device")),
     ]
-    skip = ("steps", "seconds", "ended_by", "best_val_loss", "device", "self_check", "start")
-    rows += [start_row(summ), *((k, v) for k, v in summ.items() if k not in skip)]
+    skip = ("steps", "seconds", "ended_by", "best_val_loss", "device", "self_check", "start", "prior")
+    rows += [*start_rows(summ), *((k, v) for k, v in summ.items() if k not in skip)]
     rows += _check_rows(summ.get("self_check"))
     for k, v in rows:
         print(f"{k:>14}: {v}")

@@ -60,9 +60,15 @@ def builtin_file() -> AbstractContextManager[Path]:
     return resources.as_file(item)
 
 
-def start_row(summary: dict[str, Any]) -> tuple[str, Any]:
-    """``info``'s row on where a model's training started."""
+def start_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``info``'s rows on where a model's training started (for the built-in prior: how it was pre-trained)."""
+    info = summary.get("prior")
+    if isinstance(info, dict):
+        facts = [f"{info.get('steps')} steps", f"{info.get('wall_seconds')} s on {info.get('device')}",
+                 f"seed {info.get('seed')}", f"generator version {info.get('generator_version')}",
+                 f"commit {str(info.get('git_commit', info.get('commit')))[:10]}"]  # fmt: skip
+        return [("pre-training", ", ".join(facts))]
     start = summary.get("start")
     if not start:
-        return ("start", "not recorded (a model saved before the built-in prior existed: random weights)")
-    return ("start", start.get("detail", start.get("kind")))
+        return [("start", "not recorded (a model saved before the built-in prior existed: random weights)")]
+    return [("start", start.get("detail", start.get("kind")))]
