@@ -44,13 +44,15 @@ from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
 from napari_selfsup_denoise.engine.data import Normalisation
 from napari_selfsup_denoise.engine.device import autocast, configure_threads, describe, pick_device, resolve_precision
 from napari_selfsup_denoise.engine.methods.blindspot import LOGVAR_RANGE, BlindSpotMethod
-from napari_selfsup_denoise.engine.model import Model
+from napari_selfsup_denoise.engine.model import Model, load_model
 from napari_selfsup_denoise.engine.nets.blindspot import BlindSpotNet, branch_reach
 from napari_selfsup_denoise.engine.noise import gaussian_nll, posterior
 from napari_selfsup_denoise.prior.pool import SynthPool
 from napari_selfsup_denoise.prior.synth import GENERATOR_VERSION
 
-OBJECTIVES = ("nll", "posterior", "both")
+OBJECTIVES = ("nll", "posterior", "both", "bnll")
+# beta-NLL (Seitzer et al. 2022): each pixel's NLL weighted by var_x**beta, so the mean learns where var_x is large too
+BETA = 0.5
 PRIOR_VERSION = "1"  # bump with each shipped retraining
 PRIOR_NOTE = (
     "Built-in prior: the blind-spot network pre-trained on procedurally generated images "
@@ -90,6 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between checkpoints")
     p.add_argument("--snapshots", action="store_true", help="also keep a copy of every checkpoint (OUT.stepN)")
     p.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
+    p.add_argument("--init", type=Path, help="start from the network of this .sdmodel (a fresh optimiser and schedule)")
     p.add_argument("--log-every", type=float, default=30.0, help="seconds between progress lines")
     return p.parse_args(argv)
 
@@ -114,6 +117,8 @@ def objective(net: nn.Module, batch: tuple[torch.Tensor, ...], margin: int, kind
     mu, logvar = out[:, :1][inner], out[:, 1:][inner].clamp(*LOGVAR_RANGE)
     clean, var_x = clean[inner], torch.exp(logvar)
     loss = gaussian_nll(clean, mu, var_x) if kind in ("nll", "both") else torch.zeros(())
+    if kind == "bnll":
+        loss = 0.5 * torch.mean(var_x.detach() ** BETA * (torch.log(var_x) + (clean - mu) ** 2 / var_x))
     if kind in ("posterior", "both"):
         mean, _ = posterior(x[inner].float(), mu, var_x, var_n[inner])
         loss = loss + torch.mean((mean - clean) ** 2) / (2 * torch.mean(var_n[inner]).detach().clamp(min=1e-6))
@@ -291,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"--crop must be a multiple of {net.multiple} larger than {2 * margin}, got {crop}")
     image = args.image or (256 if args.ndim == 2 else 64)
     state = {"step": 0, "elapsed": 0.0, "images": 0}
+    if args.init is not None:
+        net.load_state_dict(load_model(args.init).net.state_dict())
     if args.resume:
         state = load_checkpoint(args.out, net, opt)
         print(f"resumed at step {state['step']} ({state['elapsed']:.0f} s)", flush=True)
