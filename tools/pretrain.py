@@ -23,12 +23,8 @@ Resume an interrupted run with the same command plus ``--resume``.
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import math
-import os
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,29 +33,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
-from napari_selfsup_denoise.engine.data import Normalisation
 from napari_selfsup_denoise.engine.device import autocast, configure_threads, describe, pick_device, resolve_precision
 from napari_selfsup_denoise.engine.methods.blindspot import LOGVAR_RANGE, BlindSpotMethod
-from napari_selfsup_denoise.engine.model import Model, load_model
+from napari_selfsup_denoise.engine.model import load_model
 from napari_selfsup_denoise.engine.nets.blindspot import BlindSpotNet, branch_reach
 from napari_selfsup_denoise.engine.noise import gaussian_nll, posterior
 from napari_selfsup_denoise.prior.pool import SynthPool
 from napari_selfsup_denoise.prior.synth import GENERATOR_VERSION
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper module beside this script
+from _pretrain_io import git_commit, load_checkpoint, save_checkpoint, save_prior  # noqa: E402
+
 OBJECTIVES = ("nll", "posterior", "both", "bnll")
 # beta-NLL (Seitzer et al. 2022): each pixel's NLL weighted by var_x**beta, so the mean learns where var_x is large too
 BETA = 0.5
 PRIOR_VERSION = "1"  # bump with each shipped retraining
-PRIOR_NOTE = (
-    "Built-in prior: the blind-spot network pre-trained on procedurally generated images "
-    "(napari_selfsup_denoise.prior.synth; no image file was read). Only the network (prior mean and variance) "
-    "is meaningful: the normalisation and the noise-model parameters in this file are placeholders; "
-    "fit both to each image (the engine's per-image normalisation and classical noise estimate)."
-)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -133,18 +124,6 @@ def lr_at(peak: float, frac: float, warmup: float = 0.02) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
 
 
-def git_commit() -> str:
-    """The repository's commit (with ``+dirty`` when the tree has changes), or ``unknown``."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True)  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
 def build(ndim: int) -> tuple[BlindSpotNet, Any]:
     """The engine's blind-spot network at its defaults for ``ndim``, and the resolved config."""
     axes = "YX" if ndim == 2 else "ZYX"
@@ -152,48 +131,6 @@ def build(ndim: int) -> tuple[BlindSpotNet, Any]:
     net = BlindSpotMethod(cfg).build(ndim, 1)
     assert isinstance(net, BlindSpotNet)
     return net, cfg
-
-
-def save_prior(path: Path, net: BlindSpotNet, cfg: Any, prior: dict[str, Any]) -> Path:
-    """Write the weights as a normal ``.sdmodel`` (``load_model`` opens it); ``prior`` goes into the summary."""
-    net_cpu = copy.deepcopy(net).cpu().float()
-    axes = "YX" if net.ndim == 2 else "ZYX"
-    placeholder = Normalisation("meanstd", (0.0,), (1.0,))
-    summary = {"prior": prior, "note": PRIOR_NOTE, "steps": prior["steps"], "seconds": prior["wall_seconds"]}
-    return Model(net_cpu.eval(), cfg, axes, net.ndim, 1, placeholder, summary).save(path)
-
-
-def _resume_path(out: Path) -> Path:
-    return out.with_name(out.name + ".resume.safetensors")
-
-
-def save_checkpoint(out: Path, net: nn.Module, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """Optimiser state, weights and progress, in safetensors (no pickle) next to ``out``."""
-    tensors = {"net." + k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    for i, s in opt.state_dict()["state"].items():
-        for k, v in s.items():
-            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
-    tmp = _resume_path(out).with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
-    os.replace(tmp, _resume_path(out))
-
-
-def load_checkpoint(out: Path, net: nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore what :func:`save_checkpoint` wrote; returns the progress state."""
-    from safetensors import safe_open
-
-    path = _resume_path(out)
-    with safe_open(str(path), framework="pt") as fh:
-        state = json.loads((fh.metadata() or {})["state"])
-    tensors = load_file(str(path))
-    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    sd = opt.state_dict()
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, i, name = key.split(".", 2)
-            sd["state"].setdefault(int(i), {})[name] = v
-    opt.load_state_dict(sd)
-    return state
 
 
 @dataclass
