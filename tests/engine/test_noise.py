@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_selfsup_denoise import train
-from napari_selfsup_denoise.engine.noise import NoiseModel, estimate_noise, gaussian_nll, posterior
+from napari_selfsup_denoise.engine.noise import FLOOR, NoiseModel, estimate_noise, gaussian_nll, posterior
 
 
 def test_posterior_limits_give_y_and_mu():
@@ -124,3 +124,36 @@ def test_known_sigma_is_kept_fixed():
     )
     assert model.summary["noise_model"] == "known"
     assert model.summary["noise_sigma"] == pytest.approx(8.0, rel=1e-5)
+
+
+def test_a_noise_level_pushed_below_its_floor_is_held_on_it():
+    """The parameter itself stays at the floor, so one step up the gradient lifts the noise level again."""
+    noise = NoiseModel(1, "gaussian")
+    noise.initialise([0.0], [1.0], [0.0], [1.0], classical=[[0.0], [0.5]])
+    with torch.no_grad():
+        noise.log_var.fill_(-8.0)  # far below the floor, as many steps down the gradient leave it
+    noise.project()
+    assert float(noise.line()[1][0]) == pytest.approx(FLOOR * 0.5)
+    assert torch.allclose(noise.log_var[0], torch.log(torch.tensor(FLOOR * 0.5)))
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "poisson-gaussian"])
+def test_the_noise_model_starts_at_the_classical_estimate(kind):
+    """Not at "all of the image variance is noise", which took ~60 steps to come down (issue 9)."""
+    from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
+    from napari_selfsup_denoise.engine.arrays import canonical
+    from napari_selfsup_denoise.engine.data import fit_normalisation
+    from napari_selfsup_denoise.engine.methods import get_method
+
+    rng = np.random.default_rng(5)
+    clean = _smooth((128, 128), 2, 60, seed=2)
+    noisy = (rng.poisson(clean) + rng.normal(0, 2, clean.shape)).astype(np.float32)
+    method = get_method(resolve_defaults(TrainConfig(algorithm="blindspot", noise_model=kind), ndim=2))
+    net = method.build(2, 1)
+    canon = canonical(noisy, "YX")
+    method.prepare(net, canon, fit_normalisation(canon))
+    rep = net.noise.report()
+    if kind == "gaussian":
+        assert rep["noise_sigma"] == pytest.approx(rep["classical_sigma"], rel=1e-4)
+    else:
+        assert (rep["noise_a"], rep["noise_b"]) == pytest.approx((rep["classical_a"], rep["classical_b"]), rel=1e-3)

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
-from ._training import Preview, RunState, choose_patch, clip_gradients, lr_at, preview_now
+from ._training import Preview, RunState, choose_patch, clip_gradients, lr_at, preview_now, warmup_share
 from .arrays import canonical
 from .checks import check_training
 from .data import DataError, Normalisation, PatchSampler, check_finite, fit_normalisation
@@ -107,8 +107,9 @@ def _step(
         loss.backward()
         total += value
     st.bad = 0
-    clip_gradients(net, st)
+    clip_gradients([g["params"] for g in opt.param_groups], st)
     opt.step()
+    method.after_step(net)
     return total
 
 
@@ -201,7 +202,10 @@ def _one_step(
     frac = st.step / cfg.max_steps
     if cfg.max_seconds is not None:
         frac = max(frac, st.elapsed() / cfg.max_seconds)
-    lr = lr_at(cfg, frac)
+    est = cfg.max_steps  # the run's length in steps, re-estimated from the rate under a time budget
+    if cfg.max_seconds is not None and st.rate > 0:
+        est = min(est, st.step + int(st.rate * max(0.0, cfg.max_seconds - st.elapsed())))
+    lr = lr_at(cfg, frac, warmup_share(cfg, est))
     for g in opt.param_groups:
         g["lr"] = lr * g.get("lr_scale", 1.0)
     x, t = sampler.batch(cfg.batch_size)

@@ -41,3 +41,6 @@ class Method(Protocol):
 
     def prepare(self, net: nn.Module, canon: Any, norm: Any) -> None:
         """Look at the whole (canonical, lazily read) image once before training starts."""
+
+    def after_step(self, net: nn.Module) -> None:
+        """Called after every optimiser step (e.g. to keep parameters inside their bounds)."""

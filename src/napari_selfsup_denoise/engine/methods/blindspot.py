@@ -64,7 +64,7 @@ class BlindSpotMethod:
         return net
 
     def prepare(self, net: nn.Module, canon: Any, norm: Normalisation) -> None:
-        """Start the noise model from the image: classical fit, scaled to explain all of its variance.
+        """Start the noise model from the image's classical noise estimate (:func:`..noise.estimate_noise`).
 
         Called once by the training loop before the first step of a fresh model.
         """
@@ -86,11 +86,13 @@ class BlindSpotMethod:
             sigma_n = float(spec.split(":", 1)[1]) / scale
             noise.initialise(np.zeros_like(scale), sigma_n**2, offset, scale, classical)
         elif kind == "gaussian":
-            noise.initialise(np.zeros_like(scale), np.maximum(est.total, est.b), offset, scale, [0 * est.b, est.b])
+            noise.initialise(np.zeros_like(scale), est.b, offset, scale, [0 * est.b, est.b])
         else:
-            at_mean = np.maximum(est.a * est.mean + est.b, 1e-6)
-            k = np.maximum(est.total / at_mean, 1.0)  # all of the variance taken as noise to start with
-            noise.initialise(k * est.a, k * est.b, offset, scale, classical, np.stack([est.low, est.high]))
+            noise.initialise(est.a, est.b, offset, scale, classical, np.stack([est.low, est.high]))
+
+    def after_step(self, net: nn.Module) -> None:
+        """Keep the learned noise variance at or above its floor (:meth:`.NoiseModel.project`)."""
+        net.noise.project()  # type: ignore[operator,union-attr]
 
     def _split(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Prior mean, prior variance and noise variance, all float32."""

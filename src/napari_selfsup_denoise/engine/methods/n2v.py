@@ -75,3 +75,6 @@ class N2VMethod:
 
     def prepare(self, net: nn.Module, canon: Any, norm: Any) -> None:
         """Nothing to fit before training."""
+
+    def after_step(self, net: nn.Module) -> None:
+        """Nothing to do after an optimiser step."""

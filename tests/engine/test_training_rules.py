@@ -1,0 +1,49 @@
+"""The training loop's rules: per-group gradient clipping and the warm-up share."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
+from napari_selfsup_denoise.engine._training import WARMUP_MIN_STEPS, RunState, clip_gradients, lr_at, warmup_share
+
+
+def _grads(params: list[torch.nn.Parameter], values: list[float]) -> None:
+    for p, v in zip(params, values):
+        p.grad = torch.full_like(p, v)
+
+
+def test_a_spike_in_one_group_does_not_shrink_the_other_groups_step():
+    net, noise = torch.nn.Parameter(torch.zeros(4)), torch.nn.Parameter(torch.zeros(2))
+    st = RunState()
+    for _ in range(30):  # a history of ordinary steps
+        _grads([net, noise], [1.0, 1.0])
+        clip_gradients([[net], [noise]], st)
+    _grads([net, noise], [1.0, 1000.0])  # the noise model's gradient spikes
+    clip_gradients([[net], [noise]], st)
+    assert torch.allclose(net.grad, torch.ones(4)), "the network's gradient was clipped by the noise model's"
+    assert float(noise.grad.norm()) == pytest.approx(2 * np.sqrt(2), rel=1e-4), "the spike is clipped at 2x median"
+
+
+@pytest.mark.parametrize(
+    ("batch", "steps", "share"),
+    [
+        (None, 4000, 0.05),  # long runs keep warmup_fraction
+        (None, 400, WARMUP_MIN_STEPS / 400),  # a minute on the CPU: at least WARMUP_MIN_STEPS steps
+        (None, 100, 0.25),  # never more than a quarter of the budget
+        (64, 4000, 4 * WARMUP_MIN_STEPS / 4000),  # batch 64: the rate is 4x the table's, so 4x the steps
+    ],
+)
+def test_the_warm_up_lasts_at_least_the_minimum_steps_times_the_rate_gain(batch, steps, share):
+    cfg = resolve_defaults(TrainConfig(algorithm="blindspot", batch_size=batch, max_steps=steps), ndim=2)
+    assert warmup_share(cfg, steps) == pytest.approx(share)
+
+
+def test_the_rate_ramps_up_over_the_warm_up_then_decays():
+    cfg = resolve_defaults(TrainConfig(algorithm="blindspot"), ndim=2)
+    w = 0.25
+    assert lr_at(cfg, 0.5 * w, w) == pytest.approx(0.5 * cfg.learning_rate)
+    assert lr_at(cfg, w, w) == pytest.approx(cfg.learning_rate)
+    assert lr_at(cfg, 1.0, w) == pytest.approx(0.05 * cfg.learning_rate)
