@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from .axes import validate_axes
-from .defaults import ALGORITHM_DEFAULTS, DEVICE_DEFAULTS, LR_BATCH_MAX_GAIN, RESOLVED_FIELDS
+from .defaults import ALGORITHM_DEFAULTS, DEVICE_DEFAULTS, RESOLVED_FIELDS, batch_scaled_lr
 
 ALGORITHMS = ("n2v", "n2v2", "structn2v", "blindspot", "n2n")
 NORMALISATIONS = ("meanstd", "percentile")
@@ -96,7 +95,7 @@ class TrainConfig:
         Peak Adam learning rate, reached after a linear warm-up
         (``warmup_fraction`` of the budget), then cosine decay. Unset with a
         ``batch_size`` other than the algorithm's, it is scaled with the batch
-        (:func:`batch_scaled_lr`).
+        (:func:`~.defaults.batch_scaled_lr`).
     masked_fraction : float
         Fraction of pixels masked per patch (N2V family), sampled stratified.
     neighbourhood_radius : int
@@ -260,15 +259,6 @@ def resolve_defaults(cfg: TrainConfig, ndim: int | None = None, device: str = "c
     if values["learning_rate"] is None and values["batch_size"] is not None:
         values["learning_rate"] = batch_scaled_lr(table["learning_rate"], table["batch_size"], values["batch_size"])
     return ResolvedConfig(**{**values, **{k: v for k, v in table.items() if values[k] is None}})
-
-
-def batch_scaled_lr(lr: float, batch: int, new_batch: int) -> float:
-    """The learning rate for ``new_batch`` when ``lr`` is right for ``batch``.
-
-    Adam's square-root rule, ``lr * sqrt(new_batch / batch)``, with the gain capped at
-    :data:`~.defaults.LR_BATCH_MAX_GAIN` (a smaller batch gets a proportionally lower rate).
-    """
-    return lr * min(LR_BATCH_MAX_GAIN, math.sqrt(new_batch / batch))
 
 
 def to_dict(cfg: TrainConfig | PredictConfig) -> dict[str, Any]:

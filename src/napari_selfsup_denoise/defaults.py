@@ -1,10 +1,11 @@
 """Per-algorithm, per-dimensionality (and per-device) training defaults: the one table to edit.
 
-:func:`napari_selfsup_denoise.config.resolve_defaults` reads it; this module imports nothing.
+:func:`napari_selfsup_denoise.config.resolve_defaults` reads it; this module imports nothing of the package.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 # Defaults that depend on the algorithm and on 2D / 3D. TrainConfig leaves these fields None (unset);
@@ -30,6 +31,17 @@ ALGORITHM_DEFAULTS: dict[str, dict[int, dict[str, Any]]] = {
 # sqrt(batch / table batch) (Adam's square-root rule), at most this many times the table's rate
 # (config.resolve_defaults; docs/benchmarks.md "Batch scaling").
 LR_BATCH_MAX_GAIN = 4.0
+
+
+def batch_scaled_lr(lr: float, batch: int, new_batch: int) -> float:
+    """The learning rate for ``new_batch`` when ``lr`` is right for ``batch``.
+
+    Adam's square-root rule, ``lr * sqrt(new_batch / batch)``, with the gain capped at
+    :data:`LR_BATCH_MAX_GAIN` (a smaller batch gets a proportionally lower rate).
+    """
+    return lr * min(LR_BATCH_MAX_GAIN, math.sqrt(new_batch / batch))
+
+
 # Per-device changes applied over the algorithm's defaults, by device type ("cpu", "cuda", "mps"); none yet.
 DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {}
 RESOLVED_FIELDS = tuple(_N2V)

@@ -198,7 +198,7 @@ class TrainForm(QWidget):
     def _on_tuned_edited(self, name: str) -> None:
         if not self._refreshing:
             self._edited.add(name)
-            if name == "batch_size":  # an unedited learning rate follows the batch (config.batch_scaled_lr)
+            if name == "batch_size":  # an unedited learning rate follows the batch (defaults.batch_scaled_lr)
                 self.refresh_defaults()
             self._show_start()
 
