@@ -14,6 +14,7 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -104,6 +105,101 @@ def guess_axes(shape: Sequence[int], rgb: bool = False) -> str:
     if nd == 3 and shape[0] > MAX_GUESSED_Z:
         return "TYX"
     return guess_axes_for_ndim(nd)
+
+
+@dataclass(frozen=True)
+class AxesChoice:
+    """Axes chosen for an image and why, as every front-end shows them.
+
+    Attributes
+    ----------
+    axes : str
+        The axes (validated against the image's dimensions).
+    why : str
+        Where they came from: ``"given"``, ``"from the file"``, ``"from the
+        viewer's labels"``, ``"the model's training axes"``, or ``"guessed: ..."``
+        with what the guess means and how to correct it.
+    """
+
+    axes: str
+    why: str
+
+    @property
+    def guessed(self) -> bool:
+        """True when the axes come from the shape alone (worth a look)."""
+        return self.why.startswith("guessed")
+
+    def label(self) -> str:
+        """``"TYX (from the file)"``, or ``"ZYX? (guessed: ...)"`` for a guess."""
+        return f"{self.axes}{'?' if self.guessed else ''} ({self.why})"
+
+
+def choose_axes(
+    shape: Sequence[int],
+    *,
+    given: str | None = None,
+    recorded: str | None = None,
+    recorded_from: str = "the file",
+    rgb: bool = False,
+    model_axes: str | None = None,
+) -> AxesChoice:
+    """The one rule for an image's axes, used by the CLI, the Python API and both widgets.
+
+    In order: the axes the person ``given``; those ``recorded`` with the image
+    (file metadata, the viewer's labels; ignored when they do not fit the
+    shape); a model's training axes when they fit; else :func:`guess_axes`.
+    When the model is 2D, a recorded or guessed Z is read as T (its planes
+    are denoised one by one); a typed Z is kept (and refused by the model).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The image's shape.
+    given : str, optional
+        Typed by the person (``--axes``, ``axes=``, the widget's field): always wins.
+    recorded : str, optional
+        Recorded with the image; empty or None when nothing is known.
+    recorded_from : str
+        Where ``recorded`` comes from, for the explanation.
+    rgb : bool
+        The last axis holds colour channels.
+    model_axes : str, optional
+        The training axes of the model that will denoise the image.
+
+    Returns
+    -------
+    AxesChoice
+
+    Raises
+    ------
+    AxesError
+        If ``given`` does not fit the image.
+    """
+    nd = len(shape)
+    if given:
+        return AxesChoice(validate_axes(given, nd), "given")
+    flat = model_axes is not None and spatial_ndim(model_axes) == 2  # a 2D model denoises Z planes one by one
+    if recorded:
+        try:
+            axes = validate_axes(recorded, nd)
+        except AxesError:
+            axes = ""
+        if axes and flat and "Z" in axes and "T" not in axes:
+            why = f"from {recorded_from}; Z read as T: the 2D model denoises the planes one by one"
+            return AxesChoice(axes.replace("Z", "T"), why)
+        if axes:
+            return AxesChoice(axes, f"from {recorded_from}")
+    if model_axes and len(model_axes) == nd:
+        return AxesChoice(validate_axes(model_axes, nd), "the model's training axes")
+    guess = guess_axes(shape, rgb=rgb)
+    if flat and "Z" in guess and "T" not in guess:
+        return AxesChoice(guess.replace("Z", "T"), "guessed: the model is 2D, so the planes are denoised one by one")
+    if "Z" in guess:
+        return AxesChoice(guess, "guessed: a Z stack, so a 3D model will be trained; give T for a time-lapse")
+    if guess[0] == "T" and guess[1:] in ("YX", "CYX"):
+        why = f"guessed: {shape[0]} planes is more than a Z stack usually has (a time-lapse); give Z for a 3D stack"
+        return AxesChoice(guess, why)
+    return AxesChoice(guess, "guessed from the shape")
 
 
 def to_canonical(image: np.ndarray, axes: str) -> np.ndarray:

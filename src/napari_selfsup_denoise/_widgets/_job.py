@@ -8,8 +8,9 @@ from typing import Any
 from ..axes import AxesError, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
 from ..prior import resolve_start
+from ._axes import layer_axes
 from ._form import device_type
-from ._layers import LayerError, Snapshot, allocate_output, check_size, layer_axes, snapshot
+from ._layers import LayerError, Snapshot, allocate_output, check_size, snapshot
 from ._preview import PreviewSource
 from ._worker import TrainJob, notify
 

@@ -1,4 +1,4 @@
-"""Main-thread helpers around napari layers: snapshots for the worker, result layers, axes."""
+"""Main-thread helpers around napari layers: snapshots for the worker, result layers, outputs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from ..axes import AXES_ALLOWED, AxesError, guess_axes, validate_axes
 
 _CONTRAST_SAMPLE = 1_000_000
 
@@ -109,65 +107,9 @@ def robust_limits(data: Any, rgb: bool = False) -> tuple[float, float]:
 def add_result(viewer: Any, snap: Snapshot, data: Any, suffix: str, **kwargs: Any) -> Any:
     """Add ``data`` as ``"<name> <suffix>"`` placed exactly like the snapshot's source layer."""
     kw = {**snap.placement, **kwargs}
-    kw.setdefault("contrast_limits", robust_limits(data))
+    if kw.get("contrast_limits") is None:  # callers pass limits computed in the worker where they can
+        kw["contrast_limits"] = robust_limits(data)
     return viewer.add_image(data, name=f"{snap.name} {suffix}", rgb=snap.rgb, **kw)
-
-
-def layer_axes(layer: Any, labels: tuple[str, ...] = ()) -> str:
-    """Axes for a layer (see :func:`layer_axes_guess`)."""
-    return layer_axes_guess(layer, labels)[0]
-
-
-def layer_axes_guess(layer: Any, labels: tuple[str, ...] = ()) -> tuple[str, str]:
-    """Axes for a layer and why: the viewer's axis labels, else the source file's metadata, else a guess.
-
-    Parameters
-    ----------
-    layer : napari.layers.Image
-        The layer.
-    labels : tuple of str
-        The viewer's ``dims.axis_labels``; the last ``layer.ndim`` are the layer's.
-
-    Returns
-    -------
-    (str, str)
-        The axes, and a short note for the form, e.g. ``"from the file"`` or
-        ``"Z? guessed: a 3D model will be trained; type T for a time-lapse"``.
-    """
-    shape = tuple(image_data(layer).shape)
-    nd = len(shape) - (1 if layer.rgb else 0)
-    own = [str(a).strip().upper() for a in (labels[-nd:] if len(labels) >= nd else ())]
-    if own and all(len(a) == 1 and a in AXES_ALLOWED for a in own):
-        try:
-            return validate_axes("".join(own) + ("C" if layer.rgb else ""), len(shape)), "from the viewer's labels"
-        except AxesError:
-            pass
-    from_file = _file_axes(layer, shape)
-    if from_file:
-        return from_file, "from the file"
-    guess = guess_axes(shape, rgb=bool(layer.rgb))
-    if "Z" in guess:
-        return guess, "Z? guessed: a 3D model will be trained; type T for a time-lapse"
-    if "T" in guess and len(guess) == 3 + ("C" in guess):
-        return guess, f"T? guessed: {shape[0]} planes is more than a Z stack usually has; type Z for a 3D stack"
-    return guess, "guessed from the shape"
-
-
-def _file_axes(layer: Any, shape: tuple[int, ...]) -> str | None:
-    """Axes recorded in the file the layer was opened from (ImageJ, OME, NGFF), when its shape is the layer's."""
-    path = getattr(getattr(layer, "source", None), "path", None)
-    if not path:
-        return None
-    from ..io import read_image
-
-    try:
-        img = read_image(path)
-    except (OSError, ValueError):  # not ours to read (another plugin's format), moved, damaged
-        return None
-    try:  # S is what an unnamed dimension (tifffile's Q) becomes: no evidence, keep guessing
-        return img.axes if img.axes and "S" not in img.axes and img.shape == shape else None
-    finally:
-        img.close()
 
 
 def safe_name(name: str) -> str:
@@ -201,9 +143,3 @@ def allocate_output(snap: Snapshot, axes: str, path: str | None, suffix: str = "
         path = str(Path(tempfile.mkdtemp(prefix="selfsup-denoise-")) / f"{safe_name(snap.name)}-{suffix}.zarr")
     arr = zarr.create_array(store=path, shape=shape, chunks=_chunks(shape, axes), dtype="float32", overwrite=True)
     return arr, path
-
-
-def file_of(layer: Any, placeholder: str) -> str:
-    """The file a layer was opened from, else ``placeholder`` (a sample or computed layer has no file)."""
-    path = getattr(getattr(layer, "source", None), "path", None)
-    return str(path) if path else placeholder

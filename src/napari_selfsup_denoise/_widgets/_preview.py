@@ -137,3 +137,23 @@ def show_preview(viewer: Any, snap: Snapshot, pv: np.ndarray, region: Region) ->
     except (KeyError, AttributeError):
         limits = robust_limits(data)
     return add_result(viewer, snap, data, "preview", translate=translate, contrast_limits=limits)
+
+
+def promote_preview(viewer: Any, snap: Snapshot, data: Any, limits: tuple[float, float] | None) -> Any:
+    """Turn the ``"<name> preview"`` layer into ``"<name> denoised"`` showing ``data``; None without a preview.
+
+    Reusing the layer keeps the result off napari's costly paths on the main
+    thread: removing a layer runs a full garbage collection, adding one builds
+    its visual and its controls.
+    """
+    name = f"{snap.name} preview"
+    if name not in viewer.layers:
+        return None
+    layer = viewer.layers[name]
+    layer.data = data
+    layer.translate = snap.placement["translate"]
+    if limits is not None:
+        layer.contrast_limits_range = limits
+        layer.contrast_limits = limits
+    layer.name = f"{snap.name} denoised"
+    return layer

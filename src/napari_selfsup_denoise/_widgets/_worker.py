@@ -71,6 +71,21 @@ class TrainJob:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """A denoised image and what showing it needs, all computed in the worker.
+
+    ``limits`` are the contrast limits of ``out``: computed here, so adding the
+    layer does not read its pixels on the main thread. ``decision`` holds the
+    self-checks (:class:`~..engine.checks.Decision`).
+    """
+
+    out: Any
+    unc: Any = None
+    decision: Any = None
+    limits: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """What a training run returns to the main thread (``check``: the self-checks of the denoised output)."""
 
@@ -78,22 +93,22 @@ class TrainResult:
     denoised: Any = None
     uncertainty: Any = None
     check: Any = None
+    limits: tuple[float, float] | None = None
 
 
 def checked_predict(
     model: Any, data: Any, pcfg: PredictConfig, axes: str | None, **kwargs: Any
-) -> Generator[Any, None, tuple[Any, Any]]:
-    """Self-check ``model`` on ``data`` (the safer output when the posterior is suspect), then predict.
-
-    Returns the prediction and the :class:`~..engine.checks.Decision`.
-    """
+) -> Generator[Any, None, Prediction]:
+    """Self-check ``model`` on ``data`` (the safer output when the posterior is suspect), predict, take limits."""
     from ..engine.checks import decide
     from ..engine.predict import predict
+    from ._layers import robust_limits
 
     decision = decide(model, data, axes, pcfg.output)
     pcfg = dataclasses.replace(pcfg, output=decision.output)
     res = yield from predict(model, data, pcfg, axes=axes, **kwargs)
-    return res, decision
+    out, unc = res if isinstance(res, tuple) else (res, None)
+    return Prediction(out, unc, decision, robust_limits(out))
 
 
 def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, TrainResult]:
@@ -107,12 +122,12 @@ def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, Trai
     if not job.denoise or stops.predict.is_set():
         return TrainResult(model)
     pcfg = PredictConfig(device=job.config.device, precision=job.config.precision, uncertainty=job.uncertainty)
-    res, check = yield from checked_predict(
+    res = yield from checked_predict(
         model, job.data, pcfg, model.axes, stop=stops.predict, out=job.out, uncertainty_out=job.uncertainty_out
     )
     if stops.predict.is_set():
         return TrainResult(model)
-    return TrainResult(model, *res, check=check) if job.uncertainty else TrainResult(model, res, check=check)
+    return TrainResult(model, res.out, res.unc, check=res.decision, limits=res.limits)
 
 
 def report(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -18,27 +19,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..axes import AxesError
 from ..config import PredictConfig
 from ..io import check_output_path
+from ._axes import file_of, layer_axes_choice
 from ._layers import LayerError, add_result, allocate_output, safe_name, snapshot
 from ._model_box import ModelBox, ModelHolder
 from ._pickers import LayerCombo
 from ._worker import check_status, checked_predict, notify, start_worker
-
-
-def denoise_axes(model: Any, shape: tuple[int, ...], axes: str | None) -> str:
-    """Axes to denoise an image with ``model``; a 2D model reads a guessed Z as T (slice by slice)."""
-    try:
-        return str(model.resolve_axes(shape, axes))
-    except AxesError:
-        if axes is None and model.ndim == 2 and len(shape) >= 3:
-            from ..axes import guess_axes
-
-            guess = guess_axes(shape)
-            if "Z" in guess and "T" not in guess:
-                return str(model.resolve_axes(shape, guess.replace("Z", "T")))
-        raise
 
 
 class DenoiseSection(QWidget):
@@ -60,7 +47,10 @@ class DenoiseSection(QWidget):
         self._stop = threading.Event()
         self.layer = LayerCombo(viewer)
         self.axes = QLineEdit()
-        self.axes.setPlaceholderText("the model's axes, or a guess")
+        self.axes.setPlaceholderText("from the file, the model's axes, or a guess")
+        self.axes_why = QLabel("")  # the axes that will be used when the field is empty, and why
+        self.axes_why.setWordWrap(True)
+        self.axes.textEdited.connect(self._on_axes_changed)
         self.tile = QSpinBox()
         self.tile.setRange(0, 8192)
         self.tile.setSpecialValueText("auto")
@@ -83,11 +73,13 @@ class DenoiseSection(QWidget):
         self.layer.layer_changed.connect(self._on_layer_changed)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         self._set_running(False)
+        self._on_axes_changed()
 
     def _layout(self, out_row: QHBoxLayout) -> None:
         form = QFormLayout()
         form.addRow("image", self.layer)
         form.addRow("axes", self.axes)
+        form.addRow("", self.axes_why)
         form.addRow("tile", self.tile)
         form.addRow(self.tta)
         # the uncertainty checkbox stays out of the form until it is calibrated (issue 10, item 9)
@@ -113,11 +105,35 @@ class DenoiseSection(QWidget):
 
     def _on_model_changed(self, _model: Any) -> None:
         self._set_running(self.worker is not None)
+        self._on_axes_changed()
 
     def _on_layer_changed(self, layer: Any) -> None:
         if self.worker is None and layer is not self._source:  # the bar showed another layer's run
             self.progress.reset()
             self.progress.setFormat("%p%")
+        self._on_axes_changed()
+
+    def axes_for(self, layer: Any) -> str:
+        """The axes the layer will be denoised with: typed, else the one rule (file, model, guess)."""
+        model = self.holder.model
+        typed = self.axes.text().strip()
+        if typed:
+            return typed
+        labels = tuple(self.viewer.dims.axis_labels)
+        return layer_axes_choice(layer, labels, model.axes if model is not None else None).axes
+
+    def _on_axes_changed(self, _text: str = "") -> None:
+        layer, model = self.layer.layer(), self.holder.model
+        if self.axes.text().strip() or layer is None:
+            self.axes_why.setText("typed" if self.axes.text().strip() else "")
+            return
+        try:
+            labels = tuple(self.viewer.dims.axis_labels)
+            choice = layer_axes_choice(layer, labels, model.axes if model is not None else None)
+        except ValueError:
+            self.axes_why.setText("")
+            return
+        self.axes_why.setText(choice.label())
 
     def _on_layer_removed(self, event: Any) -> None:
         if self.worker is None or event.value is not self._source:
@@ -142,13 +158,13 @@ class DenoiseSection(QWidget):
         if layer is None:
             raise LayerError("pick an image layer to denoise")
         snap = snapshot(layer, copy=False)
-        axes = denoise_axes(model, tuple(snap.data.shape), self.axes.text().strip() or None)
+        axes = model.resolve_axes(tuple(snap.data.shape), self.axes_for(layer))
         model.check_channels(int(snap.data.shape[axes.index("C")]) if "C" in axes else 1)
         unc = self.uncertainty.isChecked() and model.algorithm == "blindspot"
         pcfg = PredictConfig(tile=self.tile.value() or None, tta=self.tta.isChecked(), uncertainty=unc)
         path = self.output.text().strip() or None
         unc_path = path.replace(".zarr", "-uncertainty.zarr") if path and unc else None
-        source = getattr(getattr(layer, "source", None), "path", None)
+        source = file_of(layer)
         for p in (path, unc_path):  # the zarr is replaced if it exists, but never the layer's own file
             if p:
                 check_output_path(p, [source] if source else [], overwrite=True)
@@ -197,12 +213,10 @@ class DenoiseSection(QWidget):
         if self._stop.is_set():
             notify("denoising stopped; no layer added")
             return
-        res, decision = res
-        out, unc = res if isinstance(res, tuple) else (res, None)
-        self.progress.setFormat(f"done · {check_status(self.holder.model, decision)}")
-        add_result(self.viewer, snap, out, "denoised")
-        if unc is not None:
-            add_result(self.viewer, snap, unc, "uncertainty", colormap="magma")
+        self.progress.setFormat(f"done · {check_status(self.holder.model, res.decision)}")
+        add_result(self.viewer, snap, res.out, "denoised", contrast_limits=res.limits)
+        if res.unc is not None:
+            add_result(self.viewer, snap, res.unc, "uncertainty", colormap="magma")
         if path is not None:
             notify(f"denoised '{snap.name}' written to {path}")
 

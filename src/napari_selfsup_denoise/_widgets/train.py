@@ -10,13 +10,14 @@ from superqt import QCollapsible
 
 from ..config import TrainConfig
 from ..engine.events import PredictProgress, TrainProgress
+from ._axes import file_of, layer_axes_choice
 from ._form import TrainForm
 from ._job import Request, prepare
-from ._layers import LayerError, Snapshot, add_result, file_of, layer_axes_guess
+from ._layers import Snapshot, add_result
 from ._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, ModelBox, ModelHolder
 from ._pickers import LayerCombo
 from ._plot import LossPlot
-from ._preview import PreviewSource, show_preview, view_camera
+from ._preview import PreviewSource, promote_preview, show_preview, view_camera
 from ._worker import Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
 from ._zero_shot import DenoiseNow
 from .denoise import DenoiseSection
@@ -112,11 +113,11 @@ class TrainWidget(QWidget):
         if layer is None:
             return
         try:
-            axes, why = layer_axes_guess(layer, tuple(self.viewer.dims.axis_labels))
-        except (ValueError, LayerError):
-            axes, why = "", ""
-        self.form.axes.setText(axes)
-        self.form.axes_why.setText(why)
+            choice = layer_axes_choice(layer, tuple(self.viewer.dims.axis_labels))
+        except ValueError:  # not an image layer (LayerError), or no axes fit
+            choice = None
+        self.form.axes.setText(choice.axes if choice else "")
+        self.form.axes_why.setText(choice.label() if choice else "")
 
     def _on_device_changed(self, _index: int = 0) -> None:
         from ..engine.device import describe, pick_device, resolve_precision
@@ -132,7 +133,7 @@ class TrainWidget(QWidget):
         cfg = self._last_config or self.form.config()
         layer, target = self.layer.layer(), self.target.layer() if cfg.algorithm == "n2n" else None
         src, tgt = file_of(layer, IMAGE_PLACEHOLDER), file_of(target, TARGET_PLACEHOLDER)
-        return cfg, src, (tgt if target is not None else None)
+        return cfg, str(src), (tgt if target is not None else None)
 
     # --- starting ---------------------------------------------------------------------------
 
@@ -239,8 +240,8 @@ class TrainWidget(QWidget):
         snap = self._snap
         if res.denoised is None or snap is None or self._source not in self.viewer.layers:
             return
-        self._remove_preview()
-        add_result(self.viewer, snap, res.denoised, "denoised")
+        if promote_preview(self.viewer, snap, res.denoised, res.limits) is None:  # no layer removed or added
+            add_result(self.viewer, snap, res.denoised, "denoised", contrast_limits=res.limits)
         if res.uncertainty is not None:
             add_result(self.viewer, snap, res.uncertainty, "uncertainty", colormap="magma", visible=False)
 

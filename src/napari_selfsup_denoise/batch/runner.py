@@ -172,7 +172,7 @@ class FileRunner:
 
     def _run(self, img: Image, output: str, many: bool) -> Result:
         m, o = self._model(img), self.opts
-        axes = m.resolve_axes(img.shape, o.axes or img.axes or None)
+        axes = m.resolve_axes(img.shape, img.axes_choice(o.axes, model_axes=m.axes).axes)  # the one rule (axes.py)
         specs = plan_outputs(img, output, many, o)
         edge = o.tile or default_edge(m, o.device)
         edge = max(m.multiple, edge - edge % m.multiple)

@@ -53,7 +53,9 @@ def _train(args: argparse.Namespace) -> Model:
         images += timgs
     try:
         cfg = train_config(args, axes)
-        print(f"training {cfg.algorithm} on {len(images) - (len(args.target or []))} input(s), axes {axes}, "
+        choice = images[0].axes_choice(args.axes)  # the reason shown: "TYX (from the file)", "ZYX? (guessed: ...)"
+        print(f"training {cfg.algorithm} on {len(images) - (len(args.target or []))} input(s), axes {axes}"
+              f"{'?' if choice.guessed else ''} ({choice.why}), "
               f"shape {tuple(data.shape)}", file=sys.stderr)  # fmt: skip
         from ..engine.train import train
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..axes import AxesError, guess_axes, validate_axes
+from ..axes import AxesError, choose_axes, validate_axes
 from ..config import (
     UNCERTAINTY_REMOVED,
     ConfigError,
@@ -92,8 +92,8 @@ class Model:
     def resolve_axes(self, shape: tuple[int, ...], axes: str | None) -> str:
         """Axes for an image of ``shape``: given, the training axes if they fit, or a guess; checked."""
         nd = len(shape)
-        if axes is None:
-            axes = self.axes if len(self.axes) == nd else guess_axes(tuple(shape))
+        if axes is None:  # the training axes when they fit, else a guess (a 2D model reads a guessed Z as T)
+            axes = choose_axes(tuple(shape), model_axes=self.axes).axes
         axes = validate_axes(axes, nd)
         if ("Z" in axes) != (self.ndim == 3):
             kind = "3D (needs a Z axis)" if self.ndim == 3 else "2D (no Z axis; pass Z as T to denoise slices)"

@@ -176,7 +176,7 @@ def train(
             break
         if cfg.max_seconds is not None and st.elapsed() >= cfg.max_seconds:
             break
-        yield _one_step(model, opt, sampler, gen, dtype, st, preview)
+        yield _one_step(model, opt, sampler, gen, dtype, st, preview, stop)
         if st.bad >= MAX_BAD_STEPS:
             st.stopped, st.message = (
                 "diverged",
@@ -196,6 +196,7 @@ def _one_step(
     dtype: torch.dtype,
     st: RunState,
     preview: Preview | np.ndarray | None,
+    stop: threading.Event | None = None,
 ) -> TrainProgress:
     cfg, net, device = model.config, model.net, next(model.net.parameters()).device
     ts = time.perf_counter()
@@ -229,7 +230,8 @@ def _one_step(
     if cfg.max_seconds is not None:
         total = min(total, st.step + int(st.rate * max(0.0, cfg.max_seconds - el)))
     pv = None
-    if preview is not None and el - st.last_preview >= cfg.preview_every_s:
+    stopping = stop is not None and stop.is_set()  # Stop pressed during the step: no preview, end now
+    if preview is not None and not stopping and el - st.last_preview >= cfg.preview_every_s:
         pv, st.last_preview = preview_now(model, preview, device), el
     if st.noise is None or st.step % NOISE_EVERY == 0:  # a handful of small tensor ops + device syncs
         st.noise = model.method.state(net, model.norm.scale) or None

@@ -6,7 +6,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..axes import guess_axes
+from ..axes import AxesChoice, choose_axes
 
 _UNIT_ALIASES = {"um": "micrometer", "µm": "micrometer", "\\u00B5m": "micrometer", "micron": "micrometer"}
 _UNIT_ALIASES |= {"nm": "nanometer", "mm": "millimeter", "m": "meter", "s": "second", "ms": "millisecond"}
@@ -54,8 +54,12 @@ class Image:
         return tuple(int(n) for n in self.data.shape)
 
     def axes_or_guess(self) -> str:
-        """The recorded axes, or a guess from the shape."""
-        return self.axes or guess_axes(self.shape)
+        """The recorded axes, or a guess from the shape (see :meth:`axes_choice`)."""
+        return self.axes_choice().axes
+
+    def axes_choice(self, given: str | None = None, model_axes: str | None = None) -> AxesChoice:
+        """The axes by the one rule of :func:`~napari_selfsup_denoise.axes.choose_axes`, and why."""
+        return choose_axes(self.shape, given=given, recorded=self.axes, model_axes=model_axes)
 
     def close(self) -> None:
         """Release open file handles."""

@@ -62,7 +62,7 @@ def open_training_data(inputs: list[str], axes: str | None) -> tuple[Any, str, l
     if missing:
         raise InputError(f"{missing[0][0]}: {missing[0][1]}")
     images = [read_image(p, axes) for p in paths]
-    ax = axes or images[0].axes_or_guess()
+    ax = images[0].axes_choice(axes).axes
     if len(images) == 1:
         return images[0].data, ax, images
     shapes = {im.shape for im in images}

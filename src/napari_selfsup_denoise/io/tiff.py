@@ -19,8 +19,16 @@ _TIFF_TO_OURS = {"X": "X", "Y": "Y", "Z": "Z", "T": "T", "C": "C"}
 _TIFF_UNIT = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "meter": "m"}
 
 
-def _map_tiff_axes(taxes: str) -> str:
-    """tifffile axes letters to ours: RGB samples become C, one other letter becomes S."""
+def _map_tiff_axes(taxes: str, kind: str = "ome") -> str:
+    """tifffile axes letters to ours: RGB samples become C, one other named letter becomes S.
+
+    Empty (unknown, so guessed like any image without metadata) when an axis is
+    unnamed: tifffile's I (a sequence of pages) or, outside OME-TIFF, its Q. A
+    plain multi-page TIFF is a Z stack as often as a time-lapse. In OME-TIFF, Q
+    is a declared extra dimension (how S is written), so it stays S.
+    """
+    if "I" in taxes or ("Q" in taxes and kind.lower() != "ome"):
+        return ""
     out = []
     for a in taxes:
         if a in _TIFF_TO_OURS and _TIFF_TO_OURS[a] not in out:
@@ -51,7 +59,13 @@ def read_tiff(p: Path) -> Image:
     except InputError:
         tf.close()
         raise
-    img = Image(None, _map_tiff_axes(series.axes), kind="tiff", path=str(p), meta={"imagej": bool(tf.is_imagej)})
+    img = Image(
+        None,
+        _map_tiff_axes(series.axes, str(getattr(series, "kind", ""))),
+        kind="tiff",
+        path=str(p),
+        meta={"imagej": bool(tf.is_imagej)},
+    )
     try:
         img.data = tifffile.memmap(p, mode="r")
         if tuple(img.data.shape) != tuple(series.shape):
