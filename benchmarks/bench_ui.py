@@ -10,7 +10,9 @@ presses Train in the dock widget and measures, with a 10 ms QTimer:
   until training has ended (target < 1 s; bounded below by one training step or
   one preview, which the engine does not interrupt);
 - ``--close-during-denoise``: how long ``viewer.close()`` blocks when it is called
-  while the result is being denoised.
+  while the result is being denoised (``close_s``), and until the worker has
+  ended (``quit_wait_s``: what quitting napari waits for, the forward pass in
+  progress).
 
 ``--why`` prints the main thread's stack during every gap longer than 50 ms
 (a watchdog thread samples it), to find what blocks the event loop.
@@ -184,9 +186,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             watch.mark("stop")
             widget.stop_btn.click()
         if args.close_during_denoise and "denoising" in watch.marks:
+            from qtpy.QtCore import QThreadPool
+
             t = time.perf_counter()
             viewer.close()
             out["close_s"] = round(time.perf_counter() - t, 3)
+            QThreadPool.globalInstance().waitForDone()  # what quitting napari waits for (its aboutToQuit)
+            out["quit_wait_s"] = round(time.perf_counter() - t, 3)
             watch.stop()
             return out
     watch.stop()
