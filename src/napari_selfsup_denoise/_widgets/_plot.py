@@ -12,6 +12,12 @@ MAX_POINTS = 600
 _TRAIN, _SMOOTH, _VAL = QColor(120, 160, 220, 110), QColor(80, 150, 255), QColor(255, 150, 60)
 
 
+def clock(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on (elapsed time and ETA in the status line)."""
+    s = int(max(0.0, seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 class LossPlot(QWidget):
     """Training loss (raw and smoothed) and validation loss against the step.
 

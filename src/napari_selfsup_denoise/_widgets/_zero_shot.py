@@ -8,8 +8,8 @@ from typing import Any
 
 from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ..axes import guess_axes
 from ..config import PredictConfig
+from ._axes import layer_axes
 from ._layers import LayerError, Snapshot, add_result, allocate_output, snapshot
 from ._worker import check_status, checked_predict, notify, start_worker
 
@@ -25,8 +25,8 @@ def zero_shot(data: Any, axes: str, out: Any, stop: threading.Event) -> Generato
     from ..prior import zero_shot_model
 
     model = zero_shot_model(data, axes)
-    res, decision = yield from checked_predict(model, data, PredictConfig(), model.axes, stop=stop, out=out)
-    return model, res, decision
+    res = yield from checked_predict(model, data, PredictConfig(), model.axes, stop=stop, out=out)
+    return model, res
 
 
 class DenoiseNow(QWidget):
@@ -71,7 +71,7 @@ class DenoiseNow(QWidget):
             if layer is None:
                 raise LayerError("add or pick an image layer to denoise")
             snap = snapshot(layer, copy=False)
-            axes = self._axes() or guess_axes(tuple(snap.data.shape))
+            axes = self._axes() or layer_axes(layer, tuple(self.viewer.dims.axis_labels))
             out = allocate_output(snap, axes, None)[0]
         except (ValueError, OSError) as exc:
             notify(str(exc), error=True)
@@ -92,13 +92,13 @@ class DenoiseNow(QWidget):
         self.status.setText(f"denoising: tile {ev.done}/{ev.total}")
 
     def _on_done(self, snap: Snapshot, res: Any) -> None:
-        model, out, decision = res
+        model, res = res
         if self._stop.is_set():
             return
         noise = {k: v for k, v in (model.summary or {}).items() if k.startswith("noise_")}
         fitted = ", ".join(f"{k[6:]} {v:.3g}" for k, v in noise.items() if isinstance(v, float))
-        self.status.setText(f"zero-shot (noise {fitted}) · {check_status(model, decision)}")
-        add_result(self.viewer, snap, out, "denoised (zero-shot)")
+        self.status.setText(f"zero-shot (noise {fitted}) · {check_status(model, res.decision)}")
+        add_result(self.viewer, snap, res.out, "denoised (zero-shot)", contrast_limits=res.limits)
 
     def _on_error(self, exc: Exception) -> None:
         self.status.setText(f"failed: {exc}")

@@ -16,16 +16,11 @@ from ._job import Request, prepare
 from ._layers import Snapshot, add_result
 from ._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, ModelBox, ModelHolder
 from ._pickers import LayerCombo
-from ._plot import LossPlot
+from ._plot import LossPlot, clock
 from ._preview import PreviewSource, promote_preview, show_preview, view_camera
 from ._worker import Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
 from ._zero_shot import DenoiseNow
 from .denoise import DenoiseSection
-
-
-def _clock(seconds: float) -> str:
-    s = int(max(0.0, seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 class TrainWidget(QWidget):
@@ -210,9 +205,9 @@ class TrainWidget(QWidget):
         if isinstance(ev, TrainProgress):
             self.progress.setMaximum(max(1, ev.total))
             self.progress.setValue(ev.step)
-            self.progress.setFormat(f"step {ev.step}/{ev.total} · ETA {_clock(ev.eta)}")
+            self.progress.setFormat(f"step {ev.step}/{ev.total} · ETA {clock(ev.eta)}")
             val = "" if ev.val_loss is None else f" · validation {ev.val_loss:.4g}"
-            self.status.setText(f"loss {ev.loss:.4g}{val} · {ev.steps_per_s:.1f} steps/s · {_clock(ev.elapsed)}")
+            self.status.setText(f"loss {ev.loss:.4g}{val} · {ev.steps_per_s:.1f} steps/s · {clock(ev.elapsed)}")
             self.plot.add(ev.step, ev.loss, ev.val_loss)
             pv, snap = self._preview, self._snap
             if ev.preview is not None and pv is not None and pv.used is not None and snap is not None:
@@ -222,7 +217,7 @@ class TrainWidget(QWidget):
         self.phase = "predict"
         self.progress.setMaximum(max(1, ev.total))
         self.progress.setValue(ev.done)
-        self.progress.setFormat(f"denoising: tile {ev.done}/{ev.total} · ETA {_clock(ev.eta)}")
+        self.progress.setFormat(f"denoising: tile {ev.done}/{ev.total} · ETA {clock(ev.eta)}")
 
     # --- ending -----------------------------------------------------------------------------
 
