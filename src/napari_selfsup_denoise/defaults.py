@@ -12,16 +12,21 @@ from typing import Any
 # resolve_defaults() fills them from this table, once, and never changes a value the caller set.
 # The numbers are measured for minute-scale CPU runs (docs/benchmarks.md). Edit them here only.
 _N2V = {"patch_size": 64, "patch_size_z": 16, "batch_size": 16, "depth": 3, "base_channels": 32, "learning_rate": 4e-3}
+# 3D U-Net (issue 10 item 10; benchmarks/bench_3d.py): the 2D batch and patch (16 x 16x64x64 voxels, depth 3) cost
+# ~1340 GFLOP a step (~4 steps a minute on 1 CPU thread), and depth 3's tiling margin (56 voxels) made denoising the
+# 32 x 192 x 192 sample a 144 x 304 x 304 window (~5700 GFLOP). 4 x 16x32x32 at depth 2 (CAREamics' depth): ~0.8
+# CPU-s a step (~75 a minute), margin 24 (an 80 x 240 x 240 window).
+_N2V_3D = {**_N2V, "batch_size": 4, "patch_size": 32, "depth": 2}
 ALGORITHM_DEFAULTS: dict[str, dict[int, dict[str, Any]]] = {
-    "n2v": {2: _N2V, 3: _N2V},
-    "n2v2": {2: _N2V, 3: _N2V},
-    "structn2v": {2: _N2V, 3: _N2V},
-    "n2n": {2: _N2V, 3: _N2V},
+    "n2v": {2: _N2V, 3: _N2V_3D},
+    "n2v2": {2: _N2V, 3: _N2V_3D},
+    "structn2v": {2: _N2V, 3: _N2V_3D},
+    "n2n": {2: _N2V, 3: _N2V_3D},
     # At a minute-scale CPU budget the number of steps, not the width, limits the blind-spot network's quality.
     # Its patch must be clearly larger than its receptive field (BlindSpotNet.min_patch; the loop raises smaller
     # ones): depth 3 would need 208 x 208, depth 2 needs 96 x 96 (issue 9: depth 3 on 64 x 64 collapsed).
     # 3D: six directions of 3x3x3 convolutions cost ~25x a 2D step per patch pixel; a shallow, narrow net keeps
-    # steps under ~0.4 s on 1 CPU thread and the tiling margin (receptive field) at 20 voxels.
+    # the tiling margin (receptive field) at 20 voxels; a step is ~63 GFLOP (~1 CPU-s on 1 thread, issue 10).
     "blindspot": {
         2: {**_N2V, "batch_size": 4, "base_channels": 24, "depth": 2, "patch_size": 96},
         3: {**_N2V, "depth": 1, "base_channels": 16, "batch_size": 2, "patch_size": 40},
