@@ -46,8 +46,8 @@ def test_subprocess_train_info_denoise(tmp_path, noisy_tif):
     assert model.is_file() and "trained 60 steps" in r.stderr
     r = _cli("info", str(model))
     assert r.returncode == 0 and "n2v" in r.stdout and "TYX" in r.stdout and "depth 2, base channels 8" in r.stdout
-    # the resolved values the run used: a typed batch 4 scales the table rate 0.004 by sqrt(4 / 16) (2a0d83f)
-    assert "batch 4, patch 32, learning rate 0.002" in r.stdout
+    # the resolved values the run used: a batch below the table's keeps the table rate (defaults.batch_scaled_lr)
+    assert "batch 4, patch 32, learning rate 0.004" in r.stdout
     out = tmp_path / "den.tif"
     r = _cli("denoise", "-m", str(model), str(noisy_tif), "-o", str(out))
     assert r.returncode == 0, r.stderr
