@@ -25,7 +25,7 @@ from ..engine.model import Model
 # standard-library modules. Relative imports name other copied modules (the nets) and are dropped.
 ALLOWED = {"__future__", "torch", "numpy", "functools", "math", "itertools", "typing", "collections", "dataclasses"}
 _IMPORT = re.compile(r"^(?:from|import) ([\w.]+)")
-_RELATIVE = re.compile(r"^from (?:\.|\.\.engine\.nets)(?:\.\w+)? import \w+(?:, \w+)*\s*$")
+_RELATIVE = re.compile(r"^from (?:\.\.engine\.nets\.|\.)(\w+) import \w+(?:, \w+)*\s*$")
 
 
 class ArchitectureError(RuntimeError):
@@ -66,12 +66,15 @@ def architecture_source(modules: list[ModuleType]) -> str:
     """One Python file made of ``modules``' sources, their imports gathered in one header (see :data:`ALLOWED`)."""
     header: list[str] = ["from __future__ import annotations"]
     bodies: list[str] = []
+    copied: set[str] = set()
     for module in modules:
         bodies.append(f"# --- from {module.__name__} ---")
         for line in inspect.getsource(module).splitlines():
             if not line.startswith(("import ", "from ")):
                 bodies.append(line)
-            elif _RELATIVE.match(line):
+            elif rel := _RELATIVE.match(line):
+                if rel.group(1) not in copied:  # its names must already be defined above in the file
+                    raise ArchitectureError(f"{module.__name__} imports {line.strip()!r}: not copied before it")
                 continue
             elif (m := _IMPORT.match(line)) and m.group(1).split(".")[0] in ALLOWED:
                 if line.strip() not in header:
@@ -81,6 +84,7 @@ def architecture_source(modules: list[ModuleType]) -> str:
                     f"{module.__name__} imports {line.strip()!r}; the exported architecture file may import only "
                     f"{', '.join(sorted(ALLOWED - {'__future__'}))}"
                 )
+        copied.add(module.__name__.rsplit(".", 1)[-1])
     doc = '"""Network architecture exported by napari-selfsup-denoise; needs PyTorch and numpy only."""'
     return "\n".join([doc, "", *header, "", *bodies]) + "\n"
 
@@ -125,10 +129,10 @@ def _unet(model: Model) -> Architecture:
 
 
 def _source() -> str:
-    from ..engine.nets import blindspot, unet
+    from ..engine.nets import blindspot, reach, unet
     from . import _wrappers
 
-    return architecture_source([unet, blindspot, _wrappers])
+    return architecture_source([unet, reach, blindspot, _wrappers])
 
 
 def _plain_state(net: nn.Module) -> dict[str, torch.Tensor]:

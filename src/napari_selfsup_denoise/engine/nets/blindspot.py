@@ -9,40 +9,49 @@ half-spaces +-Z, +-Y, +-X in 3D); all turned copies run through the shared
 branch as one batch (one batch per distinct shape), are turned back,
 concatenated on channels and fused by 1x1 convolutions into a mean and a
 log-variance per channel. The union of the half-spaces is everything but the
-centre pixel, so the centre's own value never reaches its output.
+centre pixel, so the centre's own value never reaches its output. Training
+patches must be clearly larger than one branch's receptive field (:mod:`.reach`).
 
-Training patches must be clearly larger than one branch's receptive field
-(:func:`branch_reach`, :attr:`BlindSpotNet.min_patch`). Each convolution pads
-with zeros, so an output whose receptive field crosses the patch border sees
-that border. At depth 3 a branch looks 103 rows back and 51 columns to each
-side: on 64 x 64 patches *every* training output saw the border, while at
-inference almost none does. Trained that way, the deepest features grew about
-5x on whole images and the output shifted by several photons (collapse at
-batch 64 on the nuclei benchmarks, docs/benchmarks.md), with a validation loss
-on patches that looked as good as a healthy run's.
+The code computes those pads, shifts and crops with fewer memory passes. A
+tensor inside a branch may carry *tail rows*: extra rows at the end of axis 2
+that no valid row depends on, since every layer looks back along that axis and
+never past its input's valid rows. So no block crops its output; the decoder's
+concatenation (a copy anyway) takes the valid rows. Without gradients a block's
+first convolution pads three rows on both ends instead of reading a copy of its
+input behind two zero rows, and the final shift is the last convolution padded
+one row further, its first row zeroed. With gradients the zero rows are copied
+in front (oneDNN's backward pass is slow for paddings over one).
 """
 
 from __future__ import annotations
 
-from functools import cache
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .reach import MIN_CLEAR, branch_reach, min_patch
+
+__all__ = ["MIN_CLEAR", "BlindSpotNet", "Branch", "HalfBlock", "branch_reach", "min_patch"]
+
 _SLOPE = 0.1
-# Share of one branch's training outputs whose whole receptive field lies inside the patch (as at inference).
-MIN_CLEAR = 0.25
+
+
+def _conv(x: torch.Tensor, conv: nn.Conv2d | nn.Conv3d, rows: int) -> torch.Tensor:
+    """``conv`` (3-wide, padding one on the lateral axes) padded by ``rows`` zero rows on both ends of axis 2."""
+    op = F.conv3d if x.ndim == 5 else F.conv2d
+    return op(x, conv.weight, conv.bias, padding=(rows,) + (1,) * (x.ndim - 3))
+
+
+def _leaky(x: torch.Tensor, inplace: bool = True) -> torch.Tensor:
+    """Leaky ReLU, in place unless ``inplace`` is False (autograd then keeps the input, not the output)."""
+    return F.leaky_relu(x, _SLOPE, inplace=inplace)
 
 
 class HalfBlock(nn.Module):
     """Two 3x3(x3) convolutions whose output at row ``i`` sees input rows ``i-4 .. i`` of axis 2 only.
 
-    Padding every convolution on one side and cropping the other gives the same
-    receptive field as padding the input by two rows once, running two ordinary
-    'same' convolutions and dropping the last two rows; the latter keeps the
-    tensors contiguous (about twice as fast on CPU, most of all in bf16).
+    The paper's form: two zero rows in front of the input, two 'same' convolutions,
+    the input's rows kept. Here the output keeps tail rows (see the module docstring).
     """
 
     def __init__(self, ndim: int, cin: int, cout: int) -> None:
@@ -51,74 +60,77 @@ class HalfBlock(nn.Module):
         self.conv1 = conv(cin, cout, 3, padding=1)
         self.conv2 = conv(cout, cout, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad two rows in front, two convolutions with leaky ReLUs, crop back to the input's rows."""
-        return self.padded(_pad_front(x, 2))
+    def forward(self, x: torch.Tensor, shift: bool = False, padded: bool = False) -> torch.Tensor:
+        """``(B, cout, R + t, ...)`` for ``R`` input rows, with ``t`` tail rows; ``shift`` moves it one row down.
 
-    def padded(self, h: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` of an input already padded with two zero rows in front."""
-        h = _leaky(self.conv2(_leaky(self.conv1(h))))
-        return _dense(h[:, :, : h.shape[2] - 2])
+        ``padded``: ``x`` already starts with two zero rows (not counted in ``R``). Otherwise, without
+        gradients, the first convolution pads three rows (``t`` = 4, shifted 6: the last convolution pads
+        two rows and its first row is zeroed); with gradients the input gets its two zero rows by a copy
+        (``t`` = 2, also shifted), as oneDNN's backward pass is slow for paddings over one.
+        """
+        if padded or torch.is_grad_enabled():
+            h = _leaky(_conv(x if padded else _pad_rows(x, 2), self.conv1, 1))
+            h = _leaky(_conv(h, self.conv2, 1))
+            return _pad_rows(h[:, :, :-1], 1) if shift else h
+        h = _leaky(_conv(x, self.conv1, 3))
+        h = _leaky(_conv(h, self.conv2, 2 if shift else 1))
+        if shift:
+            h.narrow(2, 0, 1).zero_()
+        return h
 
 
-def _up_cat_padded(low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-    """Two zero rows, then ``cat([nearest 2x upsampling of low, skip])``, written once into one buffer.
+def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """``rows`` zero rows in front of axis 2 (a concatenation: F.pad would fill the whole output first)."""
+    zeros = _empty(x, (x.shape[0], x.shape[1], rows, *x.shape[3:])).zero_()
+    return torch.cat([zeros, x], dim=2)  # channels-last like its inputs
 
-    The same values as ``F.pad(torch.cat([F.interpolate(low, scale_factor=2), skip], 1))``
-    (``skip`` is exactly twice ``low`` in every spatial size) without the two
-    intermediate tensors.
+
+def half_pool(x: torch.Tensor) -> torch.Tensor:
+    """Shift by one row, then 2x max pooling: low-res row ``j`` holds rows ``2j-1, 2j`` (tail rows stay tail)."""
+    nd = x.ndim - 2
+    pool = F.max_pool3d if nd == 3 else F.max_pool2d
+    return pool(x, 2, 2, padding=(1,) + (0,) * (nd - 1))
+
+
+def _dense(x: torch.Tensor) -> torch.Tensor:
+    """Contiguous in the channels-last layout (the fast one for oneDNN convolutions)."""
+    return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
+
+
+def _empty(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Uninitialised tensor of ``shape`` in the layout of :func:`_dense`."""
+    fmt = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
+    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
+
+
+def _first_input(x: torch.Tensor) -> torch.Tensor:
+    """``x`` behind two zero rows, in a buffer with channels-last strides.
+
+    The input has few channels, so the copy is cheap; with one channel its own strides are ambiguous and
+    the convolutions would run (slower) in the channels-first layout.
+    """
+    out = _empty(x, (x.shape[0], x.shape[1], x.shape[2] + 2, *x.shape[3:]))
+    out.narrow(2, 0, 2).zero_()
+    out.narrow(2, 2, x.shape[2]).copy_(x)
+    return out
+
+
+def _up_cat(low: torch.Tensor, skip: torch.Tensor, rows: int) -> torch.Tensor:
+    """``cat([nearest 2x upsampling of low, skip])`` on the first ``rows`` rows, written once into one buffer.
+
+    The same values as ``torch.cat([F.interpolate(low, scale_factor=2), skip], 1)`` cropped to ``rows``;
+    used without gradients (with them, the slice copies would each clone the whole gradient).
     """
     c = low.shape[1]
-    out = _empty(skip, (skip.shape[0], c + skip.shape[1], skip.shape[2] + 2, *skip.shape[3:]))
-    out[:, :, :2].zero_()
-    body = out[:, :, 2:]
-    body[:, c:].copy_(skip)
+    out = _empty(skip, (skip.shape[0], c + skip.shape[1], rows, *skip.shape[3:]))
+    out[:, c:].copy_(skip[:, :, :rows])
+    low = low[:, :, : rows // 2]
     corners: list[list[int]] = [[]]
     for _ in range(low.ndim - 2):  # every corner of a 2x2 (2x2x2) block (no imports: the file is exported)
         corners = [k + [o] for k in corners for o in (0, 1)]
     for k in corners:
-        body[(slice(None), slice(None, c), *(slice(o, None, 2) for o in k))].copy_(low)
+        out[(slice(None), slice(None, c), *(slice(o, None, 2) for o in k))].copy_(low)
     return out
-
-
-def _leaky(x: torch.Tensor) -> torch.Tensor:
-    """Leaky ReLU; in place when no gradient is recorded (prediction: no new buffer, no page faults)."""
-    return F.leaky_relu(x, _SLOPE, inplace=not torch.is_grad_enabled())
-
-
-def _dense(x: torch.Tensor) -> torch.Tensor:
-    """Contiguous, channels_last for 2D batches (the fast layout for oneDNN convolutions)."""
-    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x.contiguous()
-
-
-def _pad_front(x: torch.Tensor, rows: int, keep: int | None = None) -> torch.Tensor:
-    """``rows`` zero rows, then the first ``keep`` (default: all) rows of ``x`` along axis 2, in one dense pass.
-
-    Equal to ``F.pad`` (and a crop), which fills the whole output with zeros before copying.
-    """
-    keep = x.shape[2] if keep is None else keep
-    out = _empty(x, (x.shape[0], x.shape[1], rows + keep, *x.shape[3:]))
-    out[:, :, :rows].zero_()
-    out[:, :, rows:].copy_(x[:, :, :keep])
-    return out
-
-
-def _empty(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """Uninitialised tensor of ``shape`` in the layout of :func:`_dense` (no copy to get there)."""
-    fmt = torch.channels_last if len(shape) == 4 else torch.contiguous_format
-    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
-
-
-def shift_down(x: torch.Tensor, rows: int = 1) -> torch.Tensor:
-    """Shift by ``rows`` along axis 2 (zeros enter at the start, the last rows drop)."""
-    return _pad_front(x, rows, x.shape[2] - rows)
-
-
-def half_pool(x: torch.Tensor) -> torch.Tensor:
-    """Shift by one row, then 2x max pooling: low-res row ``j`` holds rows ``2j-1, 2j``."""
-    nd = x.ndim - 2
-    pool = F.max_pool3d if nd == 3 else F.max_pool2d
-    return _dense(pool(x, 2, 2, padding=(1,) + (0,) * (nd - 1))[:, :, : x.shape[2] // 2])
 
 
 class Branch(nn.Module):
@@ -132,19 +144,26 @@ class Branch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(B, widths[0], *spatial)`` that see only rows strictly above each pixel."""
-        skips = []
+        return self.with_tail(x)[:, :, : x.shape[2]]
+
+    def with_tail(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` with tail rows: its first ``x.shape[2]`` rows are the features."""
+        rows = [x.shape[2] >> i for i in range(len(self.enc))]
+        skips: list[torch.Tensor] = []
         h = x
         for i, block in enumerate(self.enc):
-            h = block(h if i == 0 else half_pool(h))
+            last = i == len(self.enc) - 1 and not self.dec
+            h = block(_first_input(x), shift=last, padded=True) if i == 0 else block(half_pool(h), shift=last)
             skips.append(h)
         for i in reversed(range(len(self.dec))):
             dec: HalfBlock = self.dec[i]  # type: ignore[assignment]
-            if not torch.is_grad_enabled():  # prediction: one buffer instead of three (same values)
-                h = dec.padded(_up_cat_padded(h, skips[i]))
-                continue
-            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-            h = dec(torch.cat([h, skips[i]], dim=1))
-        return shift_down(h)
+            if torch.is_grad_enabled():
+                up = F.interpolate(h[:, :, : rows[i + 1]], scale_factor=2.0, mode="nearest")
+                h = _dense(torch.cat([up, skips[i][:, :, : rows[i]]], dim=1))
+            else:
+                h = _up_cat(h, skips[i], rows[i])
+            h = dec(h, shift=i == 0)
+        return h
 
 
 def _turn(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
@@ -158,56 +177,6 @@ def _turn(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
     if not inverse and flip:
         x = torch.flip(x, dims=(2,))
     return x
-
-
-def _block_1d(n: int, back: int, ahead: int) -> np.ndarray:
-    """Dependency matrix ``dep[out, in]`` of a 1D op where output ``i`` reads inputs ``i - back .. i + ahead``."""
-    i = np.arange(n)
-    d = i[None, :] - i[:, None]
-    return (d >= -back) & (d <= ahead)
-
-
-def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a.astype(np.int64) @ b.astype(np.int64)) > 0
-
-
-@cache
-def branch_reach(depth: int) -> tuple[int, int, int]:
-    """Receptive field of one branch output: ``(rows back, columns left, columns right)``.
-
-    Worked out from the layer structure (two 3-wide convolutions per block, the
-    one-row shifts, 2x pooling and nearest upsampling), one axis at a time; the
-    worst case over the pooling grid. Depth 1, 2, 3 give (19, 8, 9), (47, 22, 21), (99, 46, 45).
-    """
-    n = 8 * 2 ** (depth + 3)
-    out = {}
-    for axis in ("forward", "lateral"):
-        fwd = axis == "forward"
-        block = _block_1d(n, 4, 0) if fwd else _block_1d(n, 2, 2)
-        sizes = [n >> lv for lv in range(depth + 1)]
-        enc = [block[: sizes[0], : sizes[0]]]
-        for lv in range(1, depth + 1):
-            j, i = np.arange(sizes[lv])[:, None], np.arange(sizes[lv - 1])[None, :]
-            pool = (i == 2 * j - 1) | (i == 2 * j) if fwd else (i == 2 * j) | (i == 2 * j + 1)
-            enc.append(_compose(block[: sizes[lv], : sizes[lv]], _compose(pool, enc[-1])))
-        h = enc[-1]
-        for lv in reversed(range(depth)):
-            up = np.arange(sizes[lv])[:, None] // 2 == np.arange(sizes[lv + 1])[None, :]
-            h = _compose(block[: sizes[lv], : sizes[lv]], _compose(up, h) | enc[lv])
-        if fwd:
-            h = _compose(_block_1d(n, 1, -1), h)  # the final one-row shift
-        centre = [np.flatnonzero(h[c]) - c for c in range(n // 2, n // 2 + 2 ** (depth + 1))]
-        out[axis] = (-min(int(c.min()) for c in centre), max(int(c.max()) for c in centre))
-    return out["forward"][0], out["lateral"][0], out["lateral"][1]
-
-
-def min_patch(depth: int, multiple: int) -> int:
-    """Smallest patch edge (a multiple of ``multiple``) where :data:`MIN_CLEAR` of a branch's outputs see no border."""
-    back, left, right = branch_reach(depth)
-    p = multiple
-    while (p - back) * (p - left - right) < MIN_CLEAR * p * p or p <= back:
-        p += multiple
-    return p
 
 
 class BlindSpotNet(nn.Module):
@@ -270,14 +239,12 @@ class BlindSpotNet(nn.Module):
         groups: dict[tuple[int, ...], list[int]] = {}
         for k, v in enumerate(views):
             groups.setdefault(tuple(v.shape), []).append(k)
-        out: list[torch.Tensor | None] = [None] * self.directions
+        out: list[torch.Tensor] = list(views)
         for ks in groups.values():
             batch = torch.cat([views[k] for k in ks], dim=0)
-            if batch.ndim == 4:
-                batch = batch.contiguous(memory_format=torch.channels_last)
             for k, part in zip(ks, self.branch(batch).chunk(len(ks), dim=0)):
                 out[k] = _turn(part, k, inverse=True)
-        return torch.cat(out, dim=1)  # type: ignore[arg-type]
+        return torch.cat(out, dim=1)
 
     def _features_lean(self, x: torch.Tensor) -> torch.Tensor:
         """As :meth:`features`, one direction at a time, each turned back into its slice of one buffer.
@@ -288,7 +255,7 @@ class BlindSpotNet(nn.Module):
         out: torch.Tensor | None = None
         for k in range(self.directions):
             view = _turn(x, k)
-            part = _turn(self.branch(_dense(view)), k, inverse=True)
+            part = _turn(self.branch(view), k, inverse=True)
             if out is None:
                 c = part.shape[1]
                 out = _empty(part, (x.shape[0], c * self.directions, *part.shape[2:]))
@@ -299,8 +266,12 @@ class BlindSpotNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 2 * C, *spatial)``: prior means, then prior log-variances, per channel."""
         h = self.features(x)
+        pixels = not torch.is_grad_enabled()  # the lean features are channels-last: as pixels x channels (a view),
+        if pixels:  # the 1x1 convolutions are matmuls with no layout conversion
+            h = h.movedim(1, -1)
         for i, layer in enumerate(self.fuse):
-            h = layer(h)
+            conv: nn.Conv2d = layer  # type: ignore[assignment]
+            h = F.linear(h, conv.weight.flatten(1), conv.bias) if pixels else conv(h)
             if i < len(self.fuse) - 1:
                 h = _leaky(h)
-        return h
+        return h.movedim(-1, 1) if pixels else h
