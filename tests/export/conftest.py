@@ -37,7 +37,7 @@ def packages(tmp_path_factory, camera_128, image_3d) -> dict[str, tuple[object, 
     made = {}
     for case, (image, options) in cases.items():
         model = train(image, **options)
-        # 2D through the API with the crop of the training image the model keeps; 3D with the image given.
-        path = model.export_bmz(out / f"{case}") if image.ndim == 2 else export_bmz(model, out / case, image=image)
+        # 2D with the crop of the training image the model keeps; 3D with the image given.
+        path = export_bmz(model, out / case) if image.ndim == 2 else export_bmz(model, out / case, image=image)
         made[case] = (model, path, image)
     return made

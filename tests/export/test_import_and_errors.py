@@ -37,7 +37,7 @@ def test_export_without_sample_or_image_says_what_to_pass(packages, tmp_path):
     old = load_model(packages["n2v"][1])
     old.sample = None
     with pytest.raises(ExportInputError, match="image="):
-        old.export_bmz(tmp_path / "m.zip")
+        export_bmz(old, tmp_path / "m.zip")
     assert model.sample is not None
 
 
@@ -121,7 +121,7 @@ def test_package_mode_follows_umask(packages, tmp_path):
     model, _, _ = packages["n2v"]
     old = os.umask(0o022)
     try:
-        path = model.export_bmz(tmp_path / "shared.zip")
+        path = export_bmz(model, tmp_path / "shared.zip")
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644

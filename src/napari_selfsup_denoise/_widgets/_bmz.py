@@ -51,8 +51,10 @@ class BmzDialog(QDialog):
 
 def _export(model: Any, path: str | Path, values: dict[str, Any]) -> Generator[str, None, Path]:
     """A generator, as the widgets' workers expect; it yields once before the work starts."""
+    from ..export import export_bmz
+
     yield "exporting"
-    return model.export_bmz(path, overwrite=True, **values)  # the file dialog asked before replacing a file
+    return export_bmz(model, path, overwrite=True, **values)  # the file dialog asked before replacing a file
 
 
 def start_export(model: Any, path: str | Path, values: dict[str, Any], notify: Callable[[str, bool], None]) -> Any:

@@ -173,56 +173,9 @@ class Model:
             tensors[SAMPLE_KEY] = torch.from_numpy(np.ascontiguousarray(self.sample, dtype=np.float32))
         return save_file(path, tensors, self.metadata())
 
-    def export_bmz(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        image: Any = None,
-        axes: str | None = None,
-        name: str | None = None,
-        authors: list[str] | None = None,
-        description: str | None = None,
-        license: str = "CC-BY-4.0",
-        cite: list[tuple[str, str]] | None = None,
-        overwrite: bool = False,
-    ) -> Path:
-        """Write a BioImage Model Zoo package (a ``.zip``); needs the ``[bmz]`` extra.
-
-        The package holds the network (PyTorch state dict with a torch-only
-        architecture file, and TorchScript), pre- and post-processing from this
-        model's normalisation, test tensors cut from ``image``, a cover, a README
-        and this model's ``.sdmodel`` file, so :func:`load_model` reads it back.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            The ``.zip`` to write (the suffix is added when missing).
-        image : array-like, optional
-            An image like the training image; the package's test input is a crop
-            of it. Defaults to :attr:`sample`, the crop of the training image that
-            the model keeps (models saved before version 2 of the file keep none).
-        axes : str, optional
-            Axes of ``image``; the training axes when they fit.
-        name, authors, description, license : str, list of str, str, str
-            Package metadata; defaults name the algorithm, the user and CC-BY-4.0.
-        cite : list of (text, DOI) pairs, optional
-            Citations; defaults to the paper(s) of the algorithm.
-        overwrite : bool
-            Replace an existing ``path``.
-
-        Returns
-        -------
-        pathlib.Path
-            The package written.
-        """
-        from ..export import export_bmz  # the one upward import: export builds on this class (see pyproject)
-
-        return export_bmz(self, path, image=image, axes=axes, name=name, authors=authors, description=description,
-                          license=license, cite=cite, overwrite=overwrite)  # fmt: skip
-
 
 def load_model(path: str | os.PathLike[str]) -> Model:
-    """Load a model file written by :meth:`Model.save`, or a BMZ package written by :meth:`Model.export_bmz`.
+    """Load a model file written by :meth:`Model.save`, or a BMZ package written by ``export.export_bmz``.
 
     Raises
     ------

@@ -101,7 +101,37 @@ def export_bmz(
     cite: list[tuple[str, str]] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``model`` as a BioImage Model Zoo package; see :meth:`Model.export_bmz <..engine.model.Model>`."""
+    """Write a BioImage Model Zoo package (a ``.zip``); needs the ``[bmz]`` extra.
+
+    The package holds the network (PyTorch state dict with a torch-only
+    architecture file, and TorchScript), pre- and post-processing from this
+    model's normalisation, test tensors cut from ``image``, a cover, a README
+    and the model's ``.sdmodel`` file, so :func:`~..engine.model.load_model` reads it back.
+
+    Parameters
+    ----------
+    model : Model
+        The trained model.
+    path : str or os.PathLike
+        The ``.zip`` to write (the suffix is added when missing).
+    image : array-like, optional
+        An image like the training image; the package's test input is a crop
+        of it. Defaults to ``model.sample``, the crop of the training image that
+        the model keeps (models saved before version 2 of the file keep none).
+    axes : str, optional
+        Axes of ``image``; the training axes when they fit.
+    name, authors, description, license : str, list of str, str, str
+        Package metadata; defaults name the algorithm, the user and CC-BY-4.0.
+    cite : list of (text, DOI) pairs, optional
+        Citations; defaults to the paper(s) of the algorithm.
+    overwrite : bool
+        Replace an existing ``path``.
+
+    Returns
+    -------
+    pathlib.Path
+        The package written.
+    """
     _check_installed()
     target = check_target(path, overwrite)
     name = name or default_name(model)
