@@ -96,12 +96,15 @@ def test_architecture_file_needs_nothing_of_ours(packages, monkeypatch):
 
 def test_architecture_file_copies_the_modules_a_net_imports_first():
     # The nets import each other (blindspot -> reach); a copied module whose relative import is not copied
-    # before it would leave names undefined in the package, so the file is refused instead.
+    # before it would leave names undefined in the package, and two modules defining the same name (both nets
+    # had a `_conv`) would run one's code with the other's helper, so such a file is refused instead.
     from napari_selfsup_denoise.engine.nets import blindspot, reach
     from napari_selfsup_denoise.export._arch import ArchitectureError, architecture_source
 
     with pytest.raises(ArchitectureError, match="not copied before it"):
         architecture_source([blindspot])
+    with pytest.raises(ArchitectureError, match="both define"):  # one namespace: the second would replace the first
+        architecture_source([reach, blindspot, reach])
     namespace: dict = {"__name__": "architecture"}
     exec(compile(architecture_source([reach, blindspot]), "architecture.py", "exec"), namespace)
     assert namespace["BlindSpotNet"](2, 1, 2, 4).min_patch == blindspot.BlindSpotNet(2, 1, 2, 4).min_patch

@@ -10,6 +10,7 @@ gathered in one header (PyTorch, numpy, a few standard-library modules; see
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 from dataclasses import dataclass
@@ -67,9 +68,15 @@ def architecture_source(modules: list[ModuleType]) -> str:
     header: list[str] = ["from __future__ import annotations"]
     bodies: list[str] = []
     copied: set[str] = set()
+    defined: dict[str, str] = {}
     for module in modules:
         bodies.append(f"# --- from {module.__name__} ---")
-        for line in inspect.getsource(module).splitlines():
+        source = inspect.getsource(module)
+        for name in _top_level_names(source):  # one namespace: a second definition would replace the first
+            if name in defined:
+                raise ArchitectureError(f"{module.__name__} and {defined[name]} both define {name!r}")
+            defined[name] = module.__name__
+        for line in source.splitlines():
             if not line.startswith(("import ", "from ")):
                 bodies.append(line)
             elif rel := _RELATIVE.match(line):
@@ -87,6 +94,18 @@ def architecture_source(modules: list[ModuleType]) -> str:
         copied.add(module.__name__.rsplit(".", 1)[-1])
     doc = '"""Network architecture exported by napari-selfsup-denoise; needs PyTorch and numpy only."""'
     return "\n".join([doc, "", *header, "", *bodies]) + "\n"
+
+
+def _top_level_names(source: str) -> list[str]:
+    """Names a module's source defines at top level (functions, classes, assignments), dunders left out."""
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return [n for n in names if not n.startswith("__")]
 
 
 def _blindspot(model: Model) -> Architecture:

@@ -36,7 +36,7 @@ __all__ = ["MIN_CLEAR", "BlindSpotNet", "Branch", "HalfBlock", "branch_reach", "
 _SLOPE = 0.1
 
 
-def _conv(x: torch.Tensor, conv: nn.Conv2d | nn.Conv3d, rows: int) -> torch.Tensor:
+def _half_conv(x: torch.Tensor, conv: nn.Conv2d | nn.Conv3d, rows: int) -> torch.Tensor:
     """``conv`` (3-wide, padding one on the lateral axes) padded by ``rows`` zero rows on both ends of axis 2."""
     op = F.conv3d if x.ndim == 5 else F.conv2d
     return op(x, conv.weight, conv.bias, padding=(rows,) + (1,) * (x.ndim - 3))
@@ -69,11 +69,11 @@ class HalfBlock(nn.Module):
         (``t`` = 2, also shifted), as oneDNN's backward pass is slow for paddings over one.
         """
         if padded or torch.is_grad_enabled():
-            h = _leaky(_conv(x if padded else _pad_rows(x, 2), self.conv1, 1))
-            h = _leaky(_conv(h, self.conv2, 1))
+            h = _leaky(_half_conv(x if padded else _pad_rows(x, 2), self.conv1, 1))
+            h = _leaky(_half_conv(h, self.conv2, 1))
             return _pad_rows(h[:, :, :-1], 1) if shift else h
-        h = _leaky(_conv(x, self.conv1, 3))
-        h = _leaky(_conv(h, self.conv2, 2 if shift else 1))
+        h = _leaky(_half_conv(x, self.conv1, 3))
+        h = _leaky(_half_conv(h, self.conv2, 2 if shift else 1))
         if shift:
             h.narrow(2, 0, 1).zero_()
         return h
