@@ -41,6 +41,13 @@ def test_the_warm_up_lasts_at_least_the_minimum_steps_times_the_rate_gain(batch,
     assert warmup_share(cfg, steps) == pytest.approx(share)
 
 
+def test_n2v_keeps_its_warm_up_at_its_own_rate_and_warms_up_longer_at_a_scaled_one():
+    n2v = resolve_defaults(TrainConfig(algorithm="n2v", max_steps=400), ndim=2)
+    assert warmup_share(n2v, 400) == pytest.approx(0.05)
+    big = resolve_defaults(TrainConfig(algorithm="n2v", batch_size=64, max_steps=400), ndim=2)  # lr x 2
+    assert warmup_share(big, 400) == pytest.approx(2 * WARMUP_MIN_STEPS / 400)
+
+
 def test_the_rate_ramps_up_over_the_warm_up_then_decays():
     cfg = resolve_defaults(TrainConfig(algorithm="blindspot"), ndim=2)
     w = 0.25

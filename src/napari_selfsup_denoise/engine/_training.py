@@ -62,10 +62,14 @@ def warmup_share(cfg: ResolvedConfig, total_steps: float) -> float:
     ``cfg.warmup_fraction``, or, when longer, :data:`WARMUP_MIN_STEPS` times the
     learning rate's gain over the algorithm's default rate (a batch-scaled or a
     typed higher rate warms up for longer), capped at a quarter of the budget.
+    The N2V family at (or below) its default rate keeps ``cfg.warmup_fraction``.
     ``total_steps`` is the (estimated) number of steps of the run.
     """
     table = ALGORITHM_DEFAULTS[cfg.algorithm][3 if "Z" in (cfg.axes or "") else 2]["learning_rate"]
-    steps = WARMUP_MIN_STEPS * max(1.0, cfg.learning_rate / table)
+    gain = cfg.learning_rate / table
+    if cfg.algorithm != "blindspot" and gain <= 1.0:
+        return cfg.warmup_fraction  # the N2V family at its own rate: as measured (docs/benchmarks.md)
+    steps = WARMUP_MIN_STEPS * max(1.0, gain)
     return max(cfg.warmup_fraction, min(0.25, steps / max(total_steps, 1.0)))
 
 
