@@ -152,10 +152,7 @@ class TrainConfig:
     preview_every_s: float = 3.0
 
     def __post_init__(self) -> None:
-        _check(
-            self.algorithm in ALGORITHMS,
-            f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}",
-        )
+        _check(self.algorithm in ALGORITHMS, f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
         if self.axes is not None:
             object.__setattr__(self, "axes", validate_axes(self.axes))
         _check(self.max_steps >= 1, "max_steps must be >= 1")
@@ -219,8 +216,7 @@ class PredictConfig:
         Average the 8 rotations/flips in YX (slower, slightly better).
     device, precision : as in :class:`TrainConfig`.
     output : str
-        Blind-spot models: ``posterior`` (default), ``prior`` (the network's
-        mean alone).
+        Blind-spot models: ``posterior`` (default), ``prior`` (the network's mean alone).
     uncertainty : bool
         Blind-spot models: also return the posterior standard deviation.
     """
@@ -280,7 +276,6 @@ def from_dict(d: dict[str, Any], cls: type = TrainConfig) -> Any:
     unknown = sorted(set(d) - names)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
-    d = dict(d)
     if "percentiles" in d:
         d["percentiles"] = tuple(d["percentiles"])
     _check_types(cls, d)
@@ -295,9 +290,7 @@ _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bo
 
 def _check_types(cls: type, d: dict[str, Any]) -> None:
     """Raise :class:`ConfigError` naming the option whose value has the wrong type (``depth="abc"``)."""
-    for f in dataclasses.fields(cls):
-        if f.name not in d:
-            continue
+    for f in (f for f in dataclasses.fields(cls) if f.name in d):
         v, kinds = d[f.name], [k.strip() for k in str(f.type).split("|")]
         allowed = tuple(t for k in kinds for t in _TYPES.get(k, ()))
         if not allowed or (v is None and "None" in kinds):
