@@ -115,3 +115,18 @@ def wait_for(qtbot: Any) -> Callable[..., None]:
         qtbot.waitUntil(condition, timeout=timeout)
 
     return _wait
+
+
+@pytest.fixture
+def train_to_end(qtbot: Any, errors: Callable[[], list[str]]) -> Callable[..., None]:
+    """``train_to_end(widget)``: press Train, wait for the run and its result, and assert nothing went wrong."""
+
+    def _run(widget: Any) -> None:
+        worker = widget.start_training()
+        assert worker is not None, errors()
+        with qtbot.waitSignal(worker.finished, timeout=120_000):
+            pass
+        qtbot.waitUntil(widget.is_idle, timeout=WAIT_MS)
+        assert errors() == []
+
+    return _run

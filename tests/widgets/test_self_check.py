@@ -10,9 +10,7 @@ def _failing(model, sampler):
     return checks.verdict([bad], "training", 1000, True)
 
 
-def test_a_failed_check_is_shown_and_the_layer_marked(
-    open_widget, qtbot, noisy64, errors, small, wait_idle, monkeypatch
-):
+def test_a_failed_check_is_shown_and_the_layer_marked(open_widget, noisy64, errors, small, monkeypatch, train_to_end):
     from napari.utils.notifications import NotificationSeverity, notification_manager
 
     monkeypatch.setattr("napari_selfsup_denoise.engine.train.check_training", _failing)
@@ -20,12 +18,7 @@ def test_a_failed_check_is_shown_and_the_layer_marked(
     viewer.add_image(noisy64, name="cells")
     small(widget, steps=10)
     start = len(notification_manager.records)
-    worker = widget.start_training()
-    assert worker is not None, errors()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        pass
-    wait_idle(widget)
-    assert errors() == []
+    train_to_end(widget)
     status = widget.status.text()
     assert "self-check FAILED" in status and "prior_residual 3.00!" in status
     warned = [

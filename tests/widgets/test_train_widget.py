@@ -28,7 +28,7 @@ def test_widgets_and_samples_come_from_the_manifest(open_widget):
     assert algorithms == {"n2v", "n2v2", "structn2v", "blindspot", "n2n"}
 
 
-def test_train_adds_a_denoised_layer_placed_like_the_source(open_widget, qtbot, noisy64, errors, small, wait_idle):
+def test_train_adds_a_denoised_layer_placed_like_the_source(open_widget, noisy64, small, train_to_end):
     viewer, _, widget = open_widget()
     src = viewer.add_image(
         noisy64, name="cells", scale=(2.0, 0.5), translate=(10.0, -3.0), units=("nm", "nm"), metadata={"id": 7}
@@ -36,12 +36,7 @@ def test_train_adds_a_denoised_layer_placed_like_the_source(open_widget, qtbot, 
     small(widget, steps=20)
     bar: list[int] = []
     widget.progress.valueChanged.connect(bar.append)
-    worker = widget.start_training()
-    assert worker is not None, errors()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        pass
-    wait_idle(widget)
-    assert errors() == []
+    train_to_end(widget)
     out = viewer.layers["cells denoised"]
     assert out.data.shape == noisy64.shape and out.data.dtype == np.float32
     np.testing.assert_allclose(out.scale, src.scale)
