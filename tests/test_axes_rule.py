@@ -70,3 +70,19 @@ def test_cli_denoises_a_plain_stack_plane_by_plane_with_a_2d_model(tmp_path):
     assert main(["train", str(movie), "-o", str(model), "--quiet", *TINY]) == 0
     rc = main(["denoise", "-m", str(model), str(plain), "-o", str(out), "--quiet", "--accept-suspect"])
     assert rc == 0 and read_image(out).shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize(("planes", "given", "axes"), [(200, None, "TYX"), (8, None, "ZYX"), (8, "tyx", "TYX")])
+def test_zero_shot_batch_makes_each_model_for_the_axes_of_the_one_rule(tmp_path, planes, given, axes):
+    from napari_selfsup_denoise.batch import BatchOptions, denoise_files
+
+    src = tmp_path / "stack.tif"
+    _stack(src, planes)
+    seen: list[str | None] = []
+
+    def _make(data, chosen):  # stands in for the zero-shot prior (cli._prior.zero_shot)
+        seen.append(chosen)
+        raise ValueError("only the axes are checked")
+
+    (res,) = denoise_files(_make, [str(src)], str(tmp_path / "out.tif"), BatchOptions(axes=given))
+    assert seen == [axes] and res.status == "failed"  # the old runner passed None for a plain TIFF

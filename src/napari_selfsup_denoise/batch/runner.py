@@ -155,7 +155,7 @@ class FileRunner:
         if self.model_for is None:
             assert self.model is not None
             return self.model
-        model = self.model_for(img.data, self.opts.axes or img.axes or None)
+        model = self.model_for(img.data, img.axes_choice(self.opts.axes).axes)  # the one rule (axes.py)
         self._hash = model_hash(model)
         return model
 
