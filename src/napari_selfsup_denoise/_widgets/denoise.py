@@ -25,6 +25,7 @@ from ._axes import file_of, layer_axes_choice
 from ._layers import LayerError, add_result, allocate_output, safe_name, snapshot
 from ._model_box import ModelBox, ModelHolder
 from ._pickers import LayerCombo
+from ._warm import warm_up
 from ._worker import check_status, checked_predict, notify, start_worker
 
 
@@ -253,6 +254,7 @@ class DenoiseWidget(QWidget):
         lay.addWidget(self.section)
         lay.addStretch(1)
         self.destroyed.connect(self.section._stop.set)
+        warm_up()  # the engine's first-run imports, off the main thread
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
         """Stop the worker when the widget closes."""

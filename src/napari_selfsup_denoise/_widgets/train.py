@@ -18,6 +18,7 @@ from ._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, ModelBox, ModelHo
 from ._pickers import LayerCombo
 from ._plot import LossPlot, clock
 from ._preview import PreviewSource, promote_preview, show_preview, view_camera
+from ._warm import warm_up
 from ._worker import Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
 from ._zero_shot import DenoiseNow
 from .denoise import DenoiseSection
@@ -55,6 +56,7 @@ class TrainWidget(QWidget):
         self._on_layer_changed(self.layer.layer())
         self._on_device_changed()
         self._set_running(False)
+        warm_up()  # the engine's first-run imports, off the main thread, while the person fills in the form
 
     def _build(self) -> None:
         self.layer = LayerCombo(self.viewer)
@@ -84,8 +86,7 @@ class TrainWidget(QWidget):
         lay.addLayout(buttons)
         self.denoise_now = DenoiseNow(self.viewer, self.layer.layer, lambda: self.form.axes.text().strip() or None)
         lay.addWidget(self.denoise_now)
-        widgets: tuple[QWidget, ...] = (self.progress, self.status, self.plot, self.model_box, apply)
-        for w in widgets:
+        for w in (self.progress, self.status, self.plot, self.model_box, apply):
             lay.addWidget(w)
         lay.addStretch(1)
 

@@ -1,0 +1,62 @@
+"""The docks import the engine in the background when they open, so the worker imports nothing after Train.
+
+Imports done in the worker hold the interpreter lock and stall napari's event
+loop (issue 10, item 13; ``benchmarks/bench_ui.py --why``). How long the gaps are
+is a timing question for that benchmark; these tests check the behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# A fresh interpreter (nothing imported yet): the widget modules a dock has imported, then the warm-up, then a
+# first run of each worker function the docks start (training with a preview + denoising, for N2V and for
+# blind-spot from the built-in prior; zero-shot denoising). Prints the modules the runs imported.
+FIRST_RUN = """
+import json, sys
+import numpy as np
+from napari_selfsup_denoise._widgets import _layers, _preview, _worker
+from napari_selfsup_denoise._widgets._warm import import_engine
+from napari_selfsup_denoise.config import PredictConfig, TrainConfig
+from napari_selfsup_denoise.engine.events import drain
+
+import_engine()
+before = set(sys.modules)
+from napari_selfsup_denoise.prior import resolve_start, zero_shot_model
+
+img = np.random.default_rng(0).normal(100, 10, (64, 64)).astype("f4")
+for algorithm in ("n2v", "blindspot"):
+    cfg = TrainConfig(algorithm=algorithm, axes="YX", max_steps=2, max_seconds=None, batch_size=2,
+                      patch_size=32, preview_every_s=1e-6, val_fraction=0.0, device="cpu")
+    job = _worker.TrainJob(data=img, config=cfg, start=resolve_start(cfg, img.shape), preview=img)
+    res = drain(_worker.train_then_denoise(job, _worker.Stops()))
+    assert res.denoised.shape == img.shape
+model = zero_shot_model(img, "YX")
+drain(_worker.checked_predict(model, img, PredictConfig(), "YX"))
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_a_first_run_after_the_warm_up_imports_nothing():
+    run = subprocess.run([sys.executable, "-c", FIRST_RUN], capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    imported = json.loads(run.stdout.strip().splitlines()[-1])
+    imported = [m for m in imported if m.split(".")[0] not in sys.stdlib_module_names]  # small ones left out
+    assert imported == [], f"imported by the first run, not by _widgets/_warm.py: {imported}"
+
+
+def test_opening_a_dock_starts_the_warm_up(open_widget, monkeypatch):
+    from napari_selfsup_denoise._widgets import _warm
+
+    started: list[bool] = []
+    monkeypatch.setattr(_warm, "_thread", None)
+    monkeypatch.setattr(_warm, "import_engine", lambda: started.append(True))
+    viewer, _, _ = open_widget()
+    _warm._thread.join(timeout=60)
+    assert started == [True]
+    monkeypatch.setattr(_warm, "_thread", None)
+    viewer.window.add_plugin_dock_widget("napari-selfsup-denoise", "Denoise with a model")
+    _warm._thread.join(timeout=60)
+    assert started == [True, True]
