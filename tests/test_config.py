@@ -18,6 +18,7 @@ from napari_selfsup_denoise.config import (
     resolve_defaults,
     to_dict,
 )
+from napari_selfsup_denoise.defaults import algorithm_choice
 
 # The effective defaults before the resolver (blind-spot's came from engine/blindspot.py); results must not move.
 N2V = {"patch_size": 64, "patch_size_z": 16, "batch_size": 16, "depth": 3, "base_channels": 32, "learning_rate": 4e-3}
@@ -28,6 +29,7 @@ EXPECTED = {
     ("blindspot", 2): {**N2V, "batch_size": 4, "base_channels": 24, "depth": 2, "patch_size": 96},
     ("blindspot", 3): {**N2V, "depth": 1, "base_channels": 16, "batch_size": 2, "patch_size": 40},
 }
+EXPECTED |= {("auto", 2): EXPECTED["blindspot", 2], ("auto", 3): N2V_3D}  # the default: blind-spot in 2D, N2V in 3D
 
 
 def _tuned(cfg: TrainConfig) -> dict:
@@ -107,3 +109,13 @@ def test_a_typed_learning_rate_is_never_scaled():
     cfg = resolve_defaults(TrainConfig(algorithm="blindspot", batch_size=64, learning_rate=1e-3), ndim=2)
     assert (cfg.batch_size, cfg.learning_rate) == (64, 1e-3)
     assert resolve_defaults(TrainConfig(algorithm="blindspot"), ndim=2).learning_rate == 4e-3
+
+
+def test_auto_is_the_default_and_becomes_the_algorithm_that_runs():
+    assert TrainConfig().algorithm == "auto"
+    assert resolve_defaults(TrainConfig(), ndim=2).algorithm == "blindspot"
+    assert resolve_defaults(TrainConfig(axes="ZYX")).algorithm == "n2v"
+    assert resolve_defaults(TrainConfig(algorithm="n2v"), ndim=2).algorithm == "n2v"  # one word away
+    assert algorithm_choice("auto", 2).startswith("blindspot (auto: 2D: ")
+    assert algorithm_choice("auto", 3).startswith("n2v (auto: 3D: ")
+    assert algorithm_choice("n2v2", 2) == "n2v2"

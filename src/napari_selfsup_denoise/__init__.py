@@ -5,7 +5,7 @@ The public API is Qt-free and imports torch lazily::
     from napari_selfsup_denoise import denoise, train, load_model, TrainConfig
 
     quick = denoise(noisy, axes="YX")  # zero-shot: the built-in prior, no training
-    model = train(noisy, axes="YX", algorithm="n2v", max_seconds=60)
+    model = train(noisy, axes="YX", max_seconds=60)  # algorithm "auto": blind-spot in 2D
     clean = model.denoise(noisy)
     model.save("cells.sdmodel")
 """

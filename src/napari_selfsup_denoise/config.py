@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .axes import validate_axes
-from .defaults import ALGORITHM_DEFAULTS, DEVICE_DEFAULTS, RESOLVED_FIELDS, batch_scaled_lr
+from .defaults import ALGORITHM_DEFAULTS, DEVICE_DEFAULTS, RESOLVED_FIELDS, batch_scaled_lr, pick_algorithm
 
-ALGORITHMS = ("n2v", "n2v2", "structn2v", "blindspot", "n2n")
+ALGORITHMS = ("auto", "n2v", "n2v2", "structn2v", "blindspot", "n2n")
 NORMALISATIONS = ("meanstd", "percentile")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -17,7 +17,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # the CLI parses with it and the widget's "Export settings" writes command lines with it.
 _FLAGGED = ("algorithm", "axes", "max_steps", "patch_size", "batch_size", "noise_model", "start_from", "seed", "device")
 CLI_FLAGS = {name: "--steps" if name == "max_steps" else "--" + name.replace("_", "-") for name in _FLAGGED}
-
 
 UNCERTAINTY_REMOVED = (
     "the uncertainty output is removed until it is calibrated: its standard deviation did not track the real "
@@ -77,7 +76,8 @@ class TrainConfig:
     Parameters
     ----------
     algorithm : str
-        ``n2v``, ``n2v2``, ``structn2v``, ``blindspot`` or ``n2n`` (needs a target).
+        ``auto`` (the default: per 2D / 3D as :data:`~.defaults.AUTO_PICKS` says, recorded in a model's
+        ``summary["algorithm_choice"]``), ``n2v``, ``n2v2``, ``structn2v``, ``blindspot``, ``n2n`` (needs a target).
     axes : str, optional
         Axes of the training image (letters of ``STCZYX``); guessed when omitted.
     max_steps, max_seconds : int, float or None
@@ -123,7 +123,7 @@ class TrainConfig:
         Seconds between live previews when a preview image is given.
     """
 
-    algorithm: str = "n2v"
+    algorithm: str = "auto"
     axes: str | None = None
     max_steps: int = 4000
     max_seconds: float | None = 300.0
@@ -250,8 +250,9 @@ def resolve_defaults(cfg: TrainConfig, ndim: int | None = None, device: str = "c
         return cfg
     nd = ndim if ndim is not None else (3 if "Z" in (cfg.axes or "") else 2)
     _check(nd in (2, 3), f"only 2D and 3D training is supported, got {nd} spatial dimensions")
-    table = {**ALGORITHM_DEFAULTS[cfg.algorithm][nd], **DEVICE_DEFAULTS.get(device.split(":")[0], {})}
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    values["algorithm"] = pick_algorithm(cfg.algorithm, nd)  # ``auto`` becomes the algorithm that runs
+    table = {**ALGORITHM_DEFAULTS[values["algorithm"]][nd], **DEVICE_DEFAULTS.get(device.split(":")[0], {})}
     if values["learning_rate"] is None and values["batch_size"] is not None:
         values["learning_rate"] = batch_scaled_lr(table["learning_rate"], table["batch_size"], values["batch_size"])
     return ResolvedConfig(**{**values, **{k: v for k, v in table.items() if values[k] is None}})

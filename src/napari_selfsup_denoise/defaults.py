@@ -48,6 +48,28 @@ def batch_scaled_lr(lr: float, batch: int, new_batch: int) -> float:
     return lr * min(LR_BATCH_MAX_GAIN, max(1.0, math.sqrt(new_batch / batch)))
 
 
+# ``algorithm="auto"`` (the default) picks one algorithm per number of spatial dimensions, for the reason given
+# here, which the CLI, the widget and the trained model's summary show (docs/benchmarks.md has the measurements).
+AUTO = "auto"
+AUTO_PICKS: dict[int, tuple[str, str]] = {
+    2: ("blindspot", "2D: blind-spot beat N2V in one-minute CPU runs (camera +2.8 dB, nuclei +1.0 dB)"),
+    3: ("n2v", "3D: no blind-spot prior yet, and a 3D blind-spot step and denoising cost more"),
+}
+
+
+def pick_algorithm(algorithm: str, ndim: int) -> str:
+    """The algorithm a run of ``algorithm`` uses in ``ndim`` spatial dimensions (``auto`` resolved)."""
+    return AUTO_PICKS[ndim][0] if algorithm == AUTO else algorithm
+
+
+def algorithm_choice(algorithm: str, ndim: int) -> str:
+    """One line saying what runs: ``blindspot (auto: 2D: ...)`` for ``auto``, else ``algorithm`` itself."""
+    if algorithm != AUTO:
+        return algorithm
+    picked, why = AUTO_PICKS[ndim]
+    return f"{picked} (auto: {why})"
+
+
 # Per-device changes applied over the algorithm's defaults, by device type ("cpu", "cuda", "mps"); none yet.
 DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {}
 RESOLVED_FIELDS = tuple(_N2V)

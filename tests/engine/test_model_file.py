@@ -9,7 +9,7 @@ import torch
 from napari_selfsup_denoise import load_model, train
 from napari_selfsup_denoise.engine.model_file import ModelFileError, read_metadata, save
 
-TINY = dict(max_steps=6, max_seconds=None, patch_size=32, batch_size=4, base_channels=8, depth=2)
+TINY = dict(algorithm="n2v", max_steps=6, max_seconds=None, patch_size=32, batch_size=4, base_channels=8, depth=2)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def test_stop_pressed_during_a_step_skips_the_preview_and_ends_training():
         asked.append(1)
         return img
 
-    cfg = TrainConfig(axes="YX", max_steps=50, max_seconds=None, patch_size=16, batch_size=2, depth=1,
+    cfg = TrainConfig(algorithm="n2v", axes="YX", max_steps=50, max_seconds=None, patch_size=16, batch_size=2, depth=1,
                       base_channels=4, preview_every_s=1e-9)  # fmt: skip
     gen = train(img, cfg, stop=_PressedDuringStepOne(), preview=preview)  # type: ignore[arg-type]
     events = []

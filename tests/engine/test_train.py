@@ -7,10 +7,10 @@ import pytest
 
 from napari_selfsup_denoise import TrainConfig, train
 from napari_selfsup_denoise.engine.data import DataError
-from napari_selfsup_denoise.engine.events import TrainProgress
+from napari_selfsup_denoise.engine.events import TrainProgress, drain
 from napari_selfsup_denoise.engine.train import train as train_gen
 
-TINY = dict(patch_size=32, batch_size=4, base_channels=8, depth=2, max_seconds=None)
+TINY = dict(algorithm="n2v", patch_size=32, batch_size=4, base_channels=8, depth=2, max_seconds=None)
 
 
 def test_stop_event_ends_training_and_returns_a_usable_model(camera_128):
@@ -56,7 +56,9 @@ def test_progress_events_carry_loss_eta_and_validation(camera_128):
 
 def test_quality_gain_of_at_least_5_db(camera_128, psnr):
     clean, noisy = camera_128
-    model = train(noisy, axes="YX", max_steps=250, max_seconds=None, batch_size=8, base_channels=16, seed=1)
+    model = train(
+        noisy, axes="YX", algorithm="n2v", max_steps=250, max_seconds=None, batch_size=8, base_channels=16, seed=1
+    )
     den = model.denoise(noisy)
     gain = psnr(den, clean) - psnr(noisy, clean)
     assert gain >= 5.0, f"gain {gain:.2f} dB"
@@ -74,17 +76,17 @@ def test_reproducible_with_a_seed_on_cpu(camera_128):
 @pytest.mark.parametrize("algorithm", ["n2v2", "structn2v"])
 def test_other_n2v_variants_denoise(camera_128, psnr, algorithm):
     clean, noisy = camera_128
-    model = train(noisy, axes="YX", algorithm=algorithm, max_steps=300, **{**TINY, "base_channels": 16})
+    model = train(noisy, axes="YX", max_steps=300, **{**TINY, "algorithm": algorithm, "base_channels": 16})
     assert psnr(model.denoise(noisy), clean) > psnr(noisy, clean) + 2.0
 
 
 def test_noise2noise_uses_the_target(camera_128, psnr):
     clean, noisy = camera_128
     noisy2 = clean + np.random.default_rng(7).normal(0, 25, clean.shape).astype(np.float32)
-    model = train(noisy, target=noisy2, axes="YX", algorithm="n2n", max_steps=120, **{**TINY, "base_channels": 16})
+    model = train(noisy, target=noisy2, axes="YX", max_steps=120, **{**TINY, "algorithm": "n2n", "base_channels": 16})
     assert psnr(model.denoise(noisy), clean) > psnr(noisy, clean) + 3.0
     with pytest.raises(DataError, match="needs a target"):
-        train(noisy, axes="YX", algorithm="n2n", max_steps=2, **TINY)
+        train(noisy, axes="YX", max_steps=2, **{**TINY, "algorithm": "n2n"})
 
 
 def test_3d_and_multichannel_training(noisy_3d):
@@ -118,3 +120,16 @@ def test_fine_tuning_continues_from_a_model(camera_128):
 def test_bad_images_give_clear_errors(image, fragment):
     with pytest.raises(DataError, match=fragment):
         train(image, axes="YX", max_steps=2, **TINY)
+
+
+def test_auto_trains_blind_spot_in_2d_and_n2v_in_3d_and_says_why(camera_128, noisy_3d):
+    """The default algorithm ("auto") is recorded with its reason; continuing a model keeps the model's algorithm."""
+    small = dict(max_steps=2, max_seconds=None, patch_size=32, batch_size=2, base_channels=8, depth=2)
+    img = np.ascontiguousarray(camera_128[1][:64, :64])
+    m2 = drain(train_gen(img, TrainConfig(axes="YX", **small)))
+    assert m2.algorithm == "blindspot" and m2.summary["algorithm_choice"].startswith("blindspot (auto: 2D: ")
+    m3 = drain(train_gen(noisy_3d, TrainConfig(axes="ZYX", patch_size_z=8, **small)))
+    assert m3.algorithm == "n2v" and m3.summary["algorithm_choice"].startswith("n2v (auto: 3D: ")
+    n2v = drain(train_gen(img, TrainConfig(axes="YX", algorithm="n2v", **small)))
+    assert n2v.algorithm == "n2v" and "algorithm_choice" not in n2v.summary
+    assert drain(train_gen(img, TrainConfig(axes="YX", **small), init=n2v)).algorithm == "n2v"

@@ -40,13 +40,16 @@ def test_noise_model_flag_is_for_builtin_only(stand_in_prior, blobs, tmp_path, c
 
 def test_train_says_where_it_starts_and_info_shows_it(stand_in_prior, blobs, tmp_path, capsys):
     src = _image(tmp_path, blobs)
-    common = ["--algorithm", "blindspot", "--steps", "1", "--max-seconds", "0", "--quiet", "--accept-suspect"]
+    common = ["--steps", "1", "--max-seconds", "0", "--quiet", "--accept-suspect"]  # the default algorithm: auto
     assert main(["train", str(src), "-o", str(tmp_path / "a.sdmodel"), *common]) == 0
-    assert "start: built-in prior blindspot_2d" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "training blindspot (auto: 2D: " in err and "start: built-in prior blindspot_2d" in err
     assert main(["train", str(src), "-o", str(tmp_path / "b.sdmodel"), *common, "--start-from", "random"]) == 0
     assert "start: random weights (start_from=random)" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "a.sdmodel")]) == 0
-    assert "start: built-in prior blindspot_2d (version test, commit 0123abcd" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "start: built-in prior blindspot_2d (version test, commit 0123abcd" in out
+    assert "algorithm_choice: blindspot (auto: 2D: " in out
     assert main(["info", str(tmp_path / "b.sdmodel"), "--json"]) == 0
     meta = json.loads(capsys.readouterr().out)
     assert meta["config"]["start_from"] == "random" and meta["summary"]["start"]["kind"] == "random"

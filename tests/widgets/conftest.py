@@ -29,6 +29,7 @@ WAIT_MS = 120_000
 
 def _small(widget: Any, steps: int | None = 20, seconds: float | None = None) -> None:
     f = widget.form
+    f.set_algorithm("n2v")  # tiny N2V runs: these tests are about the widget, not the algorithm
     f.set_budget(steps, "steps") if steps is not None else f.set_budget(seconds, "seconds")
     f.patch_size.setValue(32)
     f.patch_size_z.setValue(4)

@@ -40,8 +40,8 @@ def _model(axes: str, shape: tuple[int, ...]):
     from napari_selfsup_denoise import train
 
     data = np.random.default_rng(0).normal(100, 10, shape).astype(np.float32)
-    return train(data, axes=axes, max_steps=2, max_seconds=None, patch_size=16, patch_size_z=4, batch_size=2,
-                 depth=1, base_channels=4)  # fmt: skip
+    return train(data, axes=axes, algorithm="n2v", max_steps=2, max_seconds=None, patch_size=16, patch_size_z=4,
+                 batch_size=2, depth=1, base_channels=4)  # fmt: skip
 
 
 def test_denoise_widget_reads_the_axes_from_the_file(open_widget, tmp_path, errors):

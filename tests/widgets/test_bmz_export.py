@@ -17,7 +17,9 @@ def model():
     from napari_selfsup_denoise.api import train
 
     img = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(np.float32)
-    return train(img, max_steps=3, max_seconds=None, patch_size=32, batch_size=4, base_channels=8, depth=1)
+    return train(
+        img, algorithm="n2v", max_steps=3, max_seconds=None, patch_size=32, batch_size=4, base_channels=8, depth=1
+    )
 
 
 def test_dialog_offers_name_authors_and_licence(qtbot, model):

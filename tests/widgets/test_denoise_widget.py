@@ -21,7 +21,9 @@ def model():
 
     rng = np.random.default_rng(0)
     img = rng.normal(100, 10, (64, 64)).astype(np.float32)
-    cfg = TrainConfig(max_steps=5, max_seconds=None, patch_size=32, batch_size=4, base_channels=8, depth=2)
+    cfg = TrainConfig(
+        algorithm="n2v", max_steps=5, max_seconds=None, patch_size=32, batch_size=4, base_channels=8, depth=2
+    )
     return train(img, cfg)
 
 

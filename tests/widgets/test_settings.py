@@ -8,6 +8,7 @@ import pytest
 from napari_selfsup_denoise._widgets._form import _TUNED
 from napari_selfsup_denoise._widgets._job import resolve_config
 from napari_selfsup_denoise.config import ALGORITHM_DEFAULTS, ALGORITHMS, RESOLVED_FIELDS
+from napari_selfsup_denoise.defaults import pick_algorithm
 
 
 def _shown(form) -> dict:
@@ -29,7 +30,7 @@ def test_form_shows_the_config_the_training_loop_receives(open_widget, ndim):
         received = resolve_config(widget._request(layer), layer.data.shape)  # the TrainJob's config
         shown = _shown(widget.form)
         assert shown == pytest.approx({k: getattr(received, k) for k in RESOLVED_FIELDS}), algorithm
-        assert shown == pytest.approx(ALGORITHM_DEFAULTS[algorithm][ndim]), algorithm
+        assert shown == pytest.approx(ALGORITHM_DEFAULTS[pick_algorithm(algorithm, ndim)][ndim]), algorithm
 
 
 def test_axes_change_refreshes_the_form(open_widget):
@@ -81,3 +82,18 @@ def test_continuing_shows_the_network_of_the_model_it_starts_from(open_widget, n
     received = resolve_config(widget._request(layer), layer.data.shape)
     assert received.algorithm == "n2v2"
     assert {k: getattr(received, k) for k in RESOLVED_FIELDS} == pytest.approx(shown)
+
+
+def test_automatic_is_the_default_and_says_what_it_picks(qtbot):
+    from napari_selfsup_denoise._widgets._form import TrainForm
+
+    form = TrainForm()
+    qtbot.addWidget(form)
+    assert form.key() == "auto" and form.config().algorithm == "auto"
+    form.axes.setText("YX")
+    assert form.algorithm_why.text().startswith("→ blindspot (auto: 2D: ") and form.noise_model.isEnabled()
+    assert form.batch_size.value() == ALGORITHM_DEFAULTS["blindspot"][2]["batch_size"]
+    form.axes.setText("ZYX")
+    assert form.algorithm_why.text().startswith("→ n2v (auto: 3D: ") and not form.noise_model.isEnabled()
+    form.set_algorithm("n2v")  # one click away
+    assert form.algorithm_why.text() == "" and form.config().algorithm == "n2v"

@@ -25,7 +25,7 @@ def test_widgets_and_samples_come_from_the_manifest(open_widget):
     assert widget.form.axes.text() == "YX"
     assert widget.device_label.text().startswith("device: cpu")
     algorithms = {widget.form.algorithm.itemData(i) for i in range(widget.form.algorithm.count())}
-    assert algorithms == {"n2v", "n2v2", "structn2v", "blindspot", "n2n"}
+    assert algorithms == {"auto", "n2v", "n2v2", "structn2v", "blindspot", "n2n"}
 
 
 def test_train_adds_a_denoised_layer_placed_like_the_source(open_widget, noisy64, small, train_to_end):

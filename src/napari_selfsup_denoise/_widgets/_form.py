@@ -24,9 +24,11 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from ..config import RESOLVED_FIELDS, ConfigError, TrainConfig, resolve_defaults
+from ..defaults import AUTO, algorithm_choice
 from ._start import StartField
 
 ALGORITHMS = {
+    AUTO: "Automatic (picked for 2D / 3D, see below)",
     "n2v": "Noise2Void (N2V)",
     "n2v2": "N2V2 (fewer checkerboard artefacts)",
     "structn2v": "structN2V (noise correlated along an axis)",
@@ -84,6 +86,8 @@ class TrainForm(QWidget):
         self.axes = QLineEdit()
         self.axes.setPlaceholderText("e.g. YX, ZYX, TYX, YXC")
         self.axes.setToolTip("One letter per dimension: S sample, T time, C channel, Z, Y, X. Z trains in 3D.")
+        self.algorithm_why = QLabel("")  # what "Automatic" picks for the current axes, and why
+        self.algorithm_why.setWordWrap(True)
         self.axes_why = QLabel("")  # where the axes came from: the file, the viewer, or a guess to check
         self.axes_why.setWordWrap(True)
         self.axes.textEdited.connect(lambda _text: self.axes_why.setText("typed"))
@@ -167,6 +171,7 @@ class TrainForm(QWidget):
         self.form = QFormLayout(self)
         self.form.setContentsMargins(0, 0, 0, 0)
         self.form.addRow("algorithm", self.algorithm)
+        self.form.addRow("", self.algorithm_why)
         self.form.addRow("axes", self.axes)
         self.form.addRow("", self.axes_why)
         self.form.addRow("budget", budget)
@@ -189,8 +194,6 @@ class TrainForm(QWidget):
 
     def _on_algorithm_changed(self, _index: int = 0) -> None:
         key = self.key()
-        self.uncertainty.setEnabled(key == "blindspot")
-        self.noise_model.setEnabled(key == "blindspot")
         for w in (self.struct_axis, self.struct_span):
             w.setEnabled(key == "structn2v")
         self.refresh_defaults()
@@ -220,6 +223,10 @@ class TrainForm(QWidget):
     def refresh_defaults(self, *_: Any) -> None:
         """Show the current algorithm's defaults in every field the person has not edited."""
         d = self.defaults()
+        self.uncertainty.setEnabled(d.algorithm == "blindspot")  # "Automatic" may pick it
+        self.noise_model.setEnabled(d.algorithm == "blindspot")
+        self.algorithm_why.setText(f"→ {algorithm_choice(self.key(), self.ndim())}" if self.key() == AUTO else "")
+        self.algorithm_why.setVisible(self.key() == AUTO)
         self._refreshing = True
         try:
             for name, attr in _TUNED.items():

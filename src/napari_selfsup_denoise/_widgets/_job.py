@@ -7,6 +7,7 @@ from typing import Any
 
 from ..axes import AxesError, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
+from ..defaults import AUTO, algorithm_choice
 from ..prior import resolve_start
 from ._axes import layer_axes
 from ._form import device_type
@@ -96,5 +97,6 @@ def prepare(req: Request) -> tuple[TrainJob, Snapshot, PreviewSource | None]:
         uncertainty=unc,
         out=out,
         uncertainty_out=unc_out,
+        choice=algorithm_choice(AUTO, spatial_ndim(axes)) if req.config.algorithm == AUTO and req.init is None else "",
     )
     return job, snap, preview

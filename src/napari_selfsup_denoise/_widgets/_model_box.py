@@ -47,7 +47,8 @@ def describe_model(model: Any) -> str:
         f"learning rate {c.learning_rate:g}"
     )
     start = describe_start(s)  # where training started: the built-in prior, random weights or a file
-    return f"model: {model.algorithm}, axes {model.axes}, {model.channels} channel(s){steps}\n{ran}" + (
+    algorithm = s.get("algorithm_choice", model.algorithm)  # "blindspot (auto: 2D: ...)" when Automatic picked it
+    return f"model: {algorithm}, axes {model.axes}, {model.channels} channel(s){steps}\n{ran}" + (
         f"\n{start}" if start else ""
     )
 

@@ -68,6 +68,7 @@ class TrainJob:
     uncertainty: bool = False
     out: Any = None
     uncertainty_out: Any = None
+    choice: str = ""  # what "Automatic" picked and why (the config is resolved, so the engine cannot tell)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, Trai
         job.data, job.config, stop=stops.train, target=job.target, preview=job.preview, init=job.init,
         start=job.start,
     )  # fmt: skip
+    if job.choice:
+        model.summary["algorithm_choice"] = job.choice
     if not job.denoise or stops.predict.is_set():
         return TrainResult(model)
     pcfg = PredictConfig(device=job.config.device, precision=job.config.precision, uncertainty=job.uncertainty)

@@ -11,14 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..axes import spatial_ndim
 from ..batch import BatchOptions, check_outputs, denoise_files
 from ..config import CLI_FLAGS, UNCERTAINTY_REMOVED, ConfigError, TrainConfig, from_dict, to_dict
+from ..defaults import algorithm_choice
 from ..engine.checks import SelfCheck
 from ..engine.events import drain
 from ..engine.model import Model, load_model
 from ..engine.model_file import read_metadata
 from ..io import expand_inputs, model_output_path, open_training_data
-from ._prior import BUILTIN, builtin_file, start_for, start_rows, zero_shot
+from ._prior import BUILTIN, builtin_files, start_for, start_rows, zero_shot
 from ._progress import BarReporter, TrainBar, summary
 
 EXIT_SUSPECT = 4
@@ -54,7 +56,8 @@ def _train(args: argparse.Namespace) -> Model:
     try:
         cfg = train_config(args, axes)
         choice = images[0].axes_choice(args.axes)  # the reason shown: "TYX (from the file)", "ZYX? (guessed: ...)"
-        print(f"training {cfg.algorithm} on {len(images) - (len(args.target or []))} input(s), axes {axes}"
+        what = algorithm_choice(cfg.algorithm, spatial_ndim(axes))  # "blindspot (auto: 2D: ...)" for the default
+        print(f"training {what} on {len(images) - (len(args.target or []))} input(s), axes {axes}"
               f"{'?' if choice.guessed else ''} ({choice.why}), "
               f"shape {tuple(data.shape)}", file=sys.stderr)  # fmt: skip
         from ..engine.train import train
@@ -205,9 +208,11 @@ def settings_line(cfg: dict[str, Any]) -> str:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``selfsup-denoise info``: what a model file holds (``builtin``: the built-in prior)."""
-    if args.model == BUILTIN:
-        with builtin_file() as path:
-            return cmd_info(argparse.Namespace(**{**vars(args), "model": str(path)}))
+    if args.model == BUILTIN:  # every installed prior (2D, then 3D), one after the other
+        for found in builtin_files():
+            with found as path:
+                cmd_info(argparse.Namespace(**{**vars(args), "model": str(path)}))
+        return 0
     meta = read_metadata(args.model)
     if args.json:
         print(json.dumps(meta, indent=2, sort_keys=True))

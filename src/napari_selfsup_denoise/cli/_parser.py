@@ -8,6 +8,7 @@ from collections import Counter
 
 from ..batch import FORMATS
 from ..config import ALGORITHM_DEFAULTS, ALGORITHMS
+from ..defaults import AUTO_PICKS
 
 _EPILOG = """\
 INPUT is a TIFF file (.tif/.tiff, ImageJ or OME), a Zarr array (store.zarr or
@@ -77,8 +78,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--algorithm", default="n2v", choices=ALGORITHMS,
-                   help="n2v (default), n2v2, structn2v (correlated noise along --set struct_axis=X), "
+    g.add_argument("--algorithm", default="auto", choices=ALGORITHMS,
+                   help=f"auto (default: {AUTO_PICKS[2][0]} for 2D images, {AUTO_PICKS[3][0]} for 3D; the run says "
+                   "which and why), n2v, n2v2, structn2v (correlated noise along --set struct_axis=X), "
                    "blindspot (mean + variance with a noise model), n2n (needs --target)")  # fmt: skip
     g.add_argument("--max-seconds", type=_seconds, default=None,
                    help="training time budget in seconds (default 300; 0 = no time limit, steps only)")  # fmt: skip

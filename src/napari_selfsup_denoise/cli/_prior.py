@@ -12,6 +12,7 @@ from ..config import TrainConfig
 from ..engine.model import Model
 from ..engine.start import InitialWeights
 from ..prior import PriorUnavailable, available, prior_file, resolve_start, zero_shot_model
+from ..prior.builtin import PRIORS
 
 BUILTIN = "builtin"
 
@@ -52,12 +53,12 @@ def _noise(summary: dict[str, Any]) -> str:
     return f"{summary.get('noise_model')} a {summary.get('noise_a', 0):.4g} b {summary.get('noise_b', 0):.4g}"
 
 
-def builtin_file() -> AbstractContextManager[Path]:
-    """The 2D built-in prior's file (for ``selfsup-denoise info builtin``)."""
-    item = prior_file("blindspot", 2)
-    if not item.is_file():
-        raise PriorUnavailable(f"the built-in prior is not installed ({item} is missing)")
-    return resources.as_file(item)
+def builtin_files() -> list[AbstractContextManager[Path]]:
+    """The installed built-in priors' files, 2D first (for ``selfsup-denoise info builtin``)."""
+    items = [prior_file(algorithm, ndim) for algorithm, ndim in PRIORS]
+    if not any(item.is_file() for item in items):
+        raise PriorUnavailable(f"the built-in prior is not installed ({items[0]} is missing)")
+    return [resources.as_file(item) for item in items if item.is_file()]
 
 
 def start_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:

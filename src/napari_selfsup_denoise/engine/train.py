@@ -14,6 +14,7 @@ from torch import nn
 
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
+from ..defaults import AUTO, algorithm_choice
 from ._training import Preview, RunState, choose_patch, clip_gradients, lr_at, preview_now, warmup_share
 from .arrays import canonical
 from .checks import check_training
@@ -140,12 +141,16 @@ def train(
         without S/T, denoised every ``config.preview_every_s`` seconds into
         ``TrainProgress.preview``.
     init : Model, optional
-        Continue training (fine-tune) this model instead of starting afresh.
+        Continue training (fine-tune) this model instead of starting afresh (``algorithm="auto"`` then
+        means the model's algorithm).
     start : InitialWeights, optional
         Network weights to start from (e.g. the built-in prior, :mod:`napari_selfsup_denoise.prior`); the
         noise model is still fitted to ``image``. Ignored with ``init``. Recorded in ``summary["start"]``.
     """
     cfg = config or TrainConfig()
+    if init is not None and cfg.algorithm == AUTO:  # continuing a model: its algorithm, whatever auto would pick
+        cfg = cfg.replace(algorithm=init.config.algorithm)
+    asked = cfg.algorithm
     canon, tcanon, axes, norm = _prepare(image, cfg, target, init)
     ndim, device = spatial_ndim(axes), pick_device(cfg.device)
     cfg = resolve_defaults(cfg.replace(axes=axes), ndim, device.type)  # the one place unset fields are filled in
@@ -185,6 +190,8 @@ def train(
             break
     model = _finish(model, sampler, st)
     model.summary["start"] = start_record(start, init is not None)
+    if asked == AUTO:
+        model.summary["algorithm_choice"] = algorithm_choice(asked, ndim)
     return model
 
 
