@@ -94,6 +94,7 @@ class RunState:
     rate: float = 0.0
     val_loss: float | None = None
     best: float = math.inf
+    best_step: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     norms: dict[int, deque[float]] = field(default_factory=dict)
     bad: int = 0

@@ -174,6 +174,8 @@ def train(
     model = Model(net, cfg, axes, ndim, canon.shape[2], norm, method=method)
     model.sample = training_sample(canon, ndim, max(SAMPLE_EDGE[ndim], 2 * model.margin + model.multiple))
     gen, st = torch.Generator().manual_seed(cfg.seed or 0), RunState()
+    if sampler.has_validation and (init is not None or (start is not None and start.state is not None)):
+        _track_val(model, sampler, st)  # the weights it starts from are a candidate: a short, hot run cannot lose them
     net.train()
     while st.step < cfg.max_steps:
         if stop is not None and stop.is_set():
@@ -262,7 +264,7 @@ def _track_val(model: Model, sampler: PatchSampler, st: RunState) -> None:
     device = next(model.net.parameters()).device
     st.val_loss = _validate(model.method, model.net, sampler, sq, device)
     if st.val_loss < st.best:
-        st.best = st.val_loss
+        st.best, st.best_step = st.val_loss, st.step
         st.best_state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
 
 
@@ -272,6 +274,8 @@ def _finish(model: Model, sampler: PatchSampler, st: RunState) -> Model:
         _track_val(model, sampler, st)
     if st.best_state is not None:
         model.net.load_state_dict(st.best_state)
+        if st.best_step == 0 and st.step > 0 and not st.message:
+            st.message = "training did not improve on the starting weights (validation loss), so they were kept"
     elif st.stopped == "diverged":
         raise DataError("training diverged before any usable weights; lower the learning rate")
     model.net.eval()
