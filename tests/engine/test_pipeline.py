@@ -9,6 +9,7 @@ import torch
 
 from napari_selfsup_denoise import PredictConfig, TrainConfig
 from napari_selfsup_denoise.config import resolve_defaults
+from napari_selfsup_denoise.engine import pipeline as pipeline_mod
 from napari_selfsup_denoise.engine import predict as predict_mod
 from napari_selfsup_denoise.engine.arrays import ChunkCache
 from napari_selfsup_denoise.engine.data import DataError, Normalisation
@@ -177,3 +178,25 @@ def test_cpu_batches_hold_no_more_than_one_batch_unit_window():
     assert predict_mod.tiles_per_forward(model, cpu, False, (512 + 2 * m,) * 2) == 1
     assert predict_mod.tiles_per_forward(model, cpu, False, (256 + 2 * m,) * 2) >= 2
     assert predict_mod.tiles_per_forward(model, cpu, False, (16 + 2 * m,) * 2) == predict_mod.MAX_BATCH["cpu"]
+
+
+class _Plain:
+    """A numpy array behind a plain array-like: the pipeline then reads it in its reader thread."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a, self.shape, self.dtype = a, a.shape, a.dtype
+
+    def __getitem__(self, ix):
+        return self.a[ix]
+
+
+def test_in_memory_prediction_in_the_calling_thread_equals_the_threaded_pipeline(monkeypatch):
+    model = _model()
+    img = np.random.default_rng(6).normal(10, 3, (3, 70, 90)).astype(np.float32)
+    started = []
+    monkeypatch.setattr(pipeline_mod, "Prefetch", lambda *a, **k: started.append(1) or Prefetch(*a, **k))
+    inline = _run(model, img, 32, axes="TYX")
+    assert not started  # numpy in, numpy out on the CPU: no threads
+    threaded = _run(model, _Plain(img), 32, axes="TYX")
+    assert started
+    np.testing.assert_array_equal(inline, threaded)

@@ -105,6 +105,24 @@ def test_writes_into_caller_array_and_stop_ends_early():
     assert first.info["batch"] <= predict_mod.MAX_BATCH["cpu"]
 
 
+def test_a_stopped_prediction_into_its_own_array_is_zero_where_nothing_was_predicted():
+    """The output a prediction allocates is not initialised up front: a stop must zero what it did not write."""
+    import threading
+
+    model = _random_model(2)
+    img = np.random.default_rng(5).normal(10, 3, (128, 128)).astype(np.float32)
+    for _ in range(3):  # reuse freed memory, so that an uninitialised array would hold old values
+        drain(predict_mod.predict(model, img + 50, PredictConfig(tile=16, precision="fp32")))
+    stop = threading.Event()
+    gen = predict_mod.predict(model, img, PredictConfig(tile=16, precision="fp32"), stop=stop)
+    events = [next(gen)]
+    stop.set()
+    out = drain(gen, events.append)
+    blocks = [out[y : y + 16, x : x + 16] for y in range(0, 128, 16) for x in range(0, 128, 16)]
+    assert sum(int((b != 0).all()) for b in blocks) == len(events) < 64
+    assert sum(int((b == 0).all()) for b in blocks) == 64 - len(events)
+
+
 def test_reflect_index_never_leaves_the_image():
     idx = predict_mod.reflect_index(np.arange(-50, 60), 7)
     assert idx.min() == 0 and idx.max() == 6

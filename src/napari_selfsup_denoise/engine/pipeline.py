@@ -120,6 +120,8 @@ class Pipeline:
         self.sizes = tuple(canon.shape[6 - model.ndim :])
         self.cuda = device.type == "cuda"
         self.splits, self.limit = 0, 1 << 30
+        # numpy in, float32 numpy out, on the CPU: reading is taking views, writing is done by the de-normalisation
+        self.inline = not self.cuda and isinstance(canon, np.ndarray) and sink.direct
 
     def read(self, group: list[Tile]) -> list[Raw]:
         """Reader thread: the raw blocks of a batch (pinned for a GPU)."""
@@ -202,12 +204,15 @@ class Pipeline:
     def run(self, groups: list[list[Tile]], stop: threading.Event | None) -> Iterator[Tile]:
         """Predict every group that has a tile to write; yield tiles as their outputs are written.
 
-        A single batch runs in this thread (nothing to overlap, no thread hand-offs).
+        A single batch, or an in-memory prediction on the CPU (:attr:`inline`), runs in this thread:
+        there is nothing to overlap, and threads would only add hand-offs.
         """
         work = [g for g in groups if any(t.write for t in g)]
-        if len(work) == 1:
-            if stop is None or not stop.is_set():
-                yield from self.write(self._step(work[0], self.read(work[0])))
+        if len(work) == 1 or self.inline:
+            for group in work:
+                if stop is not None and stop.is_set():
+                    return
+                yield from self.write(self._step(group, self.read(group)))
             return
         reader = Prefetch(work, self.read, PREFETCH)
         writer = WriteBehind(self.write, WRITE_BEHIND)
@@ -223,11 +228,18 @@ class Pipeline:
 
 
 def progress(
-    pipe: Pipeline, tiles: Iterator[Tile], total: int, px_total: int, info: dict[str, Any]
+    pipe: Pipeline,
+    tiles: Iterator[Tile],
+    total: int,
+    px_total: int,
+    info: dict[str, Any],
+    written: list[Tile] | None = None,
 ) -> Generator[PredictProgress, None, None]:
-    """One :class:`PredictProgress` per written tile (``info['key']`` names its unit)."""
+    """One :class:`PredictProgress` per written tile (``info['key']`` names its unit), which joins ``written``."""
     t0, done, px = time.perf_counter(), 0, 0
     for tile in tiles:
+        if written is not None:
+            written.append(tile)
         done, px = done + 1, px + tile.pixels
         el = time.perf_counter() - t0
         eta = el / px * (px_total - px) if px else 0.0

@@ -122,7 +122,7 @@ def predict(
     axes : str, optional
         Axes of ``image``; defaults to the model's training axes when they fit.
     stop : threading.Event, optional
-        Set it to end after the current forward pass (the output is then partial).
+        Set it to end after the current forward pass (the output is then partial: zero where not predicted).
     out, uncertainty_out : array-like, optional
         Arrays shaped like ``image`` (numpy or zarr) to write into; float32
         numpy arrays are allocated when omitted.
@@ -139,14 +139,21 @@ def predict(
     """
     pcfg = config or PredictConfig()
     axes = model.resolve_axes(tuple(image.shape), axes)
+    own = {"denoised": out is None, "uncertainty": pcfg.uncertainty and uncertainty_out is None}
+    alloc = np.empty if region is None else np.zeros  # a whole-image pass writes every pixel (or zeroes them below)
     if out is None:
-        out = np.zeros(image.shape, dtype=np.float32)
+        out = alloc(image.shape, dtype=np.float32)
     if pcfg.uncertainty and uncertainty_out is None:
-        uncertainty_out = np.zeros(image.shape, dtype=np.float32)
+        uncertainty_out = alloc(image.shape, dtype=np.float32)
     tile = pick_tile(model, pcfg)
     samples, boxes, _ = plan(tuple(canonical(image, axes).shape), axes, region, tile, model.ndim)
     tiles = [Tile(s, t, box) for (s, t), box in itertools.product(samples, boxes)]
-    yield from predict_tiles(model, image, axes, pcfg, tiles, out, uncertainty_out, stop)
+    written: list[Tile] = []
+    yield from predict_tiles(model, image, axes, pcfg, tiles, out, uncertainty_out, stop, written)
+    if region is None and len(written) < len(tiles):  # stopped early: what was not predicted is zero
+        mine = {k: a for k, a in (("denoised", out), ("uncertainty", uncertainty_out)) if own[k]}
+        done = set(written)
+        _zero_unwritten(mine, axes, model.ndim, [t for t in tiles if t not in done])
     return (out, uncertainty_out) if pcfg.uncertainty else out
 
 
@@ -165,13 +172,14 @@ def predict_tiles(
     out: Any,
     uncertainty_out: Any = None,
     stop: threading.Event | None = None,
+    written: list[Tile] | None = None,
 ) -> Generator[PredictProgress, None, None]:
     """Predict ``tiles`` of ``image`` into ``out`` (and ``uncertainty_out``) through the pipeline.
 
     Tiles with ``write=False`` are computed only when they share a forward pass
     with a tile to write (so batches do not depend on what was done before) and
     are not written. Yields one :class:`PredictProgress` per written tile, whose
-    ``info["key"]`` is the tile's key.
+    ``info["key"]`` is the tile's key; each written tile is appended to ``written`` when given.
     """
     canon = canonical(cached(image), axes)
     model.check_channels(canon.shape[2])
@@ -187,7 +195,7 @@ def predict_tiles(
     todo = [t for t in tiles if t.write]
     tile = max((hi - lo for t in tiles for lo, hi in t.box), default=0)
     info = {"tile": tile, "batch": max((len(g) for g in groups), default=0)}
-    yield from progress(pipe, pipe.run(groups, stop), len(todo), sum(t.pixels for t in todo), info)
+    yield from progress(pipe, pipe.run(groups, stop), len(todo), sum(t.pixels for t in todo), info, written)
 
 
 MIN_PREDICT_PIXELS = 9  # a 3 x 3 neighbourhood; thin lines (1 x 40) still have neighbours, a 1 x 1 image none
@@ -230,3 +238,15 @@ def plan(
     grids = [[(a, min(a + tile, hi)) for a in range(lo, hi, tile)] for lo, hi in spatial]
     samples = list(itertools.product(range(*ranges[0]), range(*ranges[1])))
     return samples, list(itertools.product(*grids)), len(samples) * int(np.prod([hi - lo for lo, hi in spatial]))
+
+
+def _zero_unwritten(arrays: dict[str, Any], axes: str, ndim: int, tiles: list[Tile]) -> None:
+    """Zero the core boxes of ``tiles`` in ``arrays`` (outputs allocated uninitialised, then left by a stop)."""
+    if not arrays:
+        return
+    sink = Sink(arrays, axes, ndim, torch.device("cpu"))
+    channels = canonical(next(iter(arrays.values())), axes).shape[2]
+    for t in tiles:
+        zeros = np.zeros((channels, *(hi - lo for lo, hi in t.box)), dtype=np.float32)
+        for key in arrays:
+            sink.write(key, t.s, t.t, t.box, zeros)
