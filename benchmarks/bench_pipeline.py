@@ -11,6 +11,8 @@ Rows (each printed as one JSON line):
 - ``n2v`` and ``blindspot``: ``Model.denoise`` of a 2048^2 image (untrained
   networks: speed only), next to the bare network run on the same windows in
   the same process (``ratio`` = end-to-end MP/s / bare MP/s).
+- ``train-data``: training batches per second (blind-spot 4 x 96^2, N2V 16 x 64^2)
+  cut on the host and from the image held on the training device (the same draws).
 
 Only public API is used, so the script also runs against older code: put that
 code first on ``PYTHONPATH`` (see docs/benchmarks.md). ``--save``/``--compare``
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-ROWS = ("ceiling-memory", "ceiling-zarr", "n2v", "blindspot")
+ROWS = ("ceiling-memory", "ceiling-zarr", "n2v", "blindspot", "train-data")
 
 
 def _best(fn: Any, reps: int) -> float:
@@ -197,6 +199,38 @@ def network(algorithm: str, size: int, reps: int, device: str, save: str | None,
     return row
 
 
+def train_data(size: int, reps: int, device: str) -> dict:
+    """Training batches per second cut on the host (numpy) and from data held on the device, same draws."""
+    from napari_selfsup_denoise.engine.arrays import canonical
+    from napari_selfsup_denoise.engine.data import Normalisation, PatchSampler
+    from napari_selfsup_denoise.engine.device import pick_device
+
+    dev = pick_device(device)
+    canon = canonical(np.random.default_rng(2).normal(100, 20, (size, size)).astype(np.float32), "YX")
+    norm = Normalisation("meanstd", (100.0,), (20.0,))
+    row: dict[str, Any] = {"row": "train-data", "size": size, "device": str(dev)}
+    for name, batch, edge in (("blindspot", 4, 96), ("n2v", 16, 64)):
+        rates = {}
+        for where in ("host", "device"):
+            extra = {"device": dev} if where == "device" else {}
+            try:
+                sampler = PatchSampler(canon, norm, (1, edge, edge), np.random.default_rng(0), 0.1, True, **extra)
+            except TypeError:  # older code: no device path
+                continue
+
+            def draw(sampler: Any = sampler, where: str = where, batch: int = batch) -> None:
+                for _ in range(50):
+                    x, _ = sampler.batch(batch)
+                    if where == "host":  # what the training loop then does per step
+                        x = x[:, :, 0].contiguous(memory_format=torch.channels_last).to(dev)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+
+            rates[where] = round(50 / _best(draw, reps), 1)
+        row[f"{name}_batches_per_s"] = rates
+    return row
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes: checks that every row runs")
@@ -214,6 +248,8 @@ def main() -> None:
         print(json.dumps(ceiling_memory(size, reps, a.device)), flush=True)
     if "ceiling-zarr" in rows:
         print(json.dumps(ceiling_zarr(frames, size, reps, a.device)), flush=True)
+    if "train-data" in rows:
+        print(json.dumps(train_data(size, reps, a.device)), flush=True)
     for alg in ("n2v", "blindspot"):
         if alg in rows:
             n = 256 if a.quick and alg == "blindspot" else size

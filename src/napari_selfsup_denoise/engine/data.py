@@ -14,7 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .patches import DevicePatches, fits
+
 _MAX_STATS_VALUES = 8_000_000
+_MIN_STATS_FRAMES = 4  # a large series is sampled in at least this many time points (or samples)
+_MAX_STATS_READS = 256  # more frames than this are sampled by one strided read
 
 
 class DataError(ValueError):
@@ -58,12 +62,27 @@ class Normalisation:
 
 
 def stats_subset(canon: Any, channel: int) -> np.ndarray:
-    """Up to ~8 M values of one channel, strided evenly over the whole array."""
-    n = int(np.prod(canon.shape)) // max(1, canon.shape[2])
-    step = max(1, math.ceil((n / _MAX_STATS_VALUES) ** (1 / 3)))
-    # one strided read, so lazy (zarr/dask) arrays are never loaded whole
-    sub = canon[:, :, channel, ::step, ::step, ::step] if step > 1 else canon[:, :, channel]
-    return np.asarray(sub, dtype=np.float64).ravel()
+    """Up to ~8 M values of one channel: all of them, or evenly spaced samples and time points, strided if need be.
+
+    A large series is sampled by whole time points (and samples) rather than by
+    rows of every one: a Zarr series chunked per frame then decodes the chunks of
+    a few frames, not all of them. Within each, Z, Y and X are strided evenly.
+    Series of very many small frames are strided over every axis (one read).
+    """
+    s_n, t_n, _, z_n, y_n, x_n = canon.shape
+    frames, per_frame = s_n * t_n, z_n * y_n * x_n
+    if frames * per_frame <= _MAX_STATS_VALUES:
+        return np.asarray(canon[:, :, channel], dtype=np.float64).ravel()
+    count = min(frames, max(_MIN_STATS_FRAMES, _MAX_STATS_VALUES // per_frame))
+    if count > _MAX_STATS_READS:  # many small frames: one strided read
+        step = max(1, math.ceil((frames * per_frame / _MAX_STATS_VALUES) ** (1 / 3)))
+        return np.asarray(canon[:, :, channel, ::step, ::step, ::step], dtype=np.float64).ravel()
+    step = max(1, math.ceil((count * per_frame / _MAX_STATS_VALUES) ** (1 / 3)))
+    values = []
+    for f in np.unique(np.linspace(0, frames - 1, count).round().astype(int)):
+        s, t = divmod(int(f), t_n)
+        values.append(np.asarray(canon[s, t, channel, ::step, ::step, ::step], dtype=np.float64).ravel())
+    return np.concatenate(values)
 
 
 def fit_normalisation(
@@ -134,6 +153,10 @@ class PatchSampler:
         Random 90-degree rotations and flips in YX.
     target : array-like, optional
         Second noisy acquisition (Noise2Noise), cut at the same coordinates.
+    device : torch.device, optional
+        The training device. When the normalised data fits there (:func:`.patches.fits`), it is held
+        there and batches are cut there (:class:`.patches.DevicePatches`: the same batches, no
+        image data moved per step); otherwise (and when None) patches are cut on the host.
     """
 
     def __init__(
@@ -145,6 +168,7 @@ class PatchSampler:
         val_fraction: float = 0.1,
         augment: bool = True,
         target: Any = None,
+        device: torch.device | None = None,
     ) -> None:
         self.canon, self.target, self.norm = canon, target, norm
         self.patch, self.rng, self.augment = patch, rng, augment
@@ -164,6 +188,10 @@ class PatchSampler:
                 self.y_train = spatial[1] - band
                 self.val_samples = self.samples
         self._val: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.on_device: DevicePatches | None = None
+        arrays = [canon] if target is None else [canon, target]
+        if device is not None and fits(4 * int(np.prod(canon.shape)) * len(arrays), device):
+            self.on_device = DevicePatches(arrays, norm, patch, device)
 
     @property
     def has_validation(self) -> bool:
@@ -201,13 +229,16 @@ class PatchSampler:
     def _batch(
         self, size: int, rng: np.random.Generator, val: bool, augment: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        xs, ts = [], []
-        for _ in range(size):
+        picks = []
+        for _ in range(size):  # draws in the order of the host path, patch by patch
             n, corner = self._draw(rng, val)
             k, flip = (int(rng.integers(4)), bool(rng.integers(2))) if augment else (0, False)
-            xs.append(dihedral(self._cut(self.canon, n, corner), k, flip))
-            if self.target is not None:
-                ts.append(dihedral(self._cut(self.target, n, corner), k, flip))
+            picks.append((n, corner, k, flip))
+        if self.on_device is not None:
+            x, *ts = self.on_device.cut(picks)
+            return x, (ts[0] if ts else None)
+        xs = [dihedral(self._cut(self.canon, n, c), k, f) for n, c, k, f in picks]
+        ts = [dihedral(self._cut(self.target, n, c), k, f) for n, c, k, f in picks] if self.target is not None else []
         x = torch.from_numpy(np.stack(xs))
         t = torch.from_numpy(np.stack(ts)) if ts else None
         return x, t

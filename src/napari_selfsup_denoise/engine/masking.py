@@ -15,6 +15,11 @@ from typing import Any
 import torch
 
 
+def _gen_device(gen: torch.Generator | None) -> torch.device:
+    """Where random numbers are drawn: on the generator's device (a CUDA generator draws there, without host copies)."""
+    return gen.device if gen is not None else torch.device("cpu")
+
+
 def grid_spacing(fraction: float, ndim: int) -> int:
     """Box edge so that one pixel per box masks about ``fraction`` of the pixels."""
     return max(1, round(fraction ** (-1.0 / ndim)))
@@ -23,7 +28,7 @@ def grid_spacing(fraction: float, ndim: int) -> int:
 def stratified_coords(
     batch: int, spatial: tuple[int, ...], fraction: float, gen: torch.Generator | None = None
 ) -> torch.Tensor:
-    """One random pixel in every ``g``-sized box of every patch.
+    """One random pixel in every ``g``-sized box of every patch, on the generator's device (the CPU without one).
 
     Returns
     -------
@@ -32,14 +37,15 @@ def stratified_coords(
     """
     nd = len(spatial)
     g = grid_spacing(fraction, nd)
-    axes = [torch.arange(0, s, g) for s in spatial]
+    dev = _gen_device(gen)
+    axes = [torch.arange(0, s, g, device=dev) for s in spatial]
     boxes = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, nd)
     boxes = boxes.unsqueeze(0).expand(batch, -1, -1)
-    jitter = torch.randint(0, g, boxes.shape, generator=gen)
+    jitter = torch.randint(0, g, boxes.shape, generator=gen, device=dev)
     coords = boxes + jitter
-    b = torch.arange(batch).view(batch, 1, 1).expand(-1, coords.shape[1], 1)
+    b = torch.arange(batch, device=dev).view(batch, 1, 1).expand(-1, coords.shape[1], 1)
     coords = torch.cat([b, coords], dim=-1).reshape(-1, 1 + nd)
-    inside = (coords[:, 1:] < torch.tensor(spatial)).all(dim=1)
+    inside = (coords[:, 1:] < torch.tensor(spatial, device=dev)).all(dim=1)
     return coords[inside]
 
 
@@ -108,7 +114,7 @@ def n2v_manipulate(
     b, c = coords[:, 0], coords[:, 1:]
     offs = neighbour_offsets(nd, radius).to(x.device)
     if mode == "uniform":
-        pick = offs[torch.randint(0, len(offs), (len(c),), generator=gen).to(x.device)]
+        pick = offs[torch.randint(0, len(offs), (len(c),), generator=gen, device=_gen_device(gen)).to(x.device)]
         values = _gather(x, b, _shift_inside(c, pick, spatial))
     elif mode == "median":
         nb = _shift_inside(c.unsqueeze(1), offs.unsqueeze(0), spatial)  # (M, K, nd)
@@ -146,7 +152,9 @@ def _struct_replace(
         ok = ((pos >= 0) & (pos < size)).all(dim=1)
         if not ok.any():
             continue
-        src = torch.stack([torch.randint(0, s, (int(ok.sum()),), generator=gen) for s in spatial], -1)
+        src = torch.stack(
+            [torch.randint(0, s, (int(ok.sum()),), generator=gen, device=_gen_device(gen)) for s in spatial], -1
+        )
         _put(out, b[ok], pos[ok], _gather(x, b[ok], src.to(x.device)))
 
 

@@ -169,11 +169,14 @@ def train(
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     min_edge = int(getattr(net, "min_patch", 0))
     patch = choose_patch(cfg, canon.shape[3:], ndim, int(net.multiple), min_edge)  # type: ignore[arg-type]
-    sampler = PatchSampler(canon, norm, patch, np.random.default_rng(cfg.seed), cfg.val_fraction, cfg.augment, tcanon)
+    sampler = PatchSampler(
+        canon, norm, patch, np.random.default_rng(cfg.seed), cfg.val_fraction, cfg.augment, tcanon, device=device
+    )
     opt = torch.optim.Adam(method.param_groups(net, cfg.learning_rate), fused=device.type in ("cpu", "cuda"))
     model = Model(net, cfg, axes, ndim, canon.shape[2], norm, method=method)
     model.sample = training_sample(canon, ndim, max(SAMPLE_EDGE[ndim], 2 * model.margin + model.multiple))
-    gen, st = torch.Generator().manual_seed(cfg.seed or 0), RunState()
+    mask_device = device if device.type == "cuda" else torch.device("cpu")  # N2V masks drawn where they are used
+    gen, st = torch.Generator(mask_device).manual_seed(cfg.seed or 0), RunState()
     if sampler.has_validation and (init is not None or (start is not None and start.state is not None)):
         _track_val(model, sampler, st)  # the weights it starts from are a candidate: a short, hot run cannot lose them
     net.train()
