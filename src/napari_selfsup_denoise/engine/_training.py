@@ -102,23 +102,35 @@ class RunState:
     message: str = ""
     stopped: str = "budget"
     noise: dict[str, Any] | None = None
+    loss: float = math.nan  # the last loss read (see train.SYNC_EVERY)
+    pending: list[torch.Tensor] = field(default_factory=list)  # per step not read yet: loss, then gradient norms
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
 
-def clip_gradients(groups: list[list[nn.Parameter]], st: RunState) -> None:
+def clip_gradients(groups: list[list[nn.Parameter]], st: RunState, record: bool = True) -> list[torch.Tensor]:
     """Clip each parameter group's gradient at twice its median norm of the last 100 steps (guards blow-ups).
 
     Groups are clipped separately (e.g. the network and a noise model learning at another rate and scale),
-    so one group's large gradients cannot shrink another's steps.
+    so one group's large gradients cannot shrink another's steps. Returns the norms; ``record=False``
+    leaves adding them to the history to :func:`record_norms` (reading them waits for the device).
     """
+    norms = []
     for i, params in enumerate(groups):
         hist = st.norms.setdefault(i, deque(maxlen=100))
         limit = 2.0 * float(np.median(hist)) if len(hist) >= 20 else 1e6
-        norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+        norms.append(torch.nn.utils.clip_grad_norm_(params, limit))
+    if record:
+        record_norms(st, [float(n) for n in norms])
+    return norms
+
+
+def record_norms(st: RunState, norms: list[float]) -> None:
+    """Add one step's finite gradient norms (one per group) to the clipping history."""
+    for i, norm in enumerate(norms):
         if math.isfinite(norm):
-            hist.append(norm)
+            st.norms.setdefault(i, deque(maxlen=100)).append(norm)
 
 
 def preview_now(model: Model, preview: Preview | np.ndarray, device: torch.device) -> np.ndarray | None:

@@ -15,7 +15,16 @@ from torch import nn
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
-from ._training import Preview, RunState, choose_patch, clip_gradients, lr_at, preview_now, warmup_share
+from ._training import (
+    Preview,
+    RunState,
+    choose_patch,
+    clip_gradients,
+    lr_at,
+    preview_now,
+    record_norms,
+    warmup_share,
+)
 from .arrays import canonical
 from .checks import check_training
 from .data import DataError, Normalisation, PatchSampler, check_finite, fit_normalisation
@@ -28,6 +37,9 @@ from .start import InitialWeights, start_record
 VAL_EVERY = 50
 NOISE_EVERY = 10
 CPU_CHUNK = 32
+# Steps between reads of the loss and gradient norms (each read waits for the device); 1 where that costs nothing.
+# The progress events in between carry the last loss read; non-finite steps are skipped on the device regardless.
+SYNC_EVERY = {"cuda": 10}
 MAX_BAD_STEPS = 5
 # Edge of the training-image crop a model keeps for BMZ test tensors (2D, 3D); at least the smallest exported tile.
 SAMPLE_EDGE = {2: 64, 3: 32}
@@ -85,33 +97,50 @@ def _step(
     gen: torch.Generator,
     dtype: torch.dtype,
     st: RunState,
-) -> float:
-    """One optimiser step; a non-finite loss skips the update and is counted.
+) -> torch.Tensor:
+    """One optimiser step without waiting for the device; returns the loss (a tensor), also kept in ``st.pending``.
 
-    On the CPU a large batch is run in chunks of :data:`CPU_CHUNK` with gradients
-    accumulated: the same update, with activations small enough to stay in cache.
+    A non-finite loss skips the update on the device (fused Adam's ``found_inf``: weights, moments and
+    step count stay as they were; an optimiser without it reads the loss now) and is counted when the
+    step is read (:func:`_read`). On the CPU a large batch is run in chunks of :data:`CPU_CHUNK` with
+    gradients accumulated: the same update, with activations small enough to stay in cache.
     """
     x, t = batch
     n = x.shape[0]
     size = CPU_CHUNK if x.device.type == "cpu" and n > CPU_CHUNK else n
     opt.zero_grad(set_to_none=True)
-    total = 0.0
+    total = torch.zeros((), device=x.device)
     for i in range(0, n, size):
         xc, tc = x[i : i + size], None if t is None else t[i : i + size]
         with autocast(x.device, dtype):
             loss = method.loss(net, xc, tc, gen) * (xc.shape[0] / n)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            st.bad += 1
-            opt.zero_grad(set_to_none=True)
-            return value
         loss.backward()
-        total += value
-    st.bad = 0
-    clip_gradients([g["params"] for g in opt.param_groups], st)
-    opt.step()
+        total = total + loss.detach().float()
+    norms = clip_gradients([g["params"] for g in opt.param_groups], st, record=False)
+    bad = ~torch.isfinite(total)
+    if opt.defaults.get("fused"):
+        opt.found_inf = bad.float()  # type: ignore[attr-defined]  # read by the fused step, on the device
+        opt.step()
+    elif not bool(bad):
+        opt.step()
     method.after_step(net)
+    st.pending.append(torch.stack([total, *(v.float() for v in norms)]))
     return total
+
+
+def _read(st: RunState) -> None:
+    """Read the losses and gradient norms of the steps not read yet (one wait for the device)."""
+    if not st.pending:
+        return
+    rows = torch.stack(st.pending).tolist()
+    st.pending.clear()
+    for loss, *norms in rows:
+        st.loss = loss
+        if math.isfinite(loss):
+            st.bad = 0
+            record_norms(st, norms)
+        else:
+            st.bad += 1
 
 
 def train(
@@ -193,6 +222,7 @@ def train(
                 "training diverged (non-finite loss); kept the best weights",
             )
             break
+    _read(st)  # the steps since the last read
     model = _finish(model, sampler, st)
     model.summary["start"] = start_record(start, init is not None)
     if asked == AUTO:
@@ -223,7 +253,7 @@ def _one_step(
         g["lr"] = lr * g.get("lr_scale", 1.0)
     x, t = sampler.batch(cfg.batch_size)
     sq = model.ndim == 2
-    loss = _step(
+    _step(
         model.method,
         net,
         opt,
@@ -233,6 +263,8 @@ def _one_step(
         st,
     )
     st.step += 1
+    if st.step % SYNC_EVERY.get(device.type, 1) == 0 or st.step == cfg.max_steps:
+        _read(st)
     dt = time.perf_counter() - ts
     st.rate = 1 / dt if st.rate == 0 else 0.9 * st.rate + 0.1 / dt
     if sampler.has_validation and (st.step % VAL_EVERY == 0 or st.step == cfg.max_steps):
@@ -251,7 +283,7 @@ def _one_step(
     return TrainProgress(
         step=st.step,
         total=max(total, st.step),
-        loss=loss,
+        loss=st.loss,
         val_loss=st.val_loss,
         elapsed=el,
         eta=(total - st.step) / max(st.rate, 1e-9),

@@ -1,0 +1,64 @@
+"""The training step waits for the device only every few steps; on the CPU it reads every step (as before)."""
+
+import math
+
+import torch
+
+from napari_selfsup_denoise import TrainConfig
+from napari_selfsup_denoise.engine import train as train_mod
+from napari_selfsup_denoise.engine._training import RunState
+
+
+def _run(noisy, **kw):
+    cfg = TrainConfig(algorithm="n2v", max_steps=6, seed=0, patch_size=32, batch_size=4, depth=2, base_channels=8,
+                      axes="YX", **kw)  # fmt: skip
+    events, gen = [], train_mod.train(noisy, cfg)
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return events, stop.value.net.state_dict()
+
+
+def test_reading_the_loss_every_few_steps_trains_the_same_weights(monkeypatch, camera_128):
+    _, noisy = camera_128
+    every_step, w1 = _run(noisy)
+    monkeypatch.setitem(train_mod.SYNC_EVERY, "cpu", 4)
+    every_fourth, w4 = _run(noisy)
+    for k, v in w1.items():  # fewer than 20 steps: the clipping limit does not depend on the history yet
+        assert torch.equal(v, w4[k]), k
+    assert all(math.isfinite(e.loss) for e in every_step)  # on the CPU every step reads its own loss
+    assert every_fourth[3].loss == every_step[3].loss and every_fourth[5].loss == every_step[5].loss  # read at 4, 6
+    assert every_fourth[4].loss == every_step[3].loss  # step 5 carries the last loss read
+    assert all(math.isnan(e.loss) for e in every_fourth[:3])  # nothing read yet
+
+
+class _Loss:
+    """A method stand-in whose loss is ``values[i]`` times the parameters' sum at call ``i``."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def loss(self, net, x, t, gen):
+        return self.values.pop(0) * net.weight.sum()
+
+    def after_step(self, net):
+        pass
+
+
+def test_a_non_finite_loss_skips_the_update_on_the_device_and_is_counted_when_read():
+    net = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1, fused=True)
+    method, st = _Loss([1.0, math.nan, 1.0]), RunState()
+    batch = (torch.zeros(2, 1), None)
+    train_mod._step(method, net, opt, batch, None, torch.float32, st)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    state = {k: v.clone() for k, v in opt.state[net.weight].items()}
+    train_mod._step(method, net, opt, batch, None, torch.float32, st)  # NaN: nothing may move, not even Adam's
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    assert all(torch.equal(v, state[k]) for k, v in opt.state[net.weight].items())
+    train_mod._read(st)
+    assert st.bad == 1 and math.isnan(st.loss)
+    train_mod._step(method, net, opt, batch, None, torch.float32, st)
+    train_mod._read(st)
+    assert st.bad == 0 and not torch.equal(net.weight, before["weight"])
