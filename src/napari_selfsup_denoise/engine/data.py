@@ -190,7 +190,8 @@ class PatchSampler:
         self._val: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.on_device: DevicePatches | None = None
         arrays = [canon] if target is None else [canon, target]
-        if device is not None and fits(4 * int(np.prod(canon.shape)) * len(arrays), device):
+        held = device is not None and device.type in ("cpu", "cuda")  # MPS: cut on the host as before (untested there)
+        if held and device is not None and fits(4 * int(np.prod(canon.shape)) * len(arrays), device):
             self.on_device = DevicePatches(arrays, norm, patch, device)
 
     @property

@@ -75,7 +75,7 @@ class DevicePatches:
     device : torch.device
         Where the data and the batches live.
     gather : bool, optional
-        Cut by index gather (default: off the CPU).
+        Cut by index gather (default: on CUDA).
     """
 
     def __init__(
@@ -87,7 +87,7 @@ class DevicePatches:
         gather: bool | None = None,
     ) -> None:
         self.device, self.patch = device, patch
-        self.gather = device.type != "cpu" if gather is None else gather
+        self.gather = device.type == "cuda" if gather is None else gather
         self.data = [_load(a, norm, device) for a in arrays]
         c = self.data[0].shape[1]
         self.strides = tuple(int(s) for s in self.data[0].stride()[:4])

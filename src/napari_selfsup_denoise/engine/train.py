@@ -124,7 +124,9 @@ def _step(
     elif not bool(bad):
         opt.step()
     method.after_step(net)
-    st.pending.append(torch.stack([total, *(v.float() for v in norms)]))
+    st.pending.append(
+        torch.stack([total, *(v.float().to(total.device) for v in norms)])
+    )  # a group without grads: CPU 0
     return total
 
 
