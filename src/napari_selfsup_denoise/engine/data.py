@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .patches import DevicePatches, fits
+from .patches import DevicePatches, dihedral, fits
 
 _MAX_STATS_VALUES = 8_000_000
 _MIN_STATS_FRAMES = 4  # a large series is sampled in at least this many time points (or samples)
@@ -243,19 +243,3 @@ class PatchSampler:
         x = torch.from_numpy(np.stack(xs))
         t = torch.from_numpy(np.stack(ts)) if ts else None
         return x, t
-
-
-def dihedral(x: Any, k: int, flip: bool, inverse: bool = False) -> Any:
-    """Rotate by ``k`` quarter turns, then mirror X if ``flip``, in the last two axes (``inverse`` undoes it).
-
-    Works on numpy arrays (training augmentation) and torch tensors (test-time augmentation).
-    """
-    if isinstance(x, torch.Tensor):
-        rot, mirror = (lambda a, n: torch.rot90(a, n, dims=(-2, -1))), (lambda a: torch.flip(a, dims=(-1,)))
-    else:
-        rot, mirror = (lambda a, n: np.rot90(a, n, axes=(-2, -1))), (lambda a: a[..., ::-1])
-    if inverse:
-        x = mirror(x) if flip else x
-        return rot(x, -k) if k else x
-    x = rot(x, k) if k else x
-    return mirror(x) if flip else x

@@ -1,4 +1,4 @@
-"""Device choice (cuda -> mps -> cpu), precision, and CPU threads."""
+"""Device choice (cuda -> mps -> cpu), precision, CPU threads, and free memory."""
 
 from __future__ import annotations
 
@@ -160,3 +160,17 @@ def module_device(net: torch.nn.Module) -> str:
     """The device ``net``'s parameters live on (``"cpu"`` for a network without parameters)."""
     first = next(net.parameters(), None)
     return "cpu" if first is None else str(first.device)
+
+
+def available_memory(device: torch.device) -> int:
+    """Free bytes on ``device`` (CUDA: free device memory; else available RAM)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 * 1024**3

@@ -3,7 +3,7 @@
 When the normalised training data fits (a share of the device's free memory;
 on the CPU also at most :data:`HOST_MAX_BYTES`), it is copied to the device
 once. Every batch is then one index gather there that cuts the patches and
-applies their augmentation (quarter turns and a mirror, as :func:`.data.dihedral`),
+applies their augmentation (quarter turns and a mirror, as :func:`dihedral`),
 so no image data moves from the host per step: only the patch positions, a
 few integers per patch, drawn by the sampler's numpy generator exactly as on
 the host path (both paths give the same batches).
@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from .device import available_memory
+
 DEVICE_SHARE = 4  # the data may take at most 1 / DEVICE_SHARE of the device's free memory
 HOST_MAX_BYTES = 256 << 20  # off CUDA no larger copy is made: patches are then cut from the caller's array
 
 
 def fits(nbytes: int, device: torch.device) -> bool:
     """Whether ``nbytes`` of training data may be held on ``device``."""
-    from .predict import available_memory  # here: predict imports data, which imports this module
-
     limit = available_memory(device) // DEVICE_SHARE
     if device.type != "cuda":
         limit = min(limit, HOST_MAX_BYTES)
@@ -33,13 +33,11 @@ def fits(nbytes: int, device: torch.device) -> bool:
 def dihedral_offsets(edge: int, row_stride: int) -> torch.Tensor:
     """Where each pixel of a transformed square patch comes from, as flat offsets ``(8, edge, edge)``.
 
-    Entry ``2 * k + flip`` is the transform of :func:`.data.dihedral` (``k`` quarter
+    Entry ``2 * k + flip`` is the transform of :func:`dihedral` (``k`` quarter
     turns, then a mirror of X): pixel ``(i, j)`` of the transformed patch is the
     source pixel at offset ``[2 * k + flip, i, j]`` from the patch's corner, in an
     array whose rows are ``row_stride`` apart.
     """
-    from .data import dihedral  # here: data imports this module
-
     grid = np.arange(edge * edge).reshape(edge, edge)
     tables = [dihedral(grid, k, flip) for k in range(4) for flip in (False, True)]
     src = np.stack(tables)
@@ -118,8 +116,22 @@ class DevicePatches:
 
     def _copy(self, data: np.ndarray, picks: list[tuple[int, tuple[int, int, int], int, bool]]) -> torch.Tensor:
         """The CPU's cut: turned and mirrored views of the patches, stacked by one copy (``data`` shares memory)."""
-        from .data import dihedral  # here: data imports this module
-
         pz, py, px = self.patch
         views = [dihedral(data[n, :, z : z + pz, y : y + py, x : x + px], k, f) for n, (z, y, x), k, f in picks]
         return torch.from_numpy(np.stack(views))
+
+
+def dihedral(x: Any, k: int, flip: bool, inverse: bool = False) -> Any:
+    """Rotate by ``k`` quarter turns, then mirror X if ``flip``, in the last two axes (``inverse`` undoes it).
+
+    Works on numpy arrays (training augmentation) and torch tensors (test-time augmentation).
+    """
+    if isinstance(x, torch.Tensor):
+        rot, mirror = (lambda a, n: torch.rot90(a, n, dims=(-2, -1))), (lambda a: torch.flip(a, dims=(-1,)))
+    else:
+        rot, mirror = (lambda a, n: np.rot90(a, n, axes=(-2, -1))), (lambda a: a[..., ::-1])
+    if inverse:
+        x = mirror(x) if flip else x
+        return rot(x, -k) if k else x
+    x = rot(x, k) if k else x
+    return mirror(x) if flip else x

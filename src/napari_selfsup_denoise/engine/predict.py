@@ -22,7 +22,7 @@ from ..axes import CANONICAL
 from ..config import PredictConfig
 from .arrays import ChunkCache, canonical
 from .data import DataError, Normalisation
-from .device import configure_threads, pick_device
+from .device import available_memory, configure_threads, pick_device
 from .events import PredictProgress
 from .methods import Method
 from .pipeline import Pipeline, Sink, Tile, batches, progress
@@ -55,20 +55,6 @@ class ModelLike(Protocol):
 
     def check_channels(self, channels: int) -> None:
         """Raise if the image has another number of channels."""
-
-
-def available_memory(device: torch.device) -> int:
-    """Free bytes on ``device`` (CUDA: free device memory; else available RAM)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 * 1024**3
 
 
 def auto_tile(model: ModelLike, device: torch.device, tta: bool) -> int:
