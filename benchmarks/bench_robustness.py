@@ -3,8 +3,11 @@
 Not a test. Runs one training at a time (timings lie in parallel) and prints a markdown
 table: per case and batch, the median, min, max and spread (max - min) of the PSNR of
 what the person gets (``model.denoise`` with its self-check: the prior mean when the
-posterior is suspect), how many seeds the self-check flagged, and the worst seed minus
-the N2V median. The command line is printed above the table.
+posterior is suspect or its estimated error is the smaller), the medians of the
+posterior and of the prior mean of the same models (whichever was returned), how often
+the prior mean was chosen without a failed check, how many seeds the self-check
+flagged, and the worst seed minus the N2V median. The command line is printed above
+the table.
 
 Usage (the timed run for a quiet machine, ~8 minutes on 2 cores)::
 
@@ -53,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="TrainConfig override")
     ap.add_argument("--jsonl", type=Path, help="append every run as a JSON line")
     ap.add_argument("--out", type=Path, help="also write the markdown here")
+    ap.add_argument("--keep", type=Path, help="save every trained model in this folder (to inspect later)")
     a = ap.parse_args(argv)
     unknown = sorted(set(a.cases.split(",")) - set(CASES_2D))
     if unknown:
@@ -70,7 +74,7 @@ def load_case(name: str, crop: int) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def run_one(a: argparse.Namespace, case: str, algorithm: str, seed: int, batch: int | None) -> dict[str, Any]:
-    """Train once, denoise with the self-check, return the row."""
+    """Train once, denoise with the self-check, return the row (blind-spot: both outputs' PSNR too)."""
     from napari_selfsup_denoise import train
     from napari_selfsup_denoise.metrics import psnr
 
@@ -82,12 +86,16 @@ def run_one(a: argparse.Namespace, case: str, algorithm: str, seed: int, batch: 
     t0 = time.perf_counter()
     model = train(noisy, axes="YX", algorithm=algorithm, seed=seed, **budget, **extra)
     t1 = time.perf_counter()
+    if a.keep:
+        a.keep.mkdir(parents=True, exist_ok=True)
+        model.save(a.keep / f"{case}_{algorithm}_s{seed}_b{model.config.batch_size}_{a.steps or a.seconds}.sdmodel")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the decision is read from model.last_check below
         den = model.denoise(noisy, tta=a.tta)
-    checks = (model.last_check.trained, model.last_check.image)
+    decision = model.last_check
+    checks = (decision.trained, decision.image)
     flagged = sorted({c.suspect or "yes" for c in checks if c is not None and not c.passed})
-    return {
+    row = {
         "case": case,
         "algorithm": algorithm,
         "seed": seed,
@@ -98,9 +106,14 @@ def run_one(a: argparse.Namespace, case: str, algorithm: str, seed: int, batch: 
         "noisy": round(psnr(noisy, clean, data_range), 2),
         "psnr": round(psnr(den, clean, data_range), 2),
         "suspect": ",".join(flagged),
-        "output": model.last_check.output,
+        "output": decision.output,
         "noise": {k: v for k, v in model.summary.items() if k.startswith("noise_") and k != "noise_model"},
     }
+    if algorithm == "blindspot":  # both outputs of the same model, whatever was returned
+        for out in ("posterior", "prior"):
+            row[out] = round(psnr(model.denoise(noisy, tta=a.tta, output=out, check=False), clean, data_range), 2)
+        row["choice"] = decision.choice.to_dict() if decision.choice is not None else None
+    return row
 
 
 def summarise(rows: list[dict[str, Any]], case: str, batch: int) -> str:
@@ -111,6 +124,7 @@ def summarise(rows: list[dict[str, Any]], case: str, batch: int) -> str:
     ref = statistics.median(n2v) if n2v else float("nan")
     flags = sum(bool(r["suspect"]) for r in bs)
     steps = sorted({r["steps"] for r in bs})
+    chose = sum(r["output"] == "prior" and not r["suspect"] for r in bs)
     cells = [
         case,
         str(batch),
@@ -120,6 +134,9 @@ def summarise(rows: list[dict[str, Any]], case: str, batch: int) -> str:
         f"{min(vals):.2f}",
         f"{max(vals):.2f}",
         f"{max(vals) - min(vals):.2f}",
+        f"{statistics.median(r['posterior'] for r in bs):.2f}",
+        f"{statistics.median(r['prior'] for r in bs):.2f}",
+        f"{chose}/{len(bs)}",
         f"{flags}/{len(bs)}",
         f"{ref:.2f}",
         f"{min(vals) - ref:+.2f}",
@@ -138,8 +155,9 @@ def table(rows: list[dict[str, Any]], command: str, a: argparse.Namespace) -> st
         "",
         f"`{command}`",
         "",
-        "| case | batch | lr | steps | median | min | max | spread | flagged | N2V (median) | worst - N2V | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case | batch | lr | steps | median | min | max | spread | posterior (median) | prior mean (median) "
+        "| prior chosen | flagged | N2V (median) | worst - N2V | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     keys = sorted({(r["case"], r["batch"]) for r in rows if r["algorithm"] == "blindspot"})
     return "\n".join(head + [summarise(rows, c, b) for c, b in keys]) + "\n"

@@ -1,30 +1,44 @@
-"""The self-check: passes a good seeded run, trips on broken models and on an image at another intensity scale."""
+"""The self-check: passes a good seeded run, trips on broken models and on an image at another intensity scale;
+chooses the blind-spot output with the smaller estimated error; predicts each crop once."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage as ndi
 
-from napari_selfsup_denoise import train
+from napari_selfsup_denoise import load_model, train
+from napari_selfsup_denoise.config import PredictConfig
+from napari_selfsup_denoise.engine import _check_figures as fig
 from napari_selfsup_denoise.engine import checks
 from napari_selfsup_denoise.engine._training import choose_patch
 from napari_selfsup_denoise.engine.arrays import canonical
 from napari_selfsup_denoise.engine.data import PatchSampler
+from napari_selfsup_denoise.engine.events import drain
 from napari_selfsup_denoise.engine.methods import get_method
 from napari_selfsup_denoise.engine.model import Model
+from napari_selfsup_denoise.engine.predict import predict
+from napari_selfsup_denoise.metrics import psnr
 
 
 @pytest.fixture(scope="module")
-def blobs() -> np.ndarray:
-    """Smooth blobs (20-220) with Gaussian noise sigma 20, seeded."""
+def case() -> tuple[np.ndarray, np.ndarray]:
+    """Clean smooth blobs (20-220) and a seeded copy with Gaussian noise sigma 20."""
     rng = np.random.default_rng(0)
     clean = ndi.gaussian_filter(rng.random((192, 128)), 4)  # tall enough for a held-out band below 96-px patches
     clean = (clean - clean.min()) / np.ptp(clean) * 200 + 20
-    return (clean + rng.normal(0, 20, clean.shape)).astype(np.float32)
+    return clean.astype(np.float32), (clean + rng.normal(0, 20, clean.shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def blobs(case) -> np.ndarray:
+    """The noisy blobs."""
+    return case[1]
 
 
 def _train(noisy: np.ndarray, algorithm: str) -> Model:
@@ -147,3 +161,96 @@ def test_the_api_warns_on_an_image_at_another_intensity_scale(n2v, blobs):
     with pytest.warns(checks.SuspectResultWarning, match="retrain"):
         n2v.denoise(blobs * 10)
     assert n2v.last_check.suspect and n2v.last_check.image.suspect == "input"
+
+
+# The output choice of a blind-spot model (engine/_check_choice.py) on a trained model
+
+
+@contextlib.contextmanager
+def _widen_prior(model: Model, gain: float) -> Iterator[None]:
+    """Multiply the network's prior variance by ``gain`` (the bias of its log-variance outputs), then restore it."""
+    bias = model.net.fuse[-1].bias
+    saved = bias.detach().clone()
+    with torch.no_grad():
+        bias[model.channels :] += math.log(gain)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            bias.copy_(saved)
+
+
+def test_the_posterior_is_kept_when_it_is_better(blind, case):
+    clean, noisy = case
+    post = blind.denoise(noisy, check=False)
+    prior = blind.denoise(noisy, output="prior", check=False)
+    assert psnr(post, clean, 255) > psnr(prior, clean, 255)  # what makes this case meaningful
+    choice = blind.check.choice
+    assert choice is not None and choice.output == "posterior" and choice.held_out and choice.pixels > 1000
+    np.testing.assert_array_equal(blind.denoise(noisy), post)
+    assert blind.last_check.output == "posterior" and not blind.last_check.chose_prior
+
+
+def test_a_posterior_worse_than_the_prior_mean_is_replaced_by_the_prior_mean(blind, case):
+    """Fails on the code before the choice: the self-check passed and the worse posterior was returned."""
+    clean, noisy = case
+    saved = blind.summary["self_check"]
+    try:
+        with _widen_prior(blind, 5.0):
+            blind.summary["self_check"] = checks.check_training(blind, _sampler(blind, noisy)).to_dict()
+            post = blind.denoise(noisy, check=False)
+            prior = blind.denoise(noisy, output="prior", check=False)
+            out = blind.denoise(noisy)
+    finally:
+        blind.summary["self_check"] = saved
+    assert psnr(post, clean, 255) < psnr(prior, clean, 255) - 0.5
+    decision = blind.last_check
+    assert decision.trained.passed and not decision.fell_back, "the self-check alone should not catch this"
+    assert decision.output == "prior" and decision.chose_prior
+    np.testing.assert_array_equal(out, prior)
+    assert "returns the prior mean" in decision.trained.line()
+    assert decision.messages() == [] and "returns the prior mean" in decision.notes()[-1]  # said, not a warning
+
+
+def test_the_choice_is_stored_in_the_model_file(blind, tmp_path):
+    loaded = load_model(blind.save(tmp_path / "m.sdmodel"))
+    assert loaded.check.choice == checks.SelfCheck.from_dict(blind.check.to_dict()).choice
+    assert set(blind.summary["self_check"]["choice"]) >= {"output", "posterior_error", "prior_error", "pixels"}
+
+
+def _two_pass_crops(model: Model, canon, boxes) -> list[dict[str, np.ndarray]]:
+    """The crops as the self-check computed them before (a posterior run and a prior run per crop)."""
+    out = []
+    for box in boxes:
+        win, core = fig._context(box, model.margin, tuple(canon.shape[3:]), model.ndim)
+        arr = np.asarray(canon[0, 0, :, 0, win[-2], win[-1]], dtype=np.float32)
+        region = (slice(None), *core)
+        crop = {"y": arr[region]}
+        crop["output"] = drain(predict(model, arr, PredictConfig(device="cpu"), axes="CYX", region=region))[region]
+        pcfg = PredictConfig(device="cpu", output="prior", uncertainty=True)
+        mu, sd = drain(predict(model, arr, pcfg, axes="CYX", region=region))
+        crop["prior"], crop["prior_sd"] = mu[region], sd[region]
+        res = {k: model.norm.forward(v, channel_axis=0) for k, v in crop.items() if k != "prior_sd"}
+        res["var_x"] = (crop["prior_sd"] / float(model.norm.scale[0])) ** 2
+        with torch.no_grad():
+            res["var_n"] = model.net.noise.variance(torch.from_numpy(res["prior"][None]))[0].numpy()
+        out.append(res)
+    return out
+
+
+def test_the_self_check_predicts_each_crop_once_with_the_same_figures(blind, case, monkeypatch):
+    canon = canonical(case[1], "YX")
+    boxes, _ = fig.held_out_boxes(_sampler(blind, case[1]), 2)
+    calls = []
+    real = fig.predict
+    monkeypatch.setattr(fig, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
+    crops = fig.predicted_crops(blind, canon, boxes, "cpu")
+    assert len(calls) == len(boxes)
+    before = _two_pass_crops(blind, canon, boxes)
+    for new, old in zip(crops, before):
+        for key in ("y", "prior", "output", "var_x", "var_n"):
+            np.testing.assert_allclose(new[key], old[key], rtol=1e-5, atol=1e-6)
+    now, then = checks.figures_for(blind, crops), checks.figures_for(blind, before)
+    assert [f.name for f in now] == [f.name for f in then]
+    for a, b in zip(now, then):
+        assert a.value == pytest.approx(b.value, rel=1e-4, abs=1e-6), a.name

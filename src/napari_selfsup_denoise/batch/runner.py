@@ -94,7 +94,7 @@ def _mark(decision: Decision) -> dict[str, Any]:
     status = "suspect, written with --accept-suspect" if decision.suspect else "passed"
     if decision.fell_back and not decision.suspect:
         status = "posterior suspect; the prior mean was written"
-    return {"status": status, "output": decision.output, "messages": decision.messages()}
+    return {"status": status, "output": decision.output, "messages": decision.notes()}
 
 
 class FileRunner:
@@ -178,7 +178,7 @@ class FileRunner:
         edge = max(m.multiple, edge - edge % m.multiple)
         chunks, units = unit_grid(img.shape, axes, edge, m.ndim)
         decision = decide(m, img.data, axes, "prior" if o.prior else "posterior")
-        notes = decision.messages()
+        notes = decision.notes()
         if decision.suspect and not o.accept_suspect:
             why = " ".join(notes) + " Nothing was written; pass --accept-suspect to write it anyway."
             return Result(img.path, str(specs[0].dst), "suspect", why)

@@ -3,7 +3,10 @@
 Everything is computed in the model's normalised units, pooled over the crops
 and channels. The crops are predicted by :func:`~.predict.predict` itself (with
 their receptive-field context read from the image), so a fault anywhere
-between the trained network and the returned image shows up here.
+between the trained network and the returned image shows up here. One pass per
+crop: a blind-spot pass returns the prior mean and variance, and the posterior
+mean follows from them and the noise model by the same formula the prediction
+path uses (:func:`.noise.posterior`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 
 from ..config import PredictConfig, TrainConfig
 from .events import drain
-from .noise import estimate_noise
+from .noise import estimate_noise, posterior
 from .predict import ModelLike, predict
 
 
@@ -95,8 +98,14 @@ def _context(box: Box, margin: int, spatial: tuple[int, ...], ndim: int) -> tupl
 
 
 def predicted_crops(model: Model, canon: Any, boxes: list[Box], device: str) -> list[dict[str, np.ndarray]]:
-    """Noisy input, prior mean/std and the returned output of every crop (normalised, ``(C, *spatial)``)."""
+    """Noisy input and what the model returns for every crop (normalised, ``(C, *spatial)``).
+
+    One pass of the prediction path per crop. Blind-spot crops hold the prior
+    mean and variance, the noise variance and the posterior mean (``output``),
+    computed from them by :func:`.noise.posterior` as the prediction path does.
+    """
     blind = model.algorithm == "blindspot"
+    pcfg = PredictConfig(device=device, output="prior", uncertainty=True) if blind else PredictConfig(device=device)
     spatial = tuple(canon.shape[3:])
     out = []
     for box in boxes:
@@ -107,16 +116,12 @@ def predicted_crops(model: Model, canon: Any, boxes: list[Box], device: str) -> 
         arr = arr if model.ndim == 3 else arr[:, 0]
         axes = "CZYX" if model.ndim == 3 else "CYX"
         region = (slice(None), *core)
-        crop: dict[str, np.ndarray] = {"y": arr[region]}
-        runs = [("output", PredictConfig(device=device))]
+        res = drain(predict(model, arr, pcfg, axes=axes, region=region))
+        crop = {"y": arr[region]}
         if blind:
-            runs.append(("prior", PredictConfig(device=device, output="prior", uncertainty=True)))
-        for key, pcfg in runs:
-            res = drain(predict(model, arr, pcfg, axes=axes, region=region))
-            if isinstance(res, tuple):
-                crop[key], crop["prior_sd"] = res[0][region], res[1][region]
-            else:
-                crop[key] = res[region]
+            crop["prior"], crop["prior_sd"] = res[0][region], res[1][region]
+        else:
+            crop["output"] = res[region]
         out.append(_normalised(model, crop))
     return out
 
@@ -129,7 +134,10 @@ def _normalised(model: Model, crop: dict[str, np.ndarray]) -> dict[str, np.ndarr
         noise: Any = model.net.noise
         with torch.no_grad():
             mu = torch.from_numpy(res["prior"][None]).to(noise.log_var.device)
-            res["var_n"] = noise.variance(mu)[0].float().cpu().numpy()
+            var_n = noise.variance(mu)
+            y, var_x = (torch.from_numpy(res[k][None]).to(mu.device) for k in ("y", "var_x"))
+            post, _ = posterior(y, mu, var_x, var_n)
+        res["var_n"], res["output"] = (v[0].float().cpu().numpy() for v in (var_n, post))
     return res
 
 

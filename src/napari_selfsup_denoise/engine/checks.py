@@ -23,11 +23,14 @@ N2V-family models have no noise model; their ``residual`` is the variance of
 
 A check fails when a figure leaves its range (:data:`RANGES`, calibrated on the
 development cases; see the project notes of issue 9). A failure of the
-posterior's figures alone makes the prior mean the safer output.
+posterior's figures alone makes the prior mean the safer output. When nothing
+fails, a blind-spot model still returns whichever of its posterior and prior
+mean has the smaller estimated error on the same pixels (:mod:`._check_choice`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -35,100 +38,20 @@ from typing import Any
 import numpy as np
 
 from . import _check_figures as fig
+from ._check_choice import OutputChoice, choose_output
 from ._check_figures import Model
+from ._check_result import Figure, SelfCheck, figure
 from .arrays import canonical
 from .check_ranges import MEANING, RANGES
 from .data import DataError, fit_normalisation
 from .device import module_device
 
+__all__ = ["RANGES", "Decision", "Figure", "OutputChoice", "SelfCheck", "SuspectResultWarning", "check_image",
+           "check_training", "decide", "figures_for", "verdict"]  # fmt: skip
+
 
 class SuspectResultWarning(UserWarning):
     """A self-check failed: the result may be wrong (the message says what to try)."""
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One figure of a self-check and the range a good result stays in."""
-
-    name: str
-    value: float
-    low: float
-    high: float
-    part: str
-
-    @property
-    def passed(self) -> bool:
-        """Whether the value is inside its range (NaN fails)."""
-        return bool(self.low <= self.value <= self.high)
-
-
-@dataclass(frozen=True)
-class SelfCheck:
-    """The outcome of a self-check.
-
-    Attributes
-    ----------
-    figures : tuple of Figure
-        Every figure with its range.
-    stage : str
-        ``training`` (held-out pixels of the training image) or ``image`` (a model applied to an image).
-    pixels : int
-        Pixels the figures were computed on.
-    held_out : bool
-        Whether those pixels were unseen in training.
-    suspect : str
-        ``""`` (passed), ``posterior`` (the noise model's part), ``model`` (the network's mean) or ``input``.
-    fallback : str
-        The safer output to return instead (``prior``), or ``""``.
-    verdict, advice : str
-        One plain sentence on what was found, and what to try.
-    """
-
-    figures: tuple[Figure, ...]
-    stage: str
-    pixels: int
-    held_out: bool
-    suspect: str
-    fallback: str
-    verdict: str
-    advice: str
-
-    @property
-    def passed(self) -> bool:
-        """True when nothing is suspect."""
-        return self.suspect == ""
-
-    def line(self) -> str:
-        """A short status line: the verdict word and the figures."""
-        vals = ", ".join(f"{f.name} {f.value:.2f}{'' if f.passed else '!'}" for f in self.figures)
-        return f"self-check {'passed' if self.passed else 'FAILED'} ({vals})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (stored in the model's summary)."""
-        return {
-            "passed": self.passed,
-            "stage": self.stage,
-            "pixels": self.pixels,
-            "held_out": self.held_out,
-            "suspect": self.suspect,
-            "fallback": self.fallback,
-            "verdict": self.verdict,
-            "advice": self.advice,
-            "figures": {f.name: round(f.value, 4) if math.isfinite(f.value) else None for f in self.figures},
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SelfCheck:
-        """Inverse of :meth:`to_dict` (ranges are today's)."""
-        figures = tuple(_figure(k, math.nan if v is None else float(v)) for k, v in d.get("figures", {}).items())
-        return cls(figures, str(d.get("stage", "training")), int(d.get("pixels", 0)), bool(d.get("held_out")),
-                   str(d.get("suspect", "")), str(d.get("fallback", "")), str(d.get("verdict", "")),
-                   str(d.get("advice", "")))  # fmt: skip
-
-
-def _figure(name: str, value: float) -> Figure:
-    low, high, part = RANGES.get(name, (-math.inf, math.inf, "info"))
-    return Figure(name, float(value), low, high, part)
 
 
 def figures_for(model: Model, crops: list[dict[str, np.ndarray]]) -> list[Figure]:
@@ -139,9 +62,9 @@ def figures_for(model: Model, crops: list[dict[str, np.ndarray]]) -> list[Figure
         var = fig.classical_variance(crops, "output")
         res = [a - b for a, b in zip(y, out)]
         found = [
-            _figure("n2v_residual", fig.ratio([r * r for r in res], var)),
-            _figure("residual_lag1", fig.lag1(res, var)),
-            _figure("residual_corr", fig.correlation(res, out)),
+            figure("n2v_residual", fig.ratio([r * r for r in res], var)),
+            figure("residual_lag1", fig.lag1(res, var)),
+            figure("residual_corr", fig.correlation(res, out)),
         ]
         # structN2V is for noise correlated between neighbours: a lag-1 correlation is then noise, not structure
         return [f for f in found if not (model.algorithm == "structn2v" and f.name == "residual_lag1")]
@@ -152,12 +75,12 @@ def figures_for(model: Model, crops: list[dict[str, np.ndarray]]) -> list[Figure
     prior_res = [a - b for a, b in zip(y, mu)]
     z = np.concatenate([(r * r / t).ravel() for r, t in zip(prior_res, tot)])
     return [
-        _figure("prior_residual", fig.ratio([r * r for r in prior_res], var)),
-        _figure("prior_lag1", fig.lag1(prior_res, var)),
-        _figure("calibration", float(np.mean(z, dtype=np.float64))),
-        _figure("noise_fit", fig.ratio(vn, var)),
-        _figure("residual", fig.ratio([(a - b) ** 2 for a, b in zip(y, post)], [n * n / t for n, t in zip(vn, tot)])),
-        _figure("agreement", fig.ratio([(a - b) ** 2 for a, b in zip(post, mu)], [x * x / t for x, t in zip(vx, tot)])),
+        figure("prior_residual", fig.ratio([r * r for r in prior_res], var)),
+        figure("prior_lag1", fig.lag1(prior_res, var)),
+        figure("calibration", float(np.mean(z, dtype=np.float64))),
+        figure("noise_fit", fig.ratio(vn, var)),
+        figure("residual", fig.ratio([(a - b) ** 2 for a, b in zip(y, post)], [n * n / t for n, t in zip(vn, tot)])),
+        figure("agreement", fig.ratio([(a - b) ** 2 for a, b in zip(post, mu)], [x * x / t for x, t in zip(vx, tot)])),
     ]
 
 
@@ -197,7 +120,9 @@ def check_training(model: Model, sampler: Any) -> SelfCheck:
     device = module_device(model.net)
     crops = fig.predicted_crops(model, sampler.canon, boxes, device)
     pixels = sum(int(c["y"].size) for c in crops)
-    return verdict(figures_for(model, crops), "training", pixels, held_out)
+    check = verdict(figures_for(model, crops), "training", pixels, held_out)
+    choice = choose_output(crops, held_out) if model.algorithm == "blindspot" else None
+    return dataclasses.replace(check, choice=choice)
 
 
 MIN_EDGE = 16  # smaller images (in Y or X) give too few pixels for the residual figures
@@ -212,7 +137,7 @@ def intensity_figures(model: Model, canon: Any) -> list[Figure]:
     spread = [n / o for n, o in zip(new.scale, model.norm.scale)]
     shift = [(n - o) / s for n, o, s in zip(new.offset, model.norm.offset, model.norm.scale)]
     worst = max(spread, key=lambda r: abs(math.log(r)))
-    return [_figure("intensity", worst), _figure("intensity_shift", max(shift, key=abs))]
+    return [figure("intensity", worst), figure("intensity_shift", max(shift, key=abs))]
 
 
 def check_image(model: Model, image: Any, axes: str | None = None, output: str = "posterior") -> SelfCheck:
@@ -232,7 +157,7 @@ def check_image(model: Model, image: Any, axes: str | None = None, output: str =
     axes = model.resolve_axes(tuple(image.shape), axes)
     canon = canonical(image, axes)
     figures = intensity_figures(model, canon)
-    pixels = 0
+    pixels, choice = 0, None
     # the residual figures mean nothing at a wrong intensity scale, or on a constant or tiny image
     if figures and all(f.passed for f in figures) and min(canon.shape[4:]) >= MIN_EDGE:
         device = module_device(model.net)
@@ -240,7 +165,8 @@ def check_image(model: Model, image: Any, axes: str | None = None, output: str =
         found = figures_for(model, crops)
         figures += [f for f in found if output == "posterior" or f.part != "posterior"]
         pixels = sum(int(c["y"].size) for c in crops)
-    return verdict(figures, "image", pixels, False, output)
+        choice = choose_output(crops, False) if model.algorithm == "blindspot" and output == "posterior" else None
+    return dataclasses.replace(verdict(figures, "image", pixels, False, output), choice=choice)
 
 
 @dataclass(frozen=True)
@@ -250,7 +176,8 @@ class Decision:
     Attributes
     ----------
     output : str
-        The output to compute: the one asked for, or ``prior`` when the posterior is suspect.
+        The output to compute: the one asked for; ``prior`` when the posterior is suspect, or when
+        the prior mean's estimated error is the smaller (:attr:`choice`).
     trained : SelfCheck or None
         The model's own check from training (None for models saved before self-checks existed).
     image : SelfCheck
@@ -269,8 +196,21 @@ class Decision:
 
     @property
     def fell_back(self) -> bool:
-        """True when the prior mean replaces the posterior asked for."""
+        """True when the prior mean replaces the posterior asked for because the posterior is suspect."""
         return any(c is not None and c.fallback == "prior" for c in (self.trained, self.image))
+
+    @property
+    def choice(self) -> OutputChoice | None:
+        """The estimated errors of both outputs: from training's held-out pixels, else from this image."""
+        if self.trained is not None and self.trained.choice is not None:
+            return self.trained.choice
+        return self.image.choice
+
+    @property
+    def chose_prior(self) -> bool:
+        """True when the prior mean is returned because its estimated error is the smaller (nothing failed)."""
+        chosen = self.choice is not None and self.choice.output == "prior"
+        return self.output == "prior" and not self.fell_back and chosen
 
     def messages(self) -> list[str]:
         """One plain warning per failed check: what it means and what to try."""
@@ -280,14 +220,26 @@ class Decision:
             if c is not None and not c.passed
         ]
 
+    def notes(self) -> list[str]:
+        """The warnings of :meth:`messages`, and a plain note when the prior mean was chosen without a failure."""
+        chosen = [f"self-check: the model {self.choice.phrase()}."] if self.chose_prior and self.choice else []
+        return self.messages() + chosen
+
 
 def decide(model: Model, image: Any, axes: str | None = None, output: str = "posterior") -> Decision:
-    """Check ``model`` on ``image`` and choose the safer output when the posterior is the suspect part."""
+    """Check ``model`` on ``image`` and choose what to return instead of the posterior asked for.
+
+    The prior mean replaces the posterior when the posterior is suspect, or when the
+    model's choice (:class:`OutputChoice`, made on held-out pixels at the end of
+    training, else on this image) estimates the prior mean's error to be the smaller.
+    """
     stored = getattr(model, "summary", {}).get("self_check")
     trained = SelfCheck.from_dict(stored) if stored else None
-    if trained is not None and trained.fallback == "prior" and output == "posterior":
+    prior_chosen = trained is not None and trained.choice is not None and trained.choice.output == "prior"
+    if trained is not None and output == "posterior" and (trained.fallback == "prior" or prior_chosen):
         output = "prior"
     image_check = check_image(model, image, axes, output)
-    if image_check.fallback == "prior":
-        output = "prior"
-    return Decision(output, trained, image_check)
+    decision = Decision(output, trained, image_check)
+    if image_check.fallback == "prior" or (decision.choice is not None and decision.choice.output == "prior"):
+        decision = dataclasses.replace(decision, output="prior")
+    return decision
