@@ -43,8 +43,10 @@ imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collects no tests; that is not a failure of the suite.
+# The suite runs in one worker per core (TEST_JOBS=1 runs it serially), whole files per worker.
+TEST_JOBS ?= auto
 test: $(STAMP) xvfb lint imports typecheck
-	$(PY) -m pytest -q tests; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile tests; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py --out bench-output

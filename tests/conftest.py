@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+import os
+
+# `make test` runs the suite in parallel workers (pytest-xdist, one per core): each worker then computes on one
+# thread, so that the workers do not fight over the cores (set before torch is imported).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("SELFSUP_DENOISE_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 import pytest
 import skimage.data
 
