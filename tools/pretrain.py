@@ -41,6 +41,7 @@ from napari_selfsup_denoise.engine.methods.blindspot import LOGVAR_RANGE, BlindS
 from napari_selfsup_denoise.engine.model import load_model
 from napari_selfsup_denoise.engine.nets.blindspot import BlindSpotNet, branch_reach
 from napari_selfsup_denoise.engine.noise import gaussian_nll, posterior
+from napari_selfsup_denoise.prior.builtin import prior_name
 from napari_selfsup_denoise.prior.pool import SynthPool
 from napari_selfsup_denoise.prior.synth import GENERATOR_VERSION
 
@@ -51,12 +52,13 @@ OBJECTIVES = ("nll", "posterior", "both", "bnll")
 # beta-NLL (Seitzer et al. 2022): each pixel's NLL weighted by var_x**beta, so the mean learns where var_x is large too
 BETA = 0.5
 PRIOR_VERSION = "1"  # bump with each shipped retraining
+WEIGHTS = Path("src/napari_selfsup_denoise/prior/weights")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("src/napari_selfsup_denoise/prior/weights/blindspot2d.sdmodel"))
+    p.add_argument("--out", type=Path, default=None, help=f"default: {WEIGHTS}/blindspot_2d.sdmodel (3D: _3d)")
     p.add_argument("--ndim", type=int, choices=(2, 3), default=2)
     p.add_argument("--steps", type=int, default=1_000_000, help="optimiser steps at most")
     p.add_argument("--seconds", type=float, default=0.0, help="wall-clock budget (0: steps only)")
@@ -85,7 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
     p.add_argument("--init", type=Path, help="start from the network of this .sdmodel (a fresh optimiser and schedule)")
     p.add_argument("--log-every", type=float, default=30.0, help="seconds between progress lines")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.out = args.out or WEIGHTS / prior_name("blindspot", args.ndim)  # where the package looks for it
+    return args
 
 
 def valid_margin(net: BlindSpotNet) -> int:

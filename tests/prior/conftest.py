@@ -26,8 +26,8 @@ def no_prior(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     builtin.load_prior.cache_clear()
 
 
-def write_stand_in(path: Path, seed: int = 3) -> None:
-    """An untrained blind-spot 2D network at the default architecture, saved like the shipped prior."""
+def write_stand_in(path: Path, seed: int = 3, ndim: int = 2) -> None:
+    """An untrained blind-spot network (2D or 3D) at the default architecture, saved like the shipped prior."""
     import torch
 
     from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
@@ -36,21 +36,23 @@ def write_stand_in(path: Path, seed: int = 3) -> None:
     from napari_selfsup_denoise.engine.model import Model
 
     torch.manual_seed(seed)
-    cfg = resolve_defaults(TrainConfig(algorithm="blindspot", axes="YX", start_from="random"), 2)
-    net = get_method(cfg).build(2, 1)
+    axes = "ZYX" if ndim == 3 else "YX"
+    cfg = resolve_defaults(TrainConfig(algorithm="blindspot", axes=axes, start_from="random"), ndim)
+    net = get_method(cfg).build(ndim, 1)
     with torch.no_grad():
         net.noise.log_var.fill_(5.0)  # a noise model that must never be taken over
-    model = Model(net, cfg, "YX", 2, 1, Normalisation("meanstd", (0.0,), (1.0,)))
+    model = Model(net, cfg, axes, ndim, 1, Normalisation("meanstd", (0.0,), (1.0,)))
     model.summary = {"steps": 0, "prior": {"version": "test", "commit": "0123abcd", "seed": seed}}
     model.save(path)
 
 
 @pytest.fixture
 def stand_in_prior(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A stand-in 2D prior (untrained, seeded) where the package looks for its weights; yields its path."""
+    """Stand-in 2D and 3D priors (untrained, seeded) where the package looks for its weights; yields the 2D path."""
     folder = tmp_path / "weights"
     folder.mkdir()
     write_stand_in(folder / "blindspot_2d.sdmodel")
+    write_stand_in(folder / "blindspot_3d.sdmodel", ndim=3)
     _point_at(monkeypatch, folder)
     yield folder / "blindspot_2d.sdmodel"
     builtin.load_prior.cache_clear()

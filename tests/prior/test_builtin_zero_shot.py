@@ -54,12 +54,19 @@ def test_images_it_cannot_take_are_refused(stand_in_prior, blobs):
         zero_shot_model(bad, "YX")
 
 
-def test_3d_images_have_no_prior_and_are_told_what_to_do(stand_in_prior, noisy_3d):
+def test_3d_images_use_the_3d_prior_and_are_told_what_to_do_without_it(stand_in_prior, noisy_3d):
     from napari_selfsup_denoise.config import TrainConfig
-    from napari_selfsup_denoise.prior import resolve_start
+    from napari_selfsup_denoise.prior import builtin, resolve_start
 
-    with pytest.raises(PriorUnavailable, match="no built-in prior for blindspot in 3D.*Z axis as T"):
+    model = zero_shot_model(noisy_3d, "ZYX")
+    assert model.ndim == 3 and model.summary["start"]["name"] == "blindspot_3d"
+    assert model.denoise(noisy_3d, "ZYX", check=False).shape == noisy_3d.shape
+    start = resolve_start(TrainConfig(algorithm="blindspot", axes="ZYX"), noisy_3d.shape)
+    assert start.state is not None and start.source["name"] == "blindspot_3d"
+    (stand_in_prior.parent / "blindspot_3d.sdmodel").unlink()  # the package without its 3D weights
+    builtin.load_prior.cache_clear()
+    with pytest.raises(PriorUnavailable, match="blindspot_3d.sdmodel is missing.*Z axis as T"):
         zero_shot_model(noisy_3d, "ZYX")
     start = resolve_start(TrainConfig(algorithm="blindspot", axes="ZYX"), noisy_3d.shape)
-    assert start.state is None and not start.source.get("fallback") and "in 3D" in start.source["detail"]
+    assert start.state is None and start.source.get("fallback") and "not installed" in start.source["detail"]
     assert zero_shot_model(noisy_3d, "TYX").ndim == 2  # plane by plane with the 2D prior

@@ -20,7 +20,7 @@ from ..engine.start import InitialWeights, network_state
 
 WEIGHTS_FOLDER = "weights"
 # (algorithm, spatial dimensions) that have a prior; the file is f"{algorithm}_{ndim}d.sdmodel"
-PRIORS = (("blindspot", 2),)
+PRIORS = (("blindspot", 2), ("blindspot", 3))
 REBUILD = "reinstall napari-selfsup-denoise, or run `make prior` in a source checkout to rebuild it"
 
 
