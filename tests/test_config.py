@@ -29,7 +29,7 @@ EXPECTED = {
     ("blindspot", 2): {**N2V, "batch_size": 4, "base_channels": 24, "depth": 2, "patch_size": 96},
     ("blindspot", 3): {**N2V, "depth": 1, "base_channels": 16, "batch_size": 2, "patch_size": 40},
 }
-EXPECTED |= {("auto", 2): EXPECTED["blindspot", 2], ("auto", 3): N2V_3D}  # the default: blind-spot in 2D, N2V in 3D
+EXPECTED |= {("auto", 2): EXPECTED["blindspot", 2], ("auto", 3): EXPECTED["blindspot", 3]}  # the default: blind-spot
 
 
 def _tuned(cfg: TrainConfig) -> dict:
@@ -114,8 +114,8 @@ def test_a_typed_learning_rate_is_never_scaled():
 def test_auto_is_the_default_and_becomes_the_algorithm_that_runs():
     assert TrainConfig().algorithm == "auto"
     assert resolve_defaults(TrainConfig(), ndim=2).algorithm == "blindspot"
-    assert resolve_defaults(TrainConfig(axes="ZYX")).algorithm == "n2v"
+    assert resolve_defaults(TrainConfig(axes="ZYX")).algorithm == "blindspot"
     assert resolve_defaults(TrainConfig(algorithm="n2v"), ndim=2).algorithm == "n2v"  # one word away
     assert algorithm_choice("auto", 2).startswith("blindspot (auto: 2D: ")
-    assert algorithm_choice("auto", 3).startswith("n2v (auto: 3D: ")
+    assert algorithm_choice("auto", 3).startswith("blindspot (auto: 3D: ")
     assert algorithm_choice("n2v2", 2) == "n2v2"

@@ -48,8 +48,8 @@ def train(
 
     Notes
     -----
-    The default ``algorithm="auto"`` trains blind-spot on 2D images and N2V on 3D ones
-    (``model.summary["algorithm_choice"]`` says which and why); ``algorithm="n2v"`` picks N2V.
+    The default ``algorithm="auto"`` picks per 2D / 3D (today blind-spot for both;
+    ``model.summary["algorithm_choice"]`` says which and why); ``algorithm="n2v"`` picks N2V.
     Blind-spot training starts from the built-in prior (``start_from="builtin"``, the
     default); where it is missing or does not fit, a :class:`PriorWarning` says so and
     training starts from random weights. ``model.summary["start"]`` records the start.

@@ -53,7 +53,7 @@ def batch_scaled_lr(lr: float, batch: int, new_batch: int) -> float:
 AUTO = "auto"
 AUTO_PICKS: dict[int, tuple[str, str]] = {
     2: ("blindspot", "2D: blind-spot beat N2V in one-minute CPU runs (camera +2.8 dB, nuclei +1.0 dB)"),
-    3: ("n2v", "3D: no blind-spot prior yet, and a 3D blind-spot step and denoising cost more"),
+    3: ("blindspot", "3D: blind-spot beat N2V at equal CPU time on a 3D nuclei stack (26.4 vs 23.3 dB)"),
 }
 
 

@@ -94,6 +94,7 @@ def test_automatic_is_the_default_and_says_what_it_picks(qtbot):
     assert form.algorithm_why.text().startswith("→ blindspot (auto: 2D: ") and form.noise_model.isEnabled()
     assert form.batch_size.value() == ALGORITHM_DEFAULTS["blindspot"][2]["batch_size"]
     form.axes.setText("ZYX")
-    assert form.algorithm_why.text().startswith("→ n2v (auto: 3D: ") and not form.noise_model.isEnabled()
+    assert form.algorithm_why.text().startswith("→ blindspot (auto: 3D: ") and form.noise_model.isEnabled()
+    assert form.batch_size.value() == ALGORITHM_DEFAULTS["blindspot"][3]["batch_size"]
     form.set_algorithm("n2v")  # one click away
     assert form.algorithm_why.text() == "" and form.config().algorithm == "n2v"
