@@ -7,6 +7,7 @@ Usage::
     # fine-tuning from the prior vs random weights, at equal step (or time) budgets, several seeds
     python benchmarks/bench_prior.py finetune --cases camera_g25 nuclei_pg30 --steps 100 300 --seeds 0 1 2
     python benchmarks/bench_prior.py finetune --seconds 60 --seeds 0 1 2 --threads 2     # timed: a quiet machine
+    python benchmarks/bench_prior.py finetune --cases nuclei3d --seconds 60 --algorithm n2v --starts random  # reference
 
 Prints one JSON line per run, then the median per case, budget and start. The noise
 parameters are never given; the self-check runs as in any use (a suspect posterior
@@ -56,8 +57,8 @@ def zero_shot(case: str) -> dict:
             "seconds": round(seconds, 2), "check": _check(model), **noise}  # fmt: skip
 
 
-def finetune(case: str, start: str, seed: int, steps: int | None, seconds: float | None) -> dict:
-    """Blind-spot training from ``start`` (builtin / random) at a step or time budget, then the posterior."""
+def finetune(case: str, start: str, seed: int, steps: int | None, seconds: float | None, algorithm: str) -> dict:
+    """Training from ``start`` (builtin / random) at a step or time budget, then the denoised image."""
     from napari_selfsup_denoise import train
 
     clean, noisy, rng = CASES[case]()
@@ -65,10 +66,10 @@ def finetune(case: str, start: str, seed: int, steps: int | None, seconds: float
     budget = {"max_steps": steps, "max_seconds": None} if steps else {"max_steps": 10**7, "max_seconds": seconds}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = train(noisy, axes=axes, algorithm="blindspot", seed=seed, start_from=start, **budget)
+        model = train(noisy, axes=axes, algorithm=algorithm, seed=seed, start_from=start, **budget)
         out = model.denoise(noisy)
     s = model.summary
-    return {"case": case, "mode": "finetune", "start": s["start"]["kind"], "seed": seed,
+    return {"case": case, "mode": "finetune", "algorithm": model.algorithm, "start": s["start"]["kind"], "seed": seed,
             "budget": f"{steps} steps" if steps else f"{seconds:g} s", "steps": s["steps"], "seconds": s["seconds"],
             "psnr": round(psnr(out, clean, rng), 2), "check": _check(model)}  # fmt: skip
 
@@ -76,9 +77,11 @@ def finetune(case: str, start: str, seed: int, steps: int | None, seconds: float
 def _medians(rows: list[dict]) -> None:
     groups: dict[tuple, list[float]] = {}
     for r in rows:
-        groups.setdefault((r["case"], r.get("budget", "-"), r.get("start", "zero-shot")), []).append(r["psnr"])
-    for (case, budget, start), vals in groups.items():
-        print(f"# {case:12s} {budget:>10s} {start:10s} median {statistics.median(vals):.2f} dB of {vals}")
+        key = (r["case"], r.get("budget", "-"), r.get("algorithm", ""), r.get("start", "zero-shot"))
+        groups.setdefault(key, []).append(r["psnr"])
+    for (case, budget, algorithm, start), vals in groups.items():
+        med = statistics.median(vals)
+        print(f"# {case:12s} {budget:>10s} {algorithm:9s} {start:10s} median {med:.2f} dB of {vals}")
 
 
 def main() -> None:
@@ -90,6 +93,7 @@ def main() -> None:
     ap.add_argument("--seconds", nargs="*", type=float, default=[], help="time budgets (finetune)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--starts", nargs="+", default=["builtin", "random"])
+    ap.add_argument("--algorithm", default="blindspot", help="finetune: blindspot (default), or e.g. n2v as reference")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     os.environ["SELFSUP_DENOISE_THREADS"] = str(args.threads)
@@ -103,7 +107,7 @@ def main() -> None:
         for steps, seconds in budgets or [(300, None)]:
             for start in args.starts:
                 for seed in args.seeds:
-                    rows.append(finetune(case, start, seed, steps, seconds))
+                    rows.append(finetune(case, start, seed, steps, seconds, args.algorithm))
                     print(json.dumps(rows[-1]), flush=True)
     _medians(rows)
 
