@@ -10,33 +10,30 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
+from ._step import optimiser_step, read_pending, to_device, validate
 from ._training import (
     Preview,
     RunState,
     choose_patch,
-    clip_gradients,
     lr_at,
     preview_now,
-    record_norms,
     warmup_share,
 )
 from .arrays import canonical
 from .checks import check_training
 from .data import DataError, Normalisation, PatchSampler, check_finite, fit_normalisation
-from .device import autocast, configure_threads, describe, pick_device, resolve_precision
+from .device import configure_threads, describe, pick_device, resolve_precision
 from .events import TrainProgress
-from .methods import Method, get_method
+from .methods import get_method
 from .model import Model, training_sample
 from .start import InitialWeights, start_record
 
 VAL_EVERY = 50
 NOISE_EVERY = 10
-CPU_CHUNK = 32
 # Steps between reads of the loss and gradient norms (each read waits for the device); 1 where that costs nothing.
 # The progress events in between carry the last loss read; non-finite steps are skipped on the device regardless.
 SYNC_EVERY = {"cuda": 10}
@@ -70,79 +67,6 @@ def _prepare(image: Any, cfg: TrainConfig, target: Any, init: Model | None) -> t
         init.check_channels(canon.shape[2])
         return canon, tcanon, axes, init.norm
     return canon, tcanon, axes, fit_normalisation(canon, cfg.normalisation, cfg.percentiles)
-
-
-def _validate(method: Method, net: nn.Module, sampler: PatchSampler, squeeze: bool, device: torch.device) -> float:
-    x, t = sampler.val_batch()
-    x, t = _to(x, squeeze, device), (None if t is None else _to(t, squeeze, device))
-    net.eval()
-    with torch.no_grad():
-        loss = float(method.loss(net, x, t, torch.Generator().manual_seed(7)))
-    net.train()
-    return loss
-
-
-def _to(x: torch.Tensor, squeeze: bool, device: torch.device) -> torch.Tensor:
-    x = x[:, :, 0] if squeeze else x
-    if x.ndim == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x.to(device, non_blocking=True)
-
-
-def _step(
-    method: Method,
-    net: nn.Module,
-    opt: torch.optim.Optimizer,
-    batch: tuple[torch.Tensor, torch.Tensor | None],
-    gen: torch.Generator,
-    dtype: torch.dtype,
-    st: RunState,
-) -> torch.Tensor:
-    """One optimiser step without waiting for the device; returns the loss (a tensor), also kept in ``st.pending``.
-
-    A non-finite loss skips the update on the device (fused Adam's ``found_inf``: weights, moments and
-    step count stay as they were; an optimiser without it reads the loss now) and is counted when the
-    step is read (:func:`_read`). On the CPU a large batch is run in chunks of :data:`CPU_CHUNK` with
-    gradients accumulated: the same update, with activations small enough to stay in cache.
-    """
-    x, t = batch
-    n = x.shape[0]
-    size = CPU_CHUNK if x.device.type == "cpu" and n > CPU_CHUNK else n
-    opt.zero_grad(set_to_none=True)
-    total = torch.zeros((), device=x.device)
-    for i in range(0, n, size):
-        xc, tc = x[i : i + size], None if t is None else t[i : i + size]
-        with autocast(x.device, dtype):
-            loss = method.loss(net, xc, tc, gen) * (xc.shape[0] / n)
-        loss.backward()
-        total = total + loss.detach().float()
-    norms = clip_gradients([g["params"] for g in opt.param_groups], st, record=False)
-    bad = ~torch.isfinite(total)
-    if opt.defaults.get("fused"):
-        opt.found_inf = bad.float()  # type: ignore[attr-defined]  # read by the fused step, on the device
-        opt.step()
-    elif not bool(bad):
-        opt.step()
-    method.after_step(net)
-    st.pending.append(
-        torch.stack([total, *(v.float().to(total.device) for v in norms)])
-    )  # a group without grads: CPU 0
-    return total
-
-
-def _read(st: RunState) -> None:
-    """Read the losses and gradient norms of the steps not read yet (one wait for the device)."""
-    if not st.pending:
-        return
-    rows = torch.stack(st.pending).tolist()
-    st.pending.clear()
-    for loss, *norms in rows:
-        st.loss = loss
-        if math.isfinite(loss):
-            st.bad = 0
-            record_norms(st, norms)
-        else:
-            st.bad += 1
 
 
 def train(
@@ -224,7 +148,7 @@ def train(
                 "training diverged (non-finite loss); kept the best weights",
             )
             break
-    _read(st)  # the steps since the last read
+    read_pending(st)  # the steps since the last read
     model = _finish(model, sampler, st)
     model.summary["start"] = start_record(start, init is not None)
     if asked == AUTO:
@@ -255,18 +179,18 @@ def _one_step(
         g["lr"] = lr * g.get("lr_scale", 1.0)
     x, t = sampler.batch(cfg.batch_size)
     sq = model.ndim == 2
-    _step(
+    optimiser_step(
         model.method,
         net,
         opt,
-        (_to(x, sq, device), None if t is None else _to(t, sq, device)),
+        (to_device(x, sq, device), None if t is None else to_device(t, sq, device)),
         gen,
         dtype,
         st,
     )
     st.step += 1
     if st.step % SYNC_EVERY.get(device.type, 1) == 0 or st.step == cfg.max_steps:
-        _read(st)
+        read_pending(st)
     dt = time.perf_counter() - ts
     st.rate = 1 / dt if st.rate == 0 else 0.9 * st.rate + 0.1 / dt
     if sampler.has_validation and (st.step % VAL_EVERY == 0 or st.step == cfg.max_steps):
@@ -299,7 +223,7 @@ def _one_step(
 def _track_val(model: Model, sampler: PatchSampler, st: RunState) -> None:
     sq = model.ndim == 2
     device = next(model.net.parameters()).device
-    st.val_loss = _validate(model.method, model.net, sampler, sq, device)
+    st.val_loss = validate(model.method, model.net, sampler, sq, device)
     if st.val_loss < st.best:
         st.best, st.best_step = st.val_loss, st.step
         st.best_state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}

@@ -1,0 +1,91 @@
+"""One optimiser step of the training loop, reading its losses, and the validation loss."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._training import RunState, clip_gradients, record_norms
+from .data import PatchSampler
+from .device import autocast
+from .methods import Method
+
+# On the CPU a large batch runs in chunks of this many patches, gradients accumulated (activations stay in cache).
+CPU_CHUNK = 32
+
+
+def validate(method: Method, net: nn.Module, sampler: PatchSampler, squeeze: bool, device: torch.device) -> float:
+    """The method's loss on the sampler's fixed validation batch (eval mode, a fixed masking seed)."""
+    x, t = sampler.val_batch()
+    x, t = to_device(x, squeeze, device), (None if t is None else to_device(t, squeeze, device))
+    net.eval()
+    with torch.no_grad():
+        loss = float(method.loss(net, x, t, torch.Generator().manual_seed(7)))
+    net.train()
+    return loss
+
+
+def to_device(x: torch.Tensor, squeeze: bool, device: torch.device) -> torch.Tensor:
+    """A batch in the network's layout (2D: the singleton depth dropped, channels-last) on ``device``."""
+    x = x[:, :, 0] if squeeze else x
+    if x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x.to(device, non_blocking=True)
+
+
+def optimiser_step(
+    method: Method,
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    batch: tuple[torch.Tensor, torch.Tensor | None],
+    gen: torch.Generator,
+    dtype: torch.dtype,
+    st: RunState,
+) -> torch.Tensor:
+    """One optimiser step without waiting for the device; returns the loss (a tensor), also kept in ``st.pending``.
+
+    A non-finite loss skips the update on the device (fused Adam's ``found_inf``: weights, moments and
+    step count stay as they were; an optimiser without it reads the loss now) and is counted when the
+    step is read (:func:`read_pending`). On the CPU a large batch is run in chunks of :data:`CPU_CHUNK` with
+    gradients accumulated: the same update, with activations small enough to stay in cache.
+    """
+    x, t = batch
+    n = x.shape[0]
+    size = CPU_CHUNK if x.device.type == "cpu" and n > CPU_CHUNK else n
+    opt.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=x.device)
+    for i in range(0, n, size):
+        xc, tc = x[i : i + size], None if t is None else t[i : i + size]
+        with autocast(x.device, dtype):
+            loss = method.loss(net, xc, tc, gen) * (xc.shape[0] / n)
+        loss.backward()
+        total = total + loss.detach().float()
+    norms = clip_gradients([g["params"] for g in opt.param_groups], st, record=False)
+    bad = ~torch.isfinite(total)
+    if opt.defaults.get("fused"):
+        opt.found_inf = bad.float()  # type: ignore[attr-defined]  # read by the fused step, on the device
+        opt.step()
+    elif not bool(bad):
+        opt.step()
+    method.after_step(net)
+    st.pending.append(
+        torch.stack([total, *(v.float().to(total.device) for v in norms)])
+    )  # a group without grads: CPU 0
+    return total
+
+
+def read_pending(st: RunState) -> None:
+    """Read the losses and gradient norms of the steps not read yet (one wait for the device)."""
+    if not st.pending:
+        return
+    rows = torch.stack(st.pending).tolist()
+    st.pending.clear()
+    for loss, *norms in rows:
+        st.loss = loss
+        if math.isfinite(loss):
+            st.bad = 0
+            record_norms(st, norms)
+        else:
+            st.bad += 1
