@@ -5,6 +5,7 @@ import math
 import torch
 
 from napari_selfsup_denoise import TrainConfig
+from napari_selfsup_denoise.engine import _step as step_mod
 from napari_selfsup_denoise.engine import train as train_mod
 from napari_selfsup_denoise.engine._training import RunState
 
@@ -51,14 +52,14 @@ def test_a_non_finite_loss_skips_the_update_on_the_device_and_is_counted_when_re
     opt = torch.optim.Adam(net.parameters(), lr=0.1, fused=True)
     method, st = _Loss([1.0, math.nan, 1.0]), RunState()
     batch = (torch.zeros(2, 1), None)
-    train_mod._step(method, net, opt, batch, None, torch.float32, st)
+    step_mod.optimiser_step(method, net, opt, batch, None, torch.float32, st)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     state = {k: v.clone() for k, v in opt.state[net.weight].items()}
-    train_mod._step(method, net, opt, batch, None, torch.float32, st)  # NaN: nothing may move, not even Adam's
+    step_mod.optimiser_step(method, net, opt, batch, None, torch.float32, st)  # NaN: nothing may move, not even Adam's
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
     assert all(torch.equal(v, state[k]) for k, v in opt.state[net.weight].items())
-    train_mod._read(st)
+    step_mod.read_pending(st)
     assert st.bad == 1 and math.isnan(st.loss)
-    train_mod._step(method, net, opt, batch, None, torch.float32, st)
-    train_mod._read(st)
+    step_mod.optimiser_step(method, net, opt, batch, None, torch.float32, st)
+    step_mod.read_pending(st)
     assert st.bad == 0 and not torch.equal(net.weight, before["weight"])
