@@ -269,8 +269,6 @@ class TrainWidget(QWidget):
             error=True,
         )
 
-    # --- teardown ---------------------------------------------------------------------------
-
     def teardown(self) -> None:
         """Stop the worker and disconnect from the viewer (closing the widget or the viewer)."""
         if self._closed:
