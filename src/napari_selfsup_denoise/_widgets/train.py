@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
@@ -14,6 +13,7 @@ from ._axes import file_of, layer_axes_choice
 from ._form import TrainForm
 from ._job import Request, prepare
 from ._layers import Snapshot, add_result
+from ._lifecycle import Lifecycle
 from ._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, ModelBox, ModelHolder
 from ._pickers import LayerCombo
 from ._plot import LossPlot, clock
@@ -24,7 +24,7 @@ from ._zero_shot import DenoiseNow
 from .denoise import DenoiseSection
 
 
-class TrainWidget(QWidget):
+class TrainWidget(Lifecycle, QWidget):
     """Train a self-supervised denoiser on an image layer and add ``<name> denoised``.
 
     Parameters
@@ -258,42 +258,3 @@ class TrainWidget(QWidget):
     def _remove_preview(self) -> None:
         if self._snap is not None and f"{self._snap.name} preview" in self.viewer.layers:
             self.viewer.layers.remove(f"{self._snap.name} preview")
-
-    def _on_layer_removed(self, event: Any) -> None:
-        if self.worker is None or event.value is not self._source:
-            return
-        self._stops.set_all()
-        notify(
-            f"the layer '{event.value.name}' was removed while training: training stopped. "
-            "The model so far is kept: save it or apply it to another layer.",
-            error=True,
-        )
-
-    def teardown(self) -> None:
-        """Stop the worker and disconnect from the viewer (closing the widget or the viewer)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stops.set_all()
-        if self.worker is not None:
-            self.worker.quit()
-            self._follow_view(False)
-        self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
-        self.layer.teardown()
-        self.target.teardown()
-        self.denoise.teardown()
-        self.denoise_now.teardown()
-
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
-        """Closing the widget ends the worker."""
-        self.teardown()
-        super().closeEvent(event)
-
-    def event(self, event: QEvent | None) -> bool:
-        """napari removes a dock by un-parenting its widget: treat that as closing."""
-        if event is not None and event.type() == QEvent.Type.ParentChange:
-            if self.parent() is not None:
-                self._docked = True
-            elif getattr(self, "_docked", False):
-                self.teardown()
-        return super().event(event)
