@@ -69,3 +69,52 @@ def test_start_from_shows_what_training_will_start_from(open_widget, stand_in_pr
     assert "no built-in prior for n2v" in form.start_from.resolved.text()
     form.start_from.set_value("random")
     assert form.config().start_from == "random"
+
+
+def _prior_chosen():
+    from napari_selfsup_denoise.engine.checks import OutputChoice
+
+    return OutputChoice("prior", 0.40, 0.20, 0.05, 1000, False)
+
+
+@pytest.mark.parametrize(
+    ("figure", "value", "choice", "shown", "warned"),
+    [
+        ("calibration", 1.0, None, ["self-check passed (calibration 1.00"], []),
+        ("calibration", 1.0, _prior_chosen, ["self-check passed (calibration 1.00", "returns the prior mean"], []),
+        (
+            "residual",
+            5.0,
+            None,
+            ["self-check FAILED (residual 5.00!)", "the prior mean was returned"],
+            ["self-check (image): the noise model is suspect", "What to try"],
+        ),
+    ],  # fmt: skip
+    ids=["passed", "prior-mean-chosen", "failed"],
+)
+def test_denoise_now_shows_what_the_image_check_said(
+    open_widget, noisy64, stand_in_prior, wait_for, errors, monkeypatch, figure, value, choice, shown, warned
+):
+    """A zero-shot model has no check from training: its status line shows the check on the layer, pass or fail."""
+    import dataclasses
+
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    from napari_selfsup_denoise.engine import checks
+
+    check = checks.verdict([checks.figure(figure, value)], "image", 1000, False)
+    check = dataclasses.replace(check, choice=choice() if choice else None)
+    monkeypatch.setattr(checks, "check_image", lambda *args, **kwargs: check)
+    viewer, _, widget = open_widget()
+    viewer.add_image(noisy64, name="cells")
+    start = len(notification_manager.records)
+    widget.denoise_now.button.click()
+    wait_for(lambda: widget.denoise_now.worker is None)
+    assert errors() == []
+    status = widget.denoise_now.status.text()
+    assert all(s in status for s in shown), status
+    assert "older model file" not in status, status
+    records = notification_manager.records[start:]
+    warnings = [str(n.message) for n in records if n.severity == NotificationSeverity.WARNING]
+    assert all(any(w in m for m in warnings) for w in warned) and (warnings == []) == (warned == []), warnings
+    assert "cells denoised (zero-shot)" in viewer.layers

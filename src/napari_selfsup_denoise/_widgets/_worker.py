@@ -185,12 +185,20 @@ def notify(message: str, error: bool = False, warning: bool = False) -> None:
 
 
 def check_status(model: Any, decision: Any) -> str:
-    """The status-line text of the self-checks; each failure is also shown as a warning notification."""
+    """The status-line text of the self-checks; each failure is also shown as a warning notification.
+
+    It shows the check from training, and the check on this image when that failed, or, for a model
+    without a training check (zero-shot, or an older model file), whatever the image check said.
+    """
     check = decision.trained if decision is not None else model.check
-    parts = [check.line()] if check is not None else ["no self-check (an older model file)"]
+    zero_shot = (getattr(model, "summary", None) or {}).get("ended_by") == "zero-shot"  # nothing was trained
+    parts = [check.line()] if check is not None else []
+    if check is None and not zero_shot:
+        parts.append("no training self-check (an older model file)")
     if decision is not None:
-        if decision.image.figures and decision.image.stage == "image" and not decision.image.passed:
-            parts.append(decision.image.line())
+        image = decision.image
+        if image.stage == "image" and (check is None or (image.figures and not image.passed)):
+            parts.append(image.line() if image.figures else f"self-check: {image.verdict}")
         if decision.fell_back:
             parts.append("the prior mean was returned (the posterior is suspect)")
         for msg in decision.messages():
