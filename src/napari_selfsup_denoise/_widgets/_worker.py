@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import PredictConfig, TrainConfig
+from ._abort import Stopped, stop_inside
+from ._passes import short_pass_tile
 
 _log = logging.getLogger(__name__)
 
@@ -98,16 +100,33 @@ class TrainResult:
 
 
 def checked_predict(
-    model: Any, data: Any, pcfg: PredictConfig, axes: str | None, **kwargs: Any
-) -> Generator[Any, None, Prediction]:
-    """Self-check ``model`` on ``data`` (the safer output when the posterior is suspect), predict, take limits."""
+    model: Any,
+    data: Any,
+    pcfg: PredictConfig,
+    axes: str | None,
+    *,
+    stop: threading.Event | None = None,
+    **kwargs: Any,
+) -> Generator[Any, None, Prediction | None]:
+    """Self-check ``model`` on ``data`` (the safer output when the posterior is suspect), predict, take limits.
+
+    Prediction runs in passes of :func:`._passes.short_pass_tile`, and ``stop`` ends it inside
+    a forward pass (:mod:`._abort`); returns None when ``stop`` was set.
+    """
     from ..engine.checks import decide
     from ..engine.predict import predict
     from ._layers import robust_limits
 
-    decision = decide(model, data, axes, pcfg.output)
-    pcfg = dataclasses.replace(pcfg, output=decision.output)
-    res = yield from predict(model, data, pcfg, axes=axes, **kwargs)
+    stop = stop if stop is not None else threading.Event()
+    with stop_inside(model.net, stop.is_set):
+        try:
+            decision = decide(model, data, axes, pcfg.output)
+            pcfg = dataclasses.replace(pcfg, output=decision.output, tile=short_pass_tile(model, data, axes, pcfg))
+            res = yield from predict(model, data, pcfg, axes=axes, stop=stop, **kwargs)
+        except Stopped:
+            return None
+    if stop.is_set():
+        return None
     out, unc = res if isinstance(res, tuple) else (res, None)
     return Prediction(out, unc, decision, robust_limits(out))
 
@@ -128,7 +147,7 @@ def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, Trai
     res = yield from checked_predict(
         model, job.data, pcfg, model.axes, stop=stops.predict, out=job.out, uncertainty_out=job.uncertainty_out
     )
-    if stops.predict.is_set():
+    if res is None:  # stopped (Stop while denoising, the layer removed, or the dock closed)
         return TrainResult(model)
     return TrainResult(model, res.out, res.unc, check=res.decision, limits=res.limits)
 
