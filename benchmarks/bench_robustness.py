@@ -102,6 +102,8 @@ def run_one(a: argparse.Namespace, case: str, algorithm: str, seed: int, batch: 
         "batch": model.config.batch_size,
         "lr": model.config.learning_rate,
         "steps": model.summary["steps"],
+        "planned_steps": model.summary.get("planned_steps"),  # a timed run replays as --steps PLANNED (same seed)
+        "best_step": model.summary.get("best_step"),
         "train_s": round(t1 - t0, 1),
         "noisy": round(psnr(noisy, clean, data_range), 2),
         "psnr": round(psnr(den, clean, data_range), 2),

@@ -89,3 +89,16 @@ def read_pending(st: RunState) -> None:
             record_norms(st, norms)
         else:
             st.bad += 1
+
+
+def make_optimiser(method: Method, net: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """Adam over the method's parameter groups (fused where the device has it)."""
+    return torch.optim.Adam(method.param_groups(net, lr), fused=device.type in ("cpu", "cuda"))
+
+
+def train_batch(
+    sampler: PatchSampler, size: int, squeeze: bool, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The sampler's next training batch (and Noise2Noise target) in the network's layout on ``device``."""
+    x, t = sampler.batch(size)
+    return to_device(x, squeeze, device), None if t is None else to_device(t, squeeze, device)

@@ -85,11 +85,16 @@ def lr_at(cfg: ResolvedConfig, frac: float, warmup: float | None = None) -> floa
     return cfg.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
 
 
+def clock() -> float:
+    """Seconds on the training clock (monotonic); a test replaces it to replay a run's timing."""
+    return time.perf_counter()
+
+
 @dataclass
 class RunState:
     """Mutable bookkeeping of one run."""
 
-    t0: float = field(default_factory=time.perf_counter)
+    t0: float = field(default_factory=lambda: clock())
     step: int = 0
     rate: float = 0.0
     val_loss: float | None = None
@@ -104,9 +109,10 @@ class RunState:
     noise: dict[str, Any] | None = None
     loss: float = math.nan  # the last loss read (see train.SYNC_EVERY)
     pending: list[torch.Tensor] = field(default_factory=list)  # per step not read yet: loss, then gradient norms
+    val_s: float = 0.0  # seconds the last validation took
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
+        return clock() - self.t0
 
 
 def clip_gradients(groups: list[list[nn.Parameter]], st: RunState, record: bool = True) -> list[torch.Tensor]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Generator
 from typing import Any
 
@@ -14,15 +13,9 @@ import torch
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
-from ._step import optimiser_step, read_pending, to_device, validate
-from ._training import (
-    Preview,
-    RunState,
-    choose_patch,
-    lr_at,
-    preview_now,
-    warmup_share,
-)
+from ._schedule import Schedule, plan, probe_step_seconds
+from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
+from ._training import Preview, RunState, choose_patch, preview_now
 from .arrays import canonical
 from .checks import check_training
 from .data import DataError, Normalisation, PatchSampler, check_finite, fit_normalisation
@@ -127,7 +120,7 @@ def train(
     sampler = PatchSampler(
         canon, norm, patch, np.random.default_rng(cfg.seed), cfg.val_fraction, cfg.augment, tcanon, device=device
     )
-    opt = torch.optim.Adam(method.param_groups(net, cfg.learning_rate), fused=device.type in ("cpu", "cuda"))
+    opt = make_optimiser(method, net, cfg.learning_rate, device)
     model = Model(net, cfg, axes, ndim, canon.shape[2], norm, method=method)
     model.sample = training_sample(canon, ndim, max(SAMPLE_EDGE[ndim], 2 * model.margin + model.multiple))
     mask_device = device if device.type == "cuda" else torch.device("cpu")  # N2V masks drawn where they are used
@@ -135,13 +128,14 @@ def train(
     if sampler.has_validation and (init is not None or (start is not None and start.state is not None)):
         _track_val(model, sampler, st)  # the weights it starts from are a candidate: a short, hot run cannot lose them
     net.train()
-    while st.step < cfg.max_steps:
+    sched = _plan(model, sampler, dtype, st, stop, mask_device)
+    while st.step < sched.total:
         if stop is not None and stop.is_set():
             st.stopped = "stopped"
             break
         if cfg.max_seconds is not None and st.elapsed() >= cfg.max_seconds:
             break
-        yield _one_step(model, opt, sampler, gen, dtype, st, preview, stop)
+        yield _one_step(model, opt, sampler, gen, dtype, st, preview, stop, sched)
         if st.bad >= MAX_BAD_STEPS:
             st.stopped, st.message = (
                 "diverged",
@@ -150,6 +144,7 @@ def train(
             break
     read_pending(st)  # the steps since the last read
     model = _finish(model, sampler, st)
+    model.summary["planned_steps"], model.summary["replans"] = sched.total, sched.replans
     model.summary["start"] = start_record(start, init is not None)
     if asked == AUTO:
         model.summary["algorithm_choice"] = algorithm_choice(asked, ndim)
@@ -164,39 +159,26 @@ def _one_step(
     dtype: torch.dtype,
     st: RunState,
     preview: Preview | np.ndarray | None,
-    stop: threading.Event | None = None,
+    stop: threading.Event | None,
+    sched: Schedule,
 ) -> TrainProgress:
     cfg, net, device = model.config, model.net, next(model.net.parameters()).device
-    ts = time.perf_counter()
-    frac = st.step / cfg.max_steps
-    if cfg.max_seconds is not None:
-        frac = max(frac, st.elapsed() / cfg.max_seconds)
-    est = cfg.max_steps  # the run's length in steps, re-estimated from the rate under a time budget
-    if cfg.max_seconds is not None and st.rate > 0:
-        est = min(est, st.step + int(st.rate * max(0.0, cfg.max_seconds - st.elapsed())))
-    lr = lr_at(cfg, frac, warmup_share(cfg, est))
+    ts = st.elapsed()
+    lr = sched.lr(st.step)  # step-based: the clock only sets the run's length (see _schedule)
     for g in opt.param_groups:
         g["lr"] = lr * g.get("lr_scale", 1.0)
-    x, t = sampler.batch(cfg.batch_size)
-    sq = model.ndim == 2
-    optimiser_step(
-        model.method,
-        net,
-        opt,
-        (to_device(x, sq, device), None if t is None else to_device(t, sq, device)),
-        gen,
-        dtype,
-        st,
-    )
+    batch = train_batch(sampler, cfg.batch_size, model.ndim == 2, device)
+    optimiser_step(model.method, net, opt, batch, gen, dtype, st)
     st.step += 1
-    if st.step % SYNC_EVERY.get(device.type, 1) == 0 or st.step == cfg.max_steps:
+    if st.step % SYNC_EVERY.get(device.type, 1) == 0 or st.step == sched.total:
         read_pending(st)
-    dt = time.perf_counter() - ts
+    dt = max(st.elapsed() - ts, 1e-9)
     st.rate = 1 / dt if st.rate == 0 else 0.9 * st.rate + 0.1 / dt
-    if sampler.has_validation and (st.step % VAL_EVERY == 0 or st.step == cfg.max_steps):
+    if sampler.has_validation and (st.step % VAL_EVERY == 0 or st.step == sched.total):
         _track_val(model, sampler, st)
     el = st.elapsed()
-    total = cfg.max_steps
+    sched.follow(st.step, el)
+    total = sched.total
     if cfg.max_seconds is not None:
         total = min(total, st.step + int(st.rate * max(0.0, cfg.max_seconds - el)))
     pv = None
@@ -220,10 +202,29 @@ def _one_step(
     )
 
 
+def _plan(
+    model: Model,
+    sampler: PatchSampler,
+    dtype: torch.dtype,
+    st: RunState,
+    stop: threading.Event | None,
+    gen_device: torch.device,
+) -> Schedule:
+    """The run's schedule; under a time budget its length comes from timed throw-away steps."""
+    cfg = model.config
+    if cfg.max_seconds is None:
+        return plan(cfg, None, 0.0)
+    step_s = probe_step_seconds(model, sampler, dtype, st, stop, gen_device)
+    overhead = st.val_s / VAL_EVERY if sampler.has_validation else 0.0  # known when the start was validated
+    return plan(cfg, step_s, st.elapsed(), overhead)
+
+
 def _track_val(model: Model, sampler: PatchSampler, st: RunState) -> None:
     sq = model.ndim == 2
     device = next(model.net.parameters()).device
+    t0 = st.elapsed()
     st.val_loss = validate(model.method, model.net, sampler, sq, device)
+    st.val_s = st.elapsed() - t0
     if st.val_loss < st.best:
         st.best, st.best_step = st.val_loss, st.step
         st.best_state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
@@ -249,6 +250,7 @@ def _finish(model: Model, sampler: PatchSampler, st: RunState) -> Model:
         "patch": list(sampler.patch[3 - model.ndim :]),
         "device": describe(device, resolve_precision(model.config.precision, device)),
         "message": st.message,
+        "best_step": st.best_step if st.best_state is not None else None,  # the validation's pick (0: the start)
         **model.method.state(model.net, model.norm.scale),
         "self_check": check_training(model, sampler).to_dict(),
     }

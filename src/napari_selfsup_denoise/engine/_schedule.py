@@ -1,0 +1,140 @@
+"""A run's length in steps and its learning-rate schedule; under a time budget, planned once from timed steps.
+
+A step budget spans ``max_steps``. Under a time budget the run first times a few throw-away steps on a
+copy of the network (:func:`probe_step_seconds`; no effect on the run's weights, batches or masks), then
+fixes its length in steps (:func:`plan`) and follows the same step-based schedule as a step-budget run of
+that length: the same seed gives the same learning rates whatever the clock's jitter, and a timed run can
+be replayed with ``max_steps=summary["planned_steps"], max_seconds=None``. It re-plans only when the pace
+would end the run more than :data:`DRIFT` away from the plan (a machine that slows down still ends with a
+decayed rate); the run always ends at ``max_seconds``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..config import ResolvedConfig
+from ._step import make_optimiser, optimiser_step, train_batch
+from ._training import RunState, lr_at, warmup_share
+from .data import PatchSampler
+
+if TYPE_CHECKING:
+    from .model import Model
+
+PROBE_STEPS = 3  # timed throw-away steps; the first (caches, allocations) is not counted unless it is the only one
+PROBE_SHARE = 0.05  # ... ended early once they have used this share of the budget
+DRIFT = 0.1  # re-plan when the steps the budget still allows differ from the plan by more than this share
+DRIFT_MIN_STEPS = 10  # ... measured over at least this many steps since the last plan
+
+
+@dataclass
+class Schedule:
+    """The planned length of a run in steps and the learning rate at each step.
+
+    Attributes
+    ----------
+    cfg : ResolvedConfig
+        The run's configuration (rate, warm-up, budgets).
+    total : int
+        Steps the schedule spans (warm-up, then cosine decay to 5 % of the peak at ``total``).
+    timed : bool
+        Whether a time budget set ``total`` (and may re-plan it).
+    since : tuple of (int, float)
+        Step and elapsed seconds the pace is measured from.
+    replans : int
+        How often the pace drifted enough to re-plan.
+    drifting : bool
+        Whether the last check saw the pace drift (the next one, on a fresh window, decides).
+    """
+
+    cfg: ResolvedConfig
+    total: int
+    timed: bool = False
+    since: tuple[int, float] = (0, 0.0)
+    replans: int = 0
+    drifting: bool = False
+
+    def lr(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based)."""
+        return lr_at(self.cfg, step / self.total, warmup_share(self.cfg, self.total))
+
+    def follow(self, step: int, elapsed: float) -> None:
+        """Re-plan when the pace would end the run more than :data:`DRIFT` off the plan, twice in a row.
+
+        The pace is measured since the last plan (or the last sign of drift), over at least
+        :data:`DRIFT_MIN_STEPS` steps: jitter averages out, a lasting change of pace is confirmed on a
+        fresh window before the plan changes, and a short stall costs only the steps it took.
+        """
+        s0, t0 = self.since
+        if not self.timed or self.cfg.max_seconds is None or step - s0 < DRIFT_MIN_STEPS or elapsed <= t0:
+            return
+        pace = (step - s0) / (elapsed - t0)
+        reach = min(self.cfg.max_steps, step + int(pace * max(0.0, self.cfg.max_seconds - elapsed)))
+        if abs(reach - self.total) <= DRIFT * self.total:
+            return
+        if self.drifting:
+            self.total, self.replans = max(step + 1, reach), self.replans + 1
+        self.since, self.drifting = (step, elapsed), not self.drifting
+
+
+def round_steps(n: int) -> int:
+    """``n`` to the nearest multiple of a grid of 2.5-5 % of it (1, 2 or 5 times a power of ten; at least 1)."""
+    if n < 20:
+        return max(1, n)
+    target = n / 20
+    base = 10 ** math.floor(math.log10(target))
+    grid = next(g * base for g in (5, 2, 1) if g * base <= target)
+    return max(grid, int(n / grid + 0.5) * grid)
+
+
+def plan(cfg: ResolvedConfig, step_s: float | None, elapsed: float, overhead_s: float = 0.0) -> Schedule:
+    """The run's schedule: ``max_steps``, or under a time budget the steps the rest of it allows.
+
+    ``step_s`` is the timed seconds per step (None: not timed), ``elapsed`` the seconds already used and
+    ``overhead_s`` the other work per step (e.g. validation). The count is rounded to a 2.5-5 % grid so that
+    runs on the same machine plan the same length; the deadline still ends the run.
+    """
+    if cfg.max_seconds is None or step_s is None:
+        return Schedule(cfg, cfg.max_steps)
+    fits = int(max(0.0, cfg.max_seconds - elapsed) / max(step_s + overhead_s, 1e-9))
+    return Schedule(cfg, min(cfg.max_steps, round_steps(fits)), timed=True, since=(0, elapsed))
+
+
+def probe_step_seconds(
+    model: Model,
+    sampler: PatchSampler,
+    dtype: torch.dtype,
+    st: RunState,
+    stop: threading.Event | None,
+    gen_device: torch.device,
+) -> float | None:
+    """Seconds per training step, timed on a copy of the network and optimiser (the run's state is untouched).
+
+    The sampler's random state is restored, so the run draws the same batches as without the probe.
+    None when no step could be timed (stopped, or no budget).
+    """
+    cfg, method = model.config, model.method
+    net = copy.deepcopy(model.net)
+    device = next(net.parameters()).device
+    opt = make_optimiser(method, net, cfg.learning_rate, device)
+    gen, scratch, state = torch.Generator(gen_device).manual_seed(0), RunState(), sampler.rng.bit_generator.state
+    limit = PROBE_SHARE * (cfg.max_seconds or 0.0)
+    times: list[float] = []
+    try:
+        for _ in range(PROBE_STEPS):
+            if (stop is not None and stop.is_set()) or (times and st.elapsed() > limit):
+                break
+            t = st.elapsed()
+            batch = train_batch(sampler, cfg.batch_size, model.ndim == 2, device)
+            float(optimiser_step(method, net, opt, batch, gen, dtype, scratch))  # waits for the device
+            times.append(st.elapsed() - t)
+    finally:
+        sampler.rng.bit_generator.state = state
+    return float(np.median(times[1:] or times)) if times else None
