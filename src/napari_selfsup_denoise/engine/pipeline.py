@@ -59,7 +59,7 @@ def _forward(model: Any, x: torch.Tensor, pcfg: PredictConfig, dtype: torch.dtyp
     acc: dict[str, torch.Tensor] = {}
     with torch.inference_mode(), autocast(x.device, dtype):
         for k, f in transforms:
-            res = model.method.infer(model.net, dihedral(x, k, f), pcfg)
+            res = model.method.infer(model.net, dihedral(x, k, f), pcfg, margin=model.margin)  # the cores only
             for key, v in res.items():
                 v = dihedral(v.float(), k, f, inverse=True)
                 acc[key] = acc[key] + v if key in acc else v
@@ -170,7 +170,7 @@ class Pipeline:
         for key, v in res.items():
             if key not in self.sink.outs:
                 continue
-            crop = v[b][core_slices(box, self.model.margin)]
+            crop = v[b][core_slices(box, 0)]  # the forward pass returned the windows' cores
             if self.sink.direct:
                 self.norm.denormalise_into(key, crop, self.sink.view(key, tile.s, tile.t, box))
                 out[key] = None

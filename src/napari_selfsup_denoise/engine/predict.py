@@ -10,6 +10,7 @@ does not depend on the tile size. Beyond the image the data is mirrored.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Generator
 from typing import Any, Protocol
@@ -57,14 +58,23 @@ class ModelLike(Protocol):
         """Raise if the image has another number of channels."""
 
 
-def auto_tile(model: ModelLike, device: torch.device, tta: bool) -> int:
-    """Largest tile edge whose window fits a quarter of free memory (capped for cache reuse)."""
+def auto_tile(model: ModelLike, device: torch.device, tta: bool, shape: tuple[int, ...] | None = None) -> int:
+    """Largest tile edge whose window fits a quarter of free memory (capped for cache reuse).
+
+    With the image's spatial ``shape``, an axis shorter than the tile counts at its own length
+    (a thin 3D stack gets larger tiles in Y and X, so fewer margins are computed).
+    """
     per_px = model.method.bytes_per_pixel(model.net) * (2 if tta else 1)
     budget = available_memory(device) // 4
     cap = (2048 if device.type == "cuda" else 1024) if model.ndim == 2 else (256 if device.type == "cuda" else 128)
     m, margin = model.multiple, model.margin
+
+    def window(tile: int) -> int:
+        sides = [tile] * model.ndim if shape is None else [min(tile, -(-n // m) * m) for n in shape]
+        return math.prod(side + 2 * margin for side in sides)
+
     tile = cap
-    while tile > m and (tile + 2 * margin) ** model.ndim * per_px > budget:
+    while tile > m and window(tile) * per_px > budget:
         tile //= 2
     return max(m, tile - tile % m)
 
@@ -131,8 +141,9 @@ def predict(
         out = alloc(image.shape, dtype=np.float32)
     if pcfg.uncertainty and uncertainty_out is None:
         uncertainty_out = alloc(image.shape, dtype=np.float32)
-    tile = pick_tile(model, pcfg)
-    samples, boxes, _ = plan(tuple(canonical(image, axes).shape), axes, region, tile, model.ndim)
+    shape = tuple(canonical(image, axes).shape)
+    tile = pick_tile(model, pcfg, shape[6 - model.ndim :])
+    samples, boxes, _ = plan(shape, axes, region, tile, model.ndim)
     tiles = [Tile(s, t, box) for (s, t), box in itertools.product(samples, boxes)]
     written: list[Tile] = []
     yield from predict_tiles(model, image, axes, pcfg, tiles, out, uncertainty_out, stop, written)
@@ -143,9 +154,9 @@ def predict(
     return (out, uncertainty_out) if pcfg.uncertainty else out
 
 
-def pick_tile(model: ModelLike, pcfg: PredictConfig) -> int:
-    """The tile edge for ``pcfg`` (automatic when unset), on the model's pooling grid."""
-    tile = pcfg.tile or auto_tile(model, pick_device(pcfg.device), pcfg.tta)
+def pick_tile(model: ModelLike, pcfg: PredictConfig, shape: tuple[int, ...] | None = None) -> int:
+    """The tile edge for ``pcfg`` (automatic when unset, for an image of spatial ``shape``), on the pooling grid."""
+    tile = pcfg.tile or auto_tile(model, pick_device(pcfg.device), pcfg.tta, shape)
     return max(model.multiple, tile - tile % model.multiple)
 
 

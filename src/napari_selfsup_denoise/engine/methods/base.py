@@ -30,8 +30,8 @@ class Method(Protocol):
     def param_groups(self, net: nn.Module, lr: float) -> list[dict[str, Any]]:
         """Optimiser parameter groups."""
 
-    def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig) -> dict[str, torch.Tensor]:
-        """Outputs for a normalised batch: ``denoised`` and optionally ``uncertainty``."""
+    def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig, margin: int = 0) -> dict[str, torch.Tensor]:
+        """Outputs for a normalised batch: ``denoised`` and optionally ``uncertainty``, without ``margin`` per side."""
 
     def state(self, net: nn.Module, scale: tuple[float, ...]) -> dict[str, Any]:
         """JSON-able facts to report and save (e.g. fitted noise parameters)."""

@@ -22,6 +22,7 @@ from torch import nn
 from ...config import PredictConfig, ResolvedConfig
 from ..data import Normalisation, stats_subset
 from ..nets.blindspot import BlindSpotNet
+from ..nets.core import core_forward, crop_margin
 from ..noise import NoiseModel, estimate_noise, gaussian_nll, posterior
 
 NOISE_LR_SCALE = 20.0
@@ -94,9 +95,11 @@ class BlindSpotMethod:
         """Keep the learned noise variance at or above its floor (:meth:`.NoiseModel.project`)."""
         net.noise.project()  # type: ignore[operator,union-attr]
 
-    def _split(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Prior mean, prior variance and noise variance, all float32."""
-        out = net(x).float()
+    def _split(
+        self, net: nn.Module, x: torch.Tensor, margin: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prior mean, prior variance and noise variance, all float32 (without ``margin``: :func:`.core_forward`)."""
+        out = (core_forward(net, x, margin) if margin else net(x)).float()  # type: ignore[arg-type]
         c = x.shape[1]
         mu, logvar = out[:, :c], out[:, c:].clamp(*LOGVAR_RANGE)
         return mu, torch.exp(logvar), net.noise.variance(mu)  # type: ignore[operator,union-attr]
@@ -121,9 +124,10 @@ class BlindSpotMethod:
             groups.append({"params": list(noise.parameters()), "lr": lr * NOISE_LR_SCALE, "lr_scale": NOISE_LR_SCALE})
         return groups
 
-    def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig) -> dict[str, torch.Tensor]:
-        """Posterior mean (or the prior mean for ``output="prior"``), and its standard deviation."""
-        mu, var_x, var_n = self._split(net, x)
+    def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig, margin: int = 0) -> dict[str, torch.Tensor]:
+        """Posterior mean (or the prior mean for ``output="prior"``), and its standard deviation (less ``margin``)."""
+        mu, var_x, var_n = self._split(net, x, margin)
+        x = crop_margin(x, margin)
         if pcfg.output == "prior":
             return {"denoised": mu, "uncertainty": torch.sqrt(var_x)} if pcfg.uncertainty else {"denoised": mu}
         mean, var = posterior(x.float(), mu, var_x, var_n)

@@ -9,6 +9,7 @@ from torch import nn
 
 from ...config import PredictConfig, ResolvedConfig
 from ..masking import masked_mse, n2v_manipulate
+from ..nets.core import crop_margin
 from ..nets.unet import UNet
 
 
@@ -61,9 +62,9 @@ class N2VMethod:
         """One group with every parameter."""
         return [{"params": list(net.parameters()), "lr": lr}]
 
-    def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig) -> dict[str, torch.Tensor]:
-        """The network's output is the denoised image."""
-        return {"denoised": net(x)}
+    def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig, margin: int = 0) -> dict[str, torch.Tensor]:
+        """The network's output is the denoised image (less ``margin``)."""
+        return {"denoised": crop_margin(net(x), margin)}
 
     def state(self, net: nn.Module, scale: tuple[float, ...]) -> dict[str, Any]:
         """Nothing beyond the weights."""

@@ -265,7 +265,10 @@ class BlindSpotNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 2 * C, *spatial)``: prior means, then prior log-variances, per channel."""
-        h = self.features(x)
+        return self.head(self.features(x))
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """The fuse layers: means and log-variances from the concatenated features of :meth:`features`."""
         pixels = not torch.is_grad_enabled()  # the lean features are channels-last: as pixels x channels (a view),
         if pixels:  # the 1x1 convolutions are matmuls with no layout conversion
             h = h.movedim(1, -1)
