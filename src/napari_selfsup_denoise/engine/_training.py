@@ -98,6 +98,7 @@ class RunState:
     step: int = 0
     rate: float = 0.0
     val_loss: float | None = None
+    val_step: int = -1  # the step of the last validation
     best: float = math.inf
     best_step: int = 0
     best_state: dict[str, torch.Tensor] | None = None

@@ -225,6 +225,7 @@ def _track_val(model: Model, sampler: PatchSampler, st: RunState) -> None:
     t0 = st.elapsed()
     st.val_loss = validate(model.method, model.net, sampler, sq, device)
     st.val_s = st.elapsed() - t0
+    st.val_step = st.step
     if st.val_loss < st.best:
         st.best, st.best_step = st.val_loss, st.step
         st.best_state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
@@ -232,8 +233,8 @@ def _track_val(model: Model, sampler: PatchSampler, st: RunState) -> None:
 
 def _finish(model: Model, sampler: PatchSampler, st: RunState) -> Model:
     """Restore the best-validation weights and fill in the summary."""
-    if sampler.has_validation and st.step > 0 and st.stopped != "diverged":
-        _track_val(model, sampler, st)
+    if sampler.has_validation and st.step > 0 and st.stopped != "diverged" and st.val_step != st.step:
+        _track_val(model, sampler, st)  # not again when the last step was just validated (a step budget's end)
     if st.best_state is not None:
         model.net.load_state_dict(st.best_state)
         if st.best_step == 0 and st.step > 0 and not st.message:
