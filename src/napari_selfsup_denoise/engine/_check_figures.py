@@ -39,8 +39,9 @@ class Model(ModelLike, Protocol):
 
 # (sample index, (z0, z1), (y0, y1), (x0, x1)) in canonical coordinates
 Box = tuple[int, tuple[int, int], tuple[int, int], tuple[int, int]]
-MAX_PIXELS = 65_536  # per crop: enough for ~1 % standard error on the figures, cheap to predict
+MAX_PIXELS = 65_536  # per crop at most (before the cost budget of ._check_budget): ~1 % standard error
 MAX_CROPS = 2
+PLANES = 32  # 3D crops span up to this many planes: thicker crops waste less of their window on the Z margin
 
 
 def _centred(size: int, want: int) -> tuple[int, int]:
@@ -52,7 +53,7 @@ def _centred(size: int, want: int) -> tuple[int, int]:
 def _crop_box(n: int, spatial: tuple[int, ...], ys: tuple[int, int] | None, ndim: int) -> Box:
     """A central crop of sample ``n`` (in Y band ``ys`` when given) of at most :data:`MAX_PIXELS`."""
     zn, yn, xn = spatial
-    zr = _centred(zn, 16) if ndim == 3 else (0, 1)
+    zr = _centred(zn, PLANES) if ndim == 3 else (0, 1)
     depth = zr[1] - zr[0]
     yr = ys if ys is not None else _centred(yn, int(math.sqrt(MAX_PIXELS / depth)))
     height = yr[1] - yr[0]

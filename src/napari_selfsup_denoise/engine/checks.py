@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import _check_figures as fig
+from ._check_budget import budget_voxels, fit
 from ._check_choice import OutputChoice, choose_output
 from ._check_figures import Model
 from ._check_result import Figure, SelfCheck, figure
@@ -114,9 +115,27 @@ def verdict(figures: list[Figure], stage: str, pixels: int, held_out: bool, outp
     return SelfCheck(tuple(figures), stage, pixels, held_out, suspect, fallback, f"{head}: {why}", advice)
 
 
+def budgeted(model: Model, boxes: list[fig.Box], patch: tuple[int, ...] | None = None) -> list[fig.Box]:
+    """``boxes`` cut to the self-check's limits (:mod:`._check_budget`) for ``model`` trained on ``patch``.
+
+    ``patch`` defaults to the one recorded in the model's summary, else the configured one.
+    """
+    cfg = model.config
+    if patch is None:
+        patch = getattr(model, "summary", {}).get("patch")
+    if patch is None and cfg.patch_size is not None:
+        patch = (cfg.patch_size_z or 1,) * (model.ndim == 3) + (cfg.patch_size,) * 2
+    return fit(boxes, model.ndim, model.margin, model.multiple, budget_voxels(cfg.batch_size, patch))
+
+
 def check_training(model: Model, sampler: Any) -> SelfCheck:
-    """Self-check of a freshly trained model on its sampler's held-out pixels (``model.net`` in eval mode)."""
+    """Self-check of a freshly trained model on its sampler's held-out pixels (``model.net`` in eval mode).
+
+    It runs after Stop, before the result: its crops are cut to the limits of :mod:`._check_budget`
+    (at most :data:`~._check_budget.CHECK_STEPS` training steps of ``sampler``'s batches).
+    """
     boxes, held_out = fig.held_out_boxes(sampler, model.ndim)
+    boxes = budgeted(model, boxes, tuple(sampler.patch))
     device = module_device(model.net)
     crops = fig.predicted_crops(model, sampler.canon, boxes, device)
     pixels = sum(int(c["y"].size) for c in crops)
@@ -161,7 +180,8 @@ def check_image(model: Model, image: Any, axes: str | None = None, output: str =
     # the residual figures mean nothing at a wrong intensity scale, or on a constant or tiny image
     if figures and all(f.passed for f in figures) and min(canon.shape[4:]) >= MIN_EDGE:
         device = module_device(model.net)
-        crops = fig.predicted_crops(model, canon, fig.image_boxes(tuple(canon.shape), model.ndim), device)
+        boxes = budgeted(model, fig.image_boxes(tuple(canon.shape), model.ndim))
+        crops = fig.predicted_crops(model, canon, boxes, device)
         found = figures_for(model, crops)
         figures += [f for f in found if output == "posterior" or f.part != "posterior"]
         pixels = sum(int(c["y"].size) for c in crops)
