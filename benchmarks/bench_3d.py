@@ -1,9 +1,12 @@
-"""What a 3D run on the 3D sample costs: training steps, one live preview, denoising the stack.
+"""What a 3D run on the 3D sample costs: training steps, one live preview, the end of training, denoising the stack.
 
 Counts floating-point operations (``torch.utils.flop_counter``, the same on any
 machine and under any load) and, with ``--time``, wall-clock seconds on this
 machine. Each row is one algorithm with the 3D defaults (or ``--set`` overrides)
-on the plugin's *Noisy nuclei stack (3D)* sample (32 x 192 x 192).
+on the plugin's *Noisy nuclei stack (3D)* sample (32 x 192 x 192). The end of
+training is measured as after a user's Stop: the final validation and the
+self-check (``*_end_of_training``), then the self-check of the model on the
+image that denoising starts with (``*_image_check``).
 
 Usage::
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 import time
 from typing import Any
 
@@ -48,16 +52,20 @@ def measure(algorithm: str, extra: dict[str, Any], steps: int, timed: bool) -> d
     from napari_selfsup_denoise._sample_data import noisy_nuclei_3d
     from napari_selfsup_denoise.config import PredictConfig, resolve_defaults
     from napari_selfsup_denoise.engine._training import preview_now
+    from napari_selfsup_denoise.engine.checks import decide
     from napari_selfsup_denoise.engine.predict import predict
     from napari_selfsup_denoise.engine.train import train
 
     data = noisy_nuclei_3d()[0][0]
     cfg = TrainConfig(axes="ZYX", algorithm=algorithm, max_steps=steps, max_seconds=None, seed=0, **extra)
     r = resolve_defaults(cfg, 3)
-    gen = train(data, cfg.replace(max_steps=steps + 1))
+    stop = threading.Event()
+    gen = train(data, cfg.replace(max_steps=steps + 2), stop=stop)  # no step budget's end inside the figures
     next(gen)  # setup and a warm-up step (allocations, kernels) outside the figures
     gflop, secs, _ = _counted(lambda: [next(gen) for _ in range(steps)])
-    _, model = _drain(gen)  # the end-of-training self-check, outside the figures
+    stop.set()  # as a user's Stop: the final validation and the self-check follow
+    end_gflop, end_secs, (_, model) = _counted(lambda: _drain(gen))
+    ck_gflop, ck_secs, _ = _counted(lambda: decide(model, data, "ZYX"))
     row: dict[str, Any] = {
         "algorithm": algorithm,
         "batch": r.batch_size,
@@ -66,6 +74,10 @@ def measure(algorithm: str, extra: dict[str, Any], steps: int, timed: bool) -> d
         "channels": r.base_channels,
         "margin": model.margin,
         "gflop_per_step": round(gflop / steps, 2),
+        "gflop_end_of_training": round(end_gflop, 2),
+        "gflop_image_check": round(ck_gflop, 2),
+        "end_in_steps": round((end_gflop + ck_gflop) / max(gflop / steps, 1e-9), 2),
+        "check_pixels": model.check.pixels if model.check else 0,
     }
     slab = data[8:24, 32:288, 32:288]  # what the widget hands the preview: 16 planes x up to 256 x 256
     device = next(model.net.parameters()).device
@@ -75,6 +87,7 @@ def measure(algorithm: str, extra: dict[str, Any], steps: int, timed: bool) -> d
     row["denoise_in_steps"] = round(dn_gflop / max(gflop / steps, 1e-9), 1)
     if timed:
         row |= {"s_per_step": round(secs / steps, 3), "s_preview": round(pv_secs, 2), "s_denoise": round(dn_secs, 1)}
+        row |= {"s_end_of_training": round(end_secs, 2), "s_image_check": round(ck_secs, 2)}
         row["steps_in_60s"] = int(60 / (secs / steps))
     return row
 

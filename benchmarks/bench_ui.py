@@ -13,9 +13,15 @@ with a 10 ms QTimer:
   ``gap_result_s`` (from then until the ``<name> denoised`` layer is in the
   viewer: the preview layer renamed, or a new layer when there was no preview);
   a figure that cannot be measured is NaN and ``nan_because`` says why;
-- ``--stop-after S``: the time from pressing Stop (S seconds after the first step)
-  until training has ended (target < 1 s; bounded below by one training step or
-  one preview, which the engine does not interrupt);
+- ``--stop-after S``: ``stop_latency_s``, the time from pressing Stop (S seconds after
+  the first step) until the first denoised tile reaches the main thread (target < 1 s;
+  bounded below by one training step, which the engine does not interrupt), split into
+  ``stop_to_model_s`` (the step in progress, the final validation and the end-of-training
+  self-check: training has returned its model), ``image_check_s`` (the self-check of the
+  model on the image, :func:`engine.checks.decide`) and ``first_window_s`` (the first
+  denoise window's forward pass);
+- ``end_of_training_s``: from the last training step's event to the returned model
+  (the final validation and the self-check), with or without Stop;
 - ``--close-during-denoise``: how long ``viewer.close()`` blocks when it is called
   while the result is being denoised (``close_s``), and until the worker has
   ended (``quit_wait_s``: what quitting napari waits for, the forward pass in
@@ -39,106 +45,13 @@ import argparse
 import json
 import math
 import sys
-import threading
 import time
-import traceback
-from collections import Counter
+from pathlib import Path
 from typing import Any
 
-GAP_S = 0.05
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _where(frame: Any) -> str:
-    """The innermost lines of a stack: three of this package (or the outermost caller) and the innermost."""
-    if frame is None:
-        return "?"
-    stack = list(traceback.walk_stack(frame))
-    lines = [f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{n} {f.f_code.co_name}" for f, n in stack]
-    ours = [ln for ln, (f, _) in zip(lines, stack) if "napari_selfsup" in f.f_code.co_filename]
-    return " < ".join(dict.fromkeys(lines[:2] + ours[:3]))
-
-
-class Watch:
-    """Event-loop ticks on the main thread, and (optionally) what the main thread did during long gaps."""
-
-    def __init__(self, why: bool) -> None:
-        from qtpy.QtCore import QTimer
-
-        self.ticks: list[float] = []
-        self.marks: dict[str, float] = {}
-        self.stacks: Counter[str] = Counter()
-        self.calls: dict[str, list[tuple[float, float]]] = {}
-        self._main = threading.main_thread().ident
-        self._timer = QTimer()
-        self._timer.setInterval(10)
-        self._timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
-        self._timer.start()
-        self._done = threading.Event()
-        self._me: int | None = None
-        if why:
-            thread = threading.Thread(target=self._sample, daemon=True)
-            thread.start()
-            self._me = thread.ident
-
-    def _sample(self) -> None:
-        while not self._done.wait(0.01):
-            last = self.ticks[-1] if self.ticks else None
-            if last is not None and time.perf_counter() - last > GAP_S:
-                frames = sys._current_frames()  # noqa: SLF001 (a profiler's job)
-                where = [f"main: {_where(frames.get(self._main))}"]
-                where += [f"worker: {_where(f)}" for i, f in frames.items() if i not in (self._main, self._me)]
-                self.stacks[" | ".join(where)] += 1
-
-    def timed(self, obj: Any, name: str) -> None:
-        """Replace the method ``obj.name`` by a wrapper that records its wall and CPU time per call."""
-        func = getattr(obj, name)
-        calls = self.calls.setdefault(name, [])
-
-        def _wrapper(*args: Any, **kwargs: Any) -> Any:
-            t, c = time.perf_counter(), time.thread_time()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                calls.append((time.perf_counter() - t, time.thread_time() - c))
-
-        setattr(obj, name, _wrapper)
-
-    def handler_report(self) -> dict[str, str]:
-        """Per wrapped handler: calls, longest wall time, its CPU time."""
-        out = {}
-        for name, calls in self.calls.items():
-            if calls:
-                wall, cpu = max(calls)
-                out[name] = f"{len(calls)} calls, longest {wall * 1000:.0f} ms wall ({cpu * 1000:.0f} ms CPU)"
-        return out
-
-    def gaps(self, n: int = 8) -> list[str]:
-        """The ``n`` longest gaps after the dock opened: when (seconds after Train), how long, in which phase."""
-        t0, start = self.marks["train"], self.marks.get("open", self.marks["train"])
-        order = sorted(self.marks.items(), key=lambda kv: kv[1])
-        found = []
-        for a, b in zip(self.ticks, self.ticks[1:]):
-            if b - a > GAP_S and a >= start:
-                phase = [k for k, v in order if v <= a][-1]
-                found.append((b - a, a - t0, phase))
-        return [f"{g * 1000:.0f} ms at {t:.2f} s (after '{ph}')" for g, t, ph in sorted(found, reverse=True)[:n]]
-
-    def mark(self, name: str) -> None:
-        """Remember when ``name`` happened (first time only)."""
-        self.marks.setdefault(name, time.perf_counter())
-
-    def max_gap(self, start: str, end: str) -> float:
-        """The longest interval between ticks (including the edges) between two marks."""
-        lo, hi = self.marks.get(start), self.marks.get(end)
-        if lo is None or hi is None:
-            return float("nan")
-        inside = [lo] + [t for t in self.ticks if lo < t < hi] + [hi]
-        return max(b - a for a, b in zip(inside, inside[1:]))
-
-    def stop(self) -> None:
-        """Stop sampling."""
-        self._done.set()
-        self._timer.stop()
+from ui_watch import Watch  # noqa: E402
 
 
 def load(viewer: Any, image: str) -> Any:
@@ -154,13 +67,16 @@ def load(viewer: Any, image: str) -> Any:
 MISSING = {
     "denoising": "no denoising event reached the main thread (the run failed, or was stopped before denoising)",
     "result": "no layer named '{result}' appeared (the run failed or its result was discarded: see 'status')",
+    "trained": "training returned no model to check (the run failed, or denoising was off)",
+    "checked": "the self-check of the model on the image did not end (the run failed: see 'status')",
 }
 
 
 def _nan_because(watch: Watch, result: str, figures: dict[str, Any]) -> dict[str, str]:
     """For each figure that is NaN, the first of its marks that never happened and what that means."""
     need = {"gap_training_s": ("denoising",), "gap_result_s": ("denoising", "result")}
-    need |= {"train_to_result_s": ("result",), "stop_latency_s": ("denoising",)}
+    need |= {"train_to_result_s": ("result",), "stop_latency_s": ("denoising",), "stop_to_model_s": ("trained",)}
+    need |= {"end_of_training_s": ("trained",), "image_check_s": ("checked",), "first_window_s": ("denoising",)}
     out = {}
     for key, value in figures.items():
         missing = [m for m in need.get(key, ()) if m not in watch.marks]
@@ -184,6 +100,7 @@ def _drive(app: Any, viewer: Any, widget: Any, watch: Watch, args: argparse.Name
     def _on_event(ev: Any) -> None:
         if isinstance(ev, TrainProgress):
             watch.mark("first step")
+            watch.marks["last step"] = time.perf_counter()
         elif isinstance(ev, PredictProgress):
             watch.mark("denoising")
 
@@ -215,6 +132,27 @@ def _drive(app: Any, viewer: Any, widget: Any, watch: Watch, args: argparse.Name
     return {}
 
 
+def _mark_checks(watch: Watch) -> None:
+    """Mark when training has returned its model and the image check starts ("trained"), and when it ends."""
+    from napari_selfsup_denoise.engine import checks
+
+    real = checks.decide  # the worker imports it from the module when training has returned
+
+    def _decide(*args: Any, **kwargs: Any) -> Any:
+        watch.mark("trained")
+        try:
+            return real(*args, **kwargs)
+        finally:
+            watch.mark("checked")
+
+    checks.decide = _decide
+
+
+def _span(watch: Watch, start: str, end: str) -> float:
+    lo, hi = watch.marks.get(start, float("nan")), watch.marks.get(end, float("nan"))
+    return round(hi - lo, 3)
+
+
 def _figures(watch: Watch, result: str, why: bool) -> dict[str, Any]:
     """The gaps and latencies from the marks (NaN where a mark is missing, with the reason)."""
     out: dict[str, Any] = {
@@ -223,8 +161,12 @@ def _figures(watch: Watch, result: str, why: bool) -> dict[str, Any]:
         "gap_result_s": round(watch.max_gap("denoising", "result"), 3),
         "train_to_result_s": round(watch.marks.get("result", float("nan")) - watch.marks["train"], 2),
     }
+    out["end_of_training_s"] = _span(watch, "last step", "trained")
     if "stop" in watch.marks:
-        out["stop_latency_s"] = round(watch.marks.get("denoising", float("nan")) - watch.marks["stop"], 3)
+        out["stop_latency_s"] = _span(watch, "stop", "denoising")
+        out["stop_to_model_s"] = _span(watch, "stop", "trained")
+        out["image_check_s"] = _span(watch, "trained", "checked")
+        out["first_window_s"] = _span(watch, "checked", "denoising")
     out["nan_because"] = _nan_because(watch, result, out)
     if why:
         out["handlers"] = watch.handler_report()
@@ -257,6 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in ("start_training", "_on_progress", "_on_result", "_on_finished", "_remove_preview"):
             watch.timed(widget, name)
     result = f"{layer.name} denoised"
+    _mark_checks(watch)
     closed = _drive(app, viewer, widget, watch, args, result)
     watch.stop()
     if closed:
