@@ -72,3 +72,20 @@ def test_loss_only_sees_masked_pixels():
     pred2 = target.clone().requires_grad_(True)
     masked_mse(pred2 + 1.0, target, mask).backward()
     assert torch.count_nonzero(pred2.grad) == 2
+
+
+def test_draws_outside_the_patch_are_dropped_as_a_selection_would_drop_them():
+    """Masks are cut without a boolean selection (a GPU would wait for its size): the same pixels are masked."""
+    from napari_selfsup_denoise.engine import masking
+
+    x = _unique_batch(h=45, w=38)  # not multiples of the grid: boxes cut by the patch edge
+    for mode, struct in (("uniform", None), ("median", None), ("uniform", (0, 3))):
+        xm, mask = n2v_manipulate(x, 0.05, mode=mode, struct=struct, gen=torch.Generator().manual_seed(2))
+        coords, inside = masking._box_draws(4, (45, 38), 0.05, torch.Generator().manual_seed(2))
+        assert not bool(inside.all())  # some draws did fall outside
+        kept = coords[inside]
+        want = torch.zeros_like(mask)
+        want[kept[:, 0], 0, kept[:, 1], kept[:, 2]] = 1.0
+        assert torch.equal(mask, want)
+        if struct is None:
+            assert torch.equal(xm[mask.expand_as(x) == 0], x[mask.expand_as(x) == 0])

@@ -35,6 +35,14 @@ def stratified_coords(
     torch.Tensor
         Long tensor ``(M, 1 + ndim)``: batch index, then the spatial coordinates.
     """
+    coords, inside = _box_draws(batch, spatial, fraction, gen)
+    return coords[inside]
+
+
+def _box_draws(
+    batch: int, spatial: tuple[int, ...], fraction: float, gen: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random pixel in every box of every patch ``(M, 1 + ndim)``, and whether it lies inside the patch."""
     nd = len(spatial)
     g = grid_spacing(fraction, nd)
     dev = _gen_device(gen)
@@ -45,8 +53,15 @@ def stratified_coords(
     coords = boxes + jitter
     b = torch.arange(batch, device=dev).view(batch, 1, 1).expand(-1, coords.shape[1], 1)
     coords = torch.cat([b, coords], dim=-1).reshape(-1, 1 + nd)
-    inside = (coords[:, 1:] < torch.tensor(spatial, device=dev)).all(dim=1)
-    return coords[inside]
+    inside = torch.ones(len(coords), dtype=torch.bool, device=dev)
+    for d, s in enumerate(spatial):  # compared with Python numbers: no tensor copied to the device
+        inside &= coords[:, 1 + d] < s
+    return coords, inside
+
+
+def _to(values: Any, device: torch.device) -> torch.Tensor:
+    """A small constant tensor on ``device`` without waiting for it (a blocking copy would wait for the queue)."""
+    return torch.as_tensor(values).to(device, non_blocking=True)
 
 
 def neighbour_offsets(ndim: int, radius: int) -> torch.Tensor:
@@ -61,7 +76,7 @@ def _shift_inside(coords: torch.Tensor, offs: torch.Tensor, spatial: tuple[int, 
 
     Flipping keeps the offset non-zero, so the result is never the centre pixel.
     """
-    size = torch.tensor(spatial, device=coords.device)
+    size = _to(spatial, coords.device)
     pos = coords + offs
     out = (pos < 0) | (pos >= size)
     return torch.where(out, coords - offs, pos).clamp(min=torch.zeros_like(size), max=size - 1)
@@ -109,53 +124,56 @@ def n2v_manipulate(
         The manipulated batch and a float mask ``(B, 1, *spatial)`` of masked pixels.
     """
     spatial = tuple(x.shape[2:])
-    nd = len(spatial)
-    coords = stratified_coords(x.shape[0], spatial, fraction, gen).to(x.device)
-    b, c = coords[:, 0], coords[:, 1:]
-    offs = neighbour_offsets(nd, radius).to(x.device)
+    nd, n = len(spatial), x.shape[0]
+    coords, inside = (t.to(x.device) for t in _box_draws(n, spatial, fraction, gen))
+    # Draws that fell outside the patch (in boxes cut by its edge) are written to a spare batch entry ``n``
+    # and dropped with it: no boolean selection, whose size the host would have to wait for on a GPU.
+    b = torch.where(inside, coords[:, 0], n)
+    c = torch.stack([coords[:, 1 + d].clamp(max=s - 1) for d, s in enumerate(spatial)], dim=-1)
+    src = b.clamp(max=n - 1)  # where the values are read (a spare draw reads a real entry; it is dropped)
+    offs = _to(neighbour_offsets(nd, radius), x.device)
     if mode == "uniform":
         pick = offs[torch.randint(0, len(offs), (len(c),), generator=gen, device=_gen_device(gen)).to(x.device)]
-        values = _gather(x, b, _shift_inside(c, pick, spatial))
+        values = _gather(x, src, _shift_inside(c, pick, spatial))
     elif mode == "median":
         nb = _shift_inside(c.unsqueeze(1), offs.unsqueeze(0), spatial)  # (M, K, nd)
-        vals = _gather(x, b.unsqueeze(1).expand(-1, len(offs)), nb)  # (M, K, C)
+        vals = _gather(x, src.unsqueeze(1).expand(-1, len(offs)), nb)  # (M, K, C)
         values = vals.median(dim=1).values
     else:
         raise ValueError(f"unknown replacement mode {mode!r}; use 'uniform' or 'median'")
-    out = x.clone()
+    out = torch.cat([x, x[:1]])  # the copy to manipulate, with the spare entry
     if struct is not None:
-        _struct_replace(x, out, b, c, struct, gen)
+        _struct_replace(x, out, (b, src), c, struct, gen)
     _put(out, b, c, values)
-    mask = torch.zeros((x.shape[0], 1, *spatial), dtype=x.dtype, device=x.device)
+    mask = torch.zeros((n + 1, 1, *spatial), dtype=x.dtype, device=x.device)
     idx: tuple[Any, ...] = (b, 0, *c.unbind(-1))
     mask[idx] = 1.0
-    return out, mask
+    return out[:n], mask[:n]
 
 
 def _struct_replace(
     x: torch.Tensor,
     out: torch.Tensor,
-    b: torch.Tensor,
+    b: tuple[torch.Tensor, torch.Tensor],
     c: torch.Tensor,
     struct: tuple[int, int],
     gen: torch.Generator | None,
 ) -> None:
-    """Replace pixels along ``struct`` around each masked pixel with random patch values."""
-    axis, span = struct
+    """Replace pixels along ``struct`` around each masked pixel with random patch values.
+
+    ``b`` is where each draw is written (the spare entry for a draw outside the patch) and where it is read.
+    """
+    (put, read), (axis, span) = b, struct
     spatial = tuple(x.shape[2:])
-    size = torch.tensor(spatial, device=x.device)
     for j in range(-(span // 2), span // 2 + 1):
         if j == 0:
             continue
         pos = c.clone()
         pos[:, axis] += j
-        ok = ((pos >= 0) & (pos < size)).all(dim=1)
-        if not ok.any():
-            continue
-        src = torch.stack(
-            [torch.randint(0, s, (int(ok.sum()),), generator=gen, device=_gen_device(gen)) for s in spatial], -1
-        )
-        _put(out, b[ok], pos[ok], _gather(x, b[ok], src.to(x.device)))
+        ok = (pos[:, axis] >= 0) & (pos[:, axis] < spatial[axis])  # elsewhere: the spare entry, dropped
+        pos[:, axis] = pos[:, axis].clamp(0, spatial[axis] - 1)
+        src = torch.stack([torch.randint(0, s, (len(c),), generator=gen, device=_gen_device(gen)) for s in spatial], -1)
+        _put(out, torch.where(ok, put, x.shape[0]), pos, _gather(x, read, src.to(x.device)))
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -166,8 +166,17 @@ class NoiseModel(nn.Module):
 
     @property
     def kind(self) -> str:
-        """``gaussian``, ``poisson-gaussian`` or ``known``."""
-        return KINDS[int(self.kind_code)]
+        """``gaussian``, ``poisson-gaussian`` or ``known``.
+
+        Read from the buffer only when the buffer changed (it was moved, loaded or set): reading a
+        GPU tensor waits for the device, and the training step asks for the kind several times.
+        """
+        code, seen = self.kind_code, self.__dict__.get("_kind_seen")
+        version = code._version if not code.is_inference() else -1
+        if seen is None or seen[0] is not code or seen[1] != version or version < 0:
+            seen = (code, version, KINDS[int(code)])
+            self.__dict__["_kind_seen"] = seen
+        return seen[2]
 
     @property
     def learned(self) -> bool:
