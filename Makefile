@@ -10,7 +10,7 @@ XPKGS  := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image
           libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv demo test lint imports typecheck bench screenshots xvfb clean prior prior3d
+.PHONY: venv demo test lint imports typecheck bench screenshots xvfb clean prior prior3d gpu-pack gpu-dry-run
 
 venv: $(STAMP)
 
@@ -65,5 +65,24 @@ PRIOR3D_ARGS ?= --seconds 4800 --precision bf16
 prior3d: $(STAMP)
 	$(PY) tools/pretrain.py --ndim 3 --seed 0 $(PRIOR3D_ARGS) --out src/napari_selfsup_denoise/prior/weights/blindspot_3d.sdmodel
 
+# The prepared GPU check (docs/gpu.md). gpu-pack fills the ignored folders a device call carries: .whl (zarr and
+# what it needs, as Python 3.12 wheels: the device image has no zarr) and .gpu (the benchmark data, the commit).
+# Run it in the checkout the session was started in: that checkout is what travels.
+GPU_WHEELS := zarr==3.1.6 numcodecs==0.16.6 donfig==0.8.1.post1 google-crc32c==1.9.0
+GPU_DATA   ?= ../shared/data
+gpu-pack:
+	mkdir -p .whl .gpu/data
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl $(GPU_WHEELS)
+	install -m 644 $(GPU_DATA)/nuclei2d_stardist.tif .gpu/data/
+	git rev-parse --short HEAD > .gpu/commit.txt
+	du -sh .whl .gpu
+
+# The same script on this machine's CPU at small sizes: catches a typo before a GPU session spends its minutes.
+gpu-dry-run: $(STAMP)
+	rm -rf gpu-check-out && OUT=$(CURDIR)/gpu-check-out PY=$(CURDIR)/$(PY) SELFSUP_DENOISE_THREADS=1 \
+	  bash benchmarks/gpu_check.sh --quick --device cpu
+
 clean:
-	rm -rf $(VENV) demo-output bench-output
+	rm -rf $(VENV) demo-output bench-output gpu-check-out

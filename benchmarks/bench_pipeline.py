@@ -9,7 +9,8 @@ Rows (each printed as one JSON line):
   read the input and write an output of the same shape, chunks and dtype.
   ``ratio`` is zarr-alone seconds / pipeline seconds; ``peak_rss_gb`` is this process's.
 - ``n2v`` and ``blindspot``: ``Model.denoise`` of a 2048^2 image (untrained
-  networks: speed only), next to the bare network run on the same windows in
+  networks: speed only) at ``--precision``, next to the bare forward pass (the
+  method's call of the network, as the pipeline makes it) on the same windows in
   the same process (``ratio`` = end-to-end MP/s / bare MP/s).
 - ``train-data``: training batches per second (blind-spot 4 x 96^2, N2V 16 x 64^2)
   cut on the host and from the image held on the training device (the same draws).
@@ -20,8 +21,8 @@ store and check the blind-spot output (within 1e-4) across two such runs.
 
 Usage::
 
-    python benchmarks/bench_pipeline.py [--quick] [--device cpu|cuda] [--rows ceiling-memory,...]
-                                        [--save out.npy | --compare out.npy]
+    python benchmarks/bench_pipeline.py [--quick] [--device cpu|cuda] [--precision fp32|bf16]
+                                        [--rows ceiling-memory,...] [--save out.npy | --compare out.npy]
 """
 
 from __future__ import annotations
@@ -156,12 +157,19 @@ def ceiling_zarr(frames: int, size: int, reps: int, device: str) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _bare(model: Any, size: int, reps: int, device: str) -> float:
-    """MP/s of the network alone on the windows the tiler uses for a ``size``^2 image (auto tile)."""
-    from napari_selfsup_denoise.engine.device import pick_device
+def _bare(model: Any, size: int, reps: int, device: str, precision: str) -> float:
+    """MP/s of the method's forward pass alone on the windows the tiler uses for a ``size``^2 image (auto tile).
+
+    The network (blind-spot: on each direction's context, and the posterior) as the pipeline calls it, where the
+    code has that call (older code: the whole windows).
+    """
+    from napari_selfsup_denoise import PredictConfig
+    from napari_selfsup_denoise.engine.device import autocast, pick_device, resolve_precision
     from napari_selfsup_denoise.engine.predict import auto_tile
 
     dev = pick_device(device)
+    dtype = resolve_precision(precision, dev)
+    core = {"margin": model.margin} if "margin" in inspect.signature(model.method.infer).parameters else {}
     tile = min(auto_tile(model, dev, False), -(-size // model.multiple) * model.multiple)
     n = -(-size // tile)
     win = tile + 2 * model.margin
@@ -169,16 +177,18 @@ def _bare(model: Any, size: int, reps: int, device: str) -> float:
     x = torch.randn(1, 1, win, win, device=dev).contiguous(memory_format=torch.channels_last)
 
     def run() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(dev, dtype):
             for _ in range(n * n):
-                net(x)
+                model.method.infer(net, x, PredictConfig(), **core)
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
     return size * size / _best(run, reps) / 1e6
 
 
-def network(algorithm: str, size: int, reps: int, device: str, save: str | None, compare: str | None) -> dict:
+def network(
+    algorithm: str, size: int, reps: int, device: str, save: str | None, compare: str | None, precision: str = "fp32"
+) -> dict:
     """A real (untrained) network end to end, against the bare network in the same process."""
     cfg = {"depth": 2, "base_channels": 32} if algorithm == "n2v" else {"depth": 3, "base_channels": 32}
     model = _model(algorithm, **cfg)
@@ -186,11 +196,12 @@ def network(algorithm: str, size: int, reps: int, device: str, save: str | None,
     box: dict[str, np.ndarray] = {}
 
     def run() -> None:
-        box["out"] = model.denoise(img, "YX", device=device, precision="fp32", **_no_check(model))
+        box["out"] = model.denoise(img, "YX", device=device, precision=precision, **_no_check(model))
 
     s = _best(run, reps)
-    row = {"row": algorithm, "size": size, "device": device, "MP_per_s": round(size * size / s / 1e6, 3)}
-    bare = _bare(model, size, reps, device)
+    row = {"row": algorithm, "size": size, "device": device, "precision": precision}
+    row["MP_per_s"] = round(size * size / s / 1e6, 3)
+    bare = _bare(model, size, reps, device, precision)
     row.update({"bare_MP_per_s": round(bare, 3), "ratio": round(size * size / s / 1e6 / bare, 3)})
     if save and algorithm == "blindspot":
         np.save(save, box["out"])
@@ -235,6 +246,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes: checks that every row runs")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="of the n2v/blindspot rows")
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--save", help="save the blind-spot output here (.npy)")
@@ -253,7 +265,7 @@ def main() -> None:
     for alg in ("n2v", "blindspot"):
         if alg in rows:
             n = 256 if a.quick and alg == "blindspot" else size
-            row = network(alg, n, 1 if alg == "blindspot" else reps, a.device, a.save, a.compare)
+            row = network(alg, n, 1 if alg == "blindspot" else reps, a.device, a.save, a.compare, a.precision)
             print(json.dumps(row), flush=True)
 
 

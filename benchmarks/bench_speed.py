@@ -1,70 +1,94 @@
 """Training and prediction throughput.
 
 Training: patch pixels per second at CAREamics' default N2V network and batch
-(U-Net depth 2, 32 channels, batch 128 x 64^2) unless overridden. Prediction:
-megapixels per second on a 2048 x 2048 image with automatic tiles.
+(U-Net depth 2, 32 channels, batch 128 x 64^2) unless overridden; ``--own-defaults``
+uses the algorithm's own defaults instead (the blind-spot net: depth 2, 24 channels,
+96^2 patches), and ``--batches`` times several batch sizes, one JSON line each.
+A step is timed from one read of the loss to a later one: on CUDA the training
+loop waits for the device only every ``SYNC_EVERY`` steps, so the time between
+two reads covers whole steps, not just their launches. Prediction: megapixels per
+second on a 2048 x 2048 image with automatic tiles.
 
 Usage::
 
     python benchmarks/bench_speed.py [--algorithm n2v] [--steps 12] [--set key=value ...] [--precision auto]
+    python benchmarks/bench_speed.py --algorithm blindspot --own-defaults --batches 4,16,64,256 --only train
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 
 import numpy as np
 
 
-def train_rate(algorithm: str, steps: int, precision: str, extra: dict) -> dict:
-    """Median seconds per step (after 3 warm-up steps) and patch megapixels per second."""
+def train_rate(
+    algorithm: str, steps: int, precision: str, extra: dict, device: str = "auto", own: bool = False
+) -> dict:
+    """Seconds per step (after a warm-up) and patch megapixels per second, timed between two reads of the loss."""
     from napari_selfsup_denoise import TrainConfig
-    from napari_selfsup_denoise.engine.train import train
+    from napari_selfsup_denoise.engine.device import pick_device
+    from napari_selfsup_denoise.engine.train import SYNC_EVERY, train
 
-    cfg = dict(depth=2, base_channels=32, batch_size=128, patch_size=64, val_fraction=0.0)
-    cfg.update(extra)
+    cfg = {} if own else dict(depth=2, base_channels=32, batch_size=128, patch_size=64)
+    cfg.update(val_fraction=0.0, **extra)
+    every = SYNC_EVERY.get(pick_device(device).type, 1)
+    warm, n = every * -(-3 // every), every * -(-steps // every)  # both end on a read of the loss
     img = np.random.default_rng(0).normal(100, 20, (512, 512)).astype(np.float32)
     config = TrainConfig(
-        algorithm=algorithm, axes="YX", max_steps=steps + 3, max_seconds=None, precision=precision, **cfg
+        algorithm=algorithm, axes="YX", max_steps=warm + n, max_seconds=None, precision=precision, device=device, **cfg
     )
-    times, last = [], time.perf_counter()
-    for ev in train(img, config):
-        now = time.perf_counter()
-        if ev.step > 3:
-            times.append(now - last)
-        last = now
-    s = statistics.median(times)
-    px = cfg["batch_size"] * cfg["patch_size"] ** 2
+    stamps, gen = {}, train(img, config)
+    while True:
+        try:
+            stamps[next(gen).step] = time.perf_counter()
+        except StopIteration as stop:
+            model = stop.value
+            break
+    s = (stamps[warm + n] - stamps[warm]) / n
+    per_step = [stamps[i + 1] - stamps[i] for i in range(warm, warm + n)]
+    px = model.config.batch_size * math.prod(model.summary["patch"])
     return {
         "what": "train",
         "algorithm": algorithm,
-        "s_per_step": round(s, 4),
+        "device": model.summary["device"],
+        "s_per_step": round(s, 5),
+        "median_s_per_step": round(statistics.median(per_step), 5) if every == 1 else None,
         "Mpx_per_s": round(px / s / 1e6, 3),
+        "steps_timed": n,
+        "batch_size": model.config.batch_size,
+        "patch": model.summary["patch"],
+        "depth": model.config.depth,
+        "base_channels": model.config.base_channels,
+        "learning_rate": model.config.learning_rate,
         "precision": precision,
-        **cfg,
     }
 
 
-def predict_rate(algorithm: str, precision: str, extra: dict, size: int = 2048, reps: int = 3) -> dict:
+def predict_rate(
+    algorithm: str, precision: str, extra: dict, size: int = 2048, reps: int = 3, device: str = "auto"
+) -> dict:
     """Median megapixels per second over ``reps`` predictions of a ``size``^2 image."""
     from napari_selfsup_denoise import train
 
     cfg = dict(depth=2, base_channels=32)
     cfg.update(extra)
     img = np.random.default_rng(1).normal(100, 20, (size, size)).astype(np.float32)
-    model = train(img[:256, :256], axes="YX", algorithm=algorithm, max_steps=2, max_seconds=None, **cfg)
+    model = train(img[:256, :256], axes="YX", algorithm=algorithm, max_steps=2, max_seconds=None, device=device, **cfg)
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        model.denoise(img, precision=precision)
+        model.denoise(img, precision=precision, device=device)
         times.append(time.perf_counter() - t0)
     s = statistics.median(times)
     return {
         "what": "predict",
         "algorithm": algorithm,
+        "device": device,
         "s": round(s, 3),
         "MP_per_s": round(size * size / s / 1e6, 3),
         "precision": precision,
@@ -75,19 +99,25 @@ def predict_rate(algorithm: str, precision: str, extra: dict, size: int = 2048, 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algorithm", default="n2v")
-    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--steps", type=int, default=12, help="timed steps (rounded up to whole reads of the loss)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--device", default="auto")
     p.add_argument("--only", choices=["train", "predict"])
+    p.add_argument("--own-defaults", action="store_true", help="train at the algorithm's defaults, not CAREamics'")
+    p.add_argument("--batches", default="", help="comma-separated batch sizes to time (one line each)")
+    p.add_argument("--size", type=int, default=2048, help="prediction image edge")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a = p.parse_args()
     from bench_n2v import parse_value
 
     extra = {k: parse_value(v) for k, v in (s.split("=", 1) for s in a.set)}
     if a.only != "predict":
-        print(json.dumps(train_rate(a.algorithm, a.steps, a.precision, extra)), flush=True)
+        for b in [int(b) for b in a.batches.split(",") if b] or [None]:
+            more = extra if b is None else {**extra, "batch_size": b}
+            print(json.dumps(train_rate(a.algorithm, a.steps, a.precision, more, a.device, a.own_defaults)), flush=True)
     if a.only != "train":
         pextra = {k: v for k, v in extra.items() if k in ("depth", "base_channels")}
-        print(json.dumps(predict_rate(a.algorithm, a.precision, pextra)), flush=True)
+        print(json.dumps(predict_rate(a.algorithm, a.precision, pextra, a.size, device=a.device)), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The prepared GPU check (docs/gpu.md): one call on a lent GPU machine, about 8 minutes.
+#
+#   bash benchmarks/gpu_check.sh [--device cuda] [--budget 480] [--parts tests,rate,pipeline,quality] [--quick]
+#
+# Parts, each with its own time limit inside the budget (a part that fails or runs out of time
+# does not stop the next one; what it printed is kept):
+#   tests     the device-path tests on CUDA (tests/engine/test_on_device.py with SELFSUP_TEST_DEVICES),
+#             then the engine's pipeline/training test files with the device chosen automatically
+#   rate      blind-spot training step rate at batch 4/16/64/256 (benchmarks/bench_speed.py)
+#   pipeline  bench_pipeline rows train-data, n2v, blindspot (bf16 and fp32), ceiling-zarr
+#   quality   equal wall-clock quality at batch 4/16/64/256 from the prior, nuclei_pg20, 30 s, 1 seed
+# Writes to $OUT (default ./gpu-check-out): summary.md, summary.json, run.log, tests.log,
+# train_rate.jsonl, pipeline.jsonl, quality.jsonl.
+# --quick --device cpu is the dry run on a development machine (small sizes, step budgets).
+set -u
+DEVICE=cuda QUICK=0 BUDGET= PARTS=tests,rate,pipeline,quality SCALE=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --device) DEVICE=$2; shift ;;
+    --budget) BUDGET=$2; shift ;;
+    --parts) PARTS=$2; shift ;;
+    --quick) QUICK=1 ;;
+    *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+  shift
+done
+# the dry run on a shared development CPU is slower than the GPU: three times each part's limit
+[ "$QUICK" = 1 ] && SCALE=3
+BUDGET=${BUDGET:-$((480 * SCALE))}
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$PWD
+OUT=${OUT:-$ROOT/gpu-check-out}
+PY=${PY:-python3}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$OUT"
+START=$(date +%s)
+LOG=$OUT/run.log
+: >"$LOG"
+export PYTHONUNBUFFERED=1
+# zarr and its needs travel as wheels (make gpu-pack); the device image has none of them
+if ! $PY -c "import zarr" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    >>"$LOG" 2>&1 && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONPATH=$ROOT/src:$ROOT/benchmarks${PYTHONPATH:+:$PYTHONPATH}
+[ -d .gpu/data ] && export SELFSUP_DENOISE_DATA=$ROOT/.gpu/data
+
+# part NAME LIMIT_S OUTFILE CMD...: run CMD with stdout to OUTFILE (appended) under min(LIMIT, what is left)
+part() {
+  local name=$1 limit=$2 out=$3 left t0 rc
+  shift 3
+  case ",$PARTS," in *",${name%%-*},"*) ;; *) return ;; esac
+  limit=$((limit * SCALE))
+  left=$((BUDGET - ($(date +%s) - START) - 15))
+  if [ "$left" -lt 20 ]; then
+    echo "{\"part\": \"$name\", \"rc\": null, \"seconds\": 0, \"status\": \"skipped: budget spent\"}" >>"$WORK/parts.jsonl"
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "=== $name (limit ${limit}s): $*" | tee -a "$LOG"
+  t0=$(date +%s)
+  timeout -k 10 "$limit" "$@" >>"$out" 2>>"$LOG"
+  rc=$?
+  echo "{\"part\": \"$name\", \"rc\": $rc, \"seconds\": $(($(date +%s) - t0)), \"limit\": $limit}" >>"$WORK/parts.jsonl"
+  echo "=== $name: rc $rc after $(($(date +%s) - t0)) s" | tee -a "$LOG"
+}
+
+{ nvidia-smi 2>&1 || echo "no nvidia-smi"; } >>"$LOG"
+$PY benchmarks/gpu_summary.py env >"$WORK/env.json" 2>>"$LOG"
+
+if [ "$QUICK" = 1 ]; then
+  EXISTING="tests/engine/test_patches.py tests/engine/test_train_sync.py"
+  RATE="--batches 4,16 --steps 2" PIPE="--quick" THREADS=1 XDIST=""
+  QUALITY="--steps 2 --batches 4,16 --crop 128"
+else
+  EXISTING="tests/engine/test_patches.py tests/engine/test_train_sync.py tests/engine/test_pipeline.py
+    tests/engine/test_predict.py tests/engine/test_blindspot_core.py tests/engine/test_blindspot_maths.py
+    tests/engine/test_train.py tests/engine/test_blindspot.py"
+  RATE="--batches 4,16,64,256 --steps 30" PIPE="--reps 2" THREADS=$(($(nproc) / 2)) XDIST="-n 4 --dist loadfile"
+  QUALITY="--seconds 30 --batches 4,16,64,256"
+fi
+PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts= -rfEs --timeout 120"
+SELFSUP_TEST_DEVICES=$DEVICE part tests-on-device 90 "$OUT/tests.log" $PYTEST tests/engine/test_on_device.py
+# the existing files as they are: "auto" picks the GPU where a test does not name a device
+# shellcheck disable=SC2086
+part tests-existing 100 "$OUT/tests.log" $PYTEST $XDIST -m "not slow" $EXISTING
+# shellcheck disable=SC2086
+part rate 80 "$OUT/train_rate.jsonl" $PY benchmarks/bench_speed.py --algorithm blindspot --own-defaults \
+  --device "$DEVICE" --only train $RATE
+# shellcheck disable=SC2086
+part pipeline 90 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision bf16 \
+  --rows train-data,n2v,blindspot,ceiling-zarr $PIPE
+# shellcheck disable=SC2086
+part pipeline-fp32 30 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision fp32 \
+  --rows n2v,blindspot $PIPE
+# shellcheck disable=SC2086
+part quality 230 "$WORK/quality.out" $PY benchmarks/bench_robustness.py $QUALITY --seeds 1 --cases nuclei_pg20 \
+  --n2v-seeds 0 --threads "$THREADS" --jsonl "$OUT/quality.jsonl" --out "$WORK/quality.md"
+
+$PY benchmarks/gpu_summary.py summary "$WORK" "$OUT" >>"$LOG" 2>&1
+echo "=== done in $(($(date +%s) - START)) s; summary:" | tee -a "$LOG"
+cat "$OUT/summary.md"
