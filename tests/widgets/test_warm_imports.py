@@ -11,6 +11,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 # A fresh interpreter (nothing imported yet): the widget modules a dock has imported, then the warm-up, then a
 # first run of each worker function the docks start (training with a preview + denoising, for N2V and for
 # blind-spot from the built-in prior; zero-shot denoising). Prints the modules the runs imported.
@@ -60,3 +62,47 @@ def test_opening_a_dock_starts_the_warm_up(open_widget, monkeypatch):
     viewer.window.add_plugin_dock_widget("napari-selfsup-denoise", "Denoise with a model")
     _warm._thread.join(timeout=60)
     assert started == [True, True]
+
+
+# A fresh interpreter on the test display: both docks opened while the background imports are held back. The
+# main thread must not import torch to open them (it blocked napari for over a second, issue 10 item 13); once
+# the imports run, the device line and the "start from" line are filled in.
+OPEN_DOCKS = """
+import json, sys, threading, time
+import napari
+from qtpy.QtWidgets import QApplication
+from napari_selfsup_denoise._widgets import _warm
+
+gate, run = threading.Event(), _warm._run
+_warm._run = lambda: (gate.wait(120), run())
+viewer = napari.Viewer(show=False)
+app = QApplication.instance()
+_, train = viewer.window.add_plugin_dock_widget("napari-selfsup-denoise", "Self-supervised denoise")
+viewer.window.add_plugin_dock_widget("napari-selfsup-denoise", "Denoise with a model")
+for _ in range(10):
+    app.processEvents()
+    time.sleep(0.02)
+seen = {"torch": "torch" in sys.modules, "line": train.device_label.text()}
+gate.set()
+end = time.time() + 120
+while train.device_label.text() == seen["line"] and time.time() < end:
+    app.processEvents()
+    time.sleep(0.02)
+seen |= {"filled": train.device_label.text(), "start": train.form.start_from.resolved.text()}
+viewer.close()
+print(json.dumps(seen))
+"""
+
+
+def test_opening_the_docks_leaves_torch_to_the_background_thread():
+    import os
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        pytest.skip("no X display: `make xvfb` installs Xvfb, which pytest-xvfb then starts")
+    run = subprocess.run([sys.executable, "-c", OPEN_DOCKS], capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["torch"] is False, "opening a dock imported torch on the main thread"
+    assert seen["line"] == "device: checking…"
+    assert seen["filled"].startswith("device: cpu"), seen
+    assert "checking" not in seen["start"] and seen["start"].startswith("→ "), seen

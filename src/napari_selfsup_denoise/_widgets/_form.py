@@ -26,6 +26,7 @@ from superqt import QCollapsible
 from ..config import RESOLVED_FIELDS, ConfigError, TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
 from ._start import StartField
+from ._warm import ready
 
 ALGORITHMS = {
     AUTO: "Automatic (picked for 2D / 3D, see below)",
@@ -206,6 +207,9 @@ class TrainForm(QWidget):
             self._show_start()
 
     def _show_start(self, *_: Any) -> None:
+        if not ready():  # the dock fills it in when the background imports are done (_warm.py)
+            self.start_from.resolved.setText("→ checking the built-in prior…")
+            return
         self.start_from.show_for(self.key(), self.ndim(), self.net_depth.value(), self.base_channels.value())
 
     def ndim(self) -> int:
@@ -218,7 +222,8 @@ class TrainForm(QWidget):
             base = TrainConfig(algorithm=self.key(), **self._tuned_options())
         except ConfigError:  # an edited value is out of range: show the algorithm's own defaults
             base = TrainConfig(algorithm=self.key())
-        return resolve_defaults(base, self.ndim(), device_type(self.device.currentText()))
+        kind = device_type(self.device.currentText()) if ready() else "cpu"  # until torch is imported (_warm.py)
+        return resolve_defaults(base, self.ndim(), kind)
 
     def refresh_defaults(self, *_: Any) -> None:
         """Show the current algorithm's defaults in every field the person has not edited."""

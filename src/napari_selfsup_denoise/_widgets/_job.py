@@ -8,7 +8,6 @@ from typing import Any
 from ..axes import AxesError, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
-from ..prior import resolve_start
 from ._axes import layer_axes
 from ._form import device_type
 from ._layers import LayerError, Snapshot, allocate_output, check_size, snapshot
@@ -73,6 +72,8 @@ def target_data(req: Request, cfg: TrainConfig, snap: Snapshot) -> Any:
 
 def prepare(req: Request) -> tuple[TrainJob, Snapshot, PreviewSource | None]:
     """Copy the data and build the job; raises ValueError with a plain message when it cannot run."""
+    from ..prior import resolve_start  # torch: the docks open without it (_warm.py)
+
     if req.layer is None:
         raise LayerError("add or pick an image layer to train on")
     snap = snapshot(req.layer)

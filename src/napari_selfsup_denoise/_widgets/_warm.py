@@ -1,16 +1,27 @@
-"""Import what training and denoising need in a background thread as soon as a dock opens.
+"""Import torch and the engine in a background thread as soon as a dock opens.
 
-Done first in the worker after Train, these imports stalled napari's event loop
-(``benchmarks/bench_ui.py --why``: 263 and 151 ms gaps just after Train, with the
-worker inside ``torch.optim.Adam(...)``, which imports ``torch._dynamo``). A
-person reads the form for seconds before pressing Train: the imports are done by
-then. This module imports no Qt, so a test can check the list without a display.
+Importing torch blocked napari for over a second when the dock's device line
+did it on the main thread (``benchmarks/bench_ui.py``: ``open_s`` 1.38 s), and the
+engine's first-run imports done in the worker after Train stalled the event loop
+(263 and 151 ms gaps, with the worker inside ``torch.optim.Adam(...)``, which
+imports ``torch._dynamo``). The docks start :func:`warm_up` when they open: it
+imports :data:`FIRST` (what the device line, the defaults and the "start from"
+line need), asks torch once whether a GPU is there, sets :func:`ready`, then
+imports :data:`MODULES`. Until :func:`ready`, the docks show "checking…" and
+touch nothing that imports torch. This module imports no Qt at import time, so a
+test can check the lists without a display.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
+from collections.abc import Callable
+from typing import Any
+
+# What a dock shows right after it opens: the device line, the device's defaults, the built-in prior's line.
+FIRST = ("torch", "napari_selfsup_denoise.engine.device", "napari_selfsup_denoise.prior")
 
 # Everything outside the standard library that a first run imports: torch._dynamo (imported when the first
 # optimiser is built), torch.profiler._cupti_monitor (its first zero_grad), numpy.ma (numpy's first quantile),
@@ -30,6 +41,16 @@ MODULES = (
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
+_ready = threading.Event()
+
+
+def probe_devices() -> None:
+    """Import :data:`FIRST` and ask torch once whether CUDA is there (the answer is cached)."""
+    for name in FIRST:
+        importlib.import_module(name)
+    import torch
+
+    torch.cuda.is_available()
 
 
 def import_engine() -> None:
@@ -38,11 +59,50 @@ def import_engine() -> None:
         importlib.import_module(name)
 
 
+def _imported(name: str) -> bool:
+    """Whether ``name`` is in ``sys.modules`` and no thread is still running its code."""
+    module = sys.modules.get(name)
+    return module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False)
+
+
+def ready() -> bool:
+    """True once :data:`FIRST` is imported: the main thread may then use torch without waiting."""
+    return _ready.is_set() or all(_imported(name) for name in FIRST)
+
+
+def _run() -> None:
+    try:
+        probe_devices()
+    finally:
+        _ready.set()  # a failed import is then raised where the dock uses it, with its message
+    import_engine()
+
+
 def warm_up() -> threading.Thread:
-    """Start :func:`import_engine` in a daemon thread, once per process; returns that thread."""
+    """Start :func:`probe_devices` then :func:`import_engine` in a daemon thread, once per process; returns it."""
     global _thread
     with _lock:
         if _thread is None:
-            _thread = threading.Thread(target=import_engine, name="selfsup-denoise-imports", daemon=True)
+            _thread = threading.Thread(target=_run, name="selfsup-denoise-imports", daemon=True)
             _thread.start()
         return _thread
+
+
+def when_ready(parent: Any, callback: Callable[[], None], every_ms: int = 50) -> None:
+    """Call ``callback`` on the main thread once :func:`ready` (at once if it is); ``parent`` owns the poll timer."""
+    if ready():
+        callback()
+        return
+    from qtpy.QtCore import QTimer
+
+    timer = QTimer(parent)
+    timer.setInterval(every_ms)
+
+    def _poll() -> None:
+        if ready():
+            timer.stop()
+            timer.deleteLater()
+            callback()
+
+    timer.timeout.connect(_poll)
+    timer.start()

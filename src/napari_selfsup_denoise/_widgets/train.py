@@ -18,7 +18,7 @@ from ._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, ModelBox, ModelHo
 from ._pickers import LayerCombo
 from ._plot import LossPlot, clock
 from ._preview import PreviewSource, promote_preview, show_preview, view_camera
-from ._warm import warm_up
+from ._warm import ready, warm_up, when_ready
 from ._worker import Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
 from ._zero_shot import DenoiseNow
 from .denoise import DenoiseSection
@@ -35,6 +35,7 @@ class TrainWidget(Lifecycle, QWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
+        warm_up()  # torch and the engine, off the main thread, while the dock is built and the form filled in
         self.viewer = napari_viewer
         self.holder = ModelHolder()
         self.worker: Any = None
@@ -54,9 +55,9 @@ class TrainWidget(Lifecycle, QWidget):
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self.destroyed.connect(self._stops.set_all)
         self._on_layer_changed(self.layer.layer())
-        self._on_device_changed()
+        self.device_label.setText("device: checking…")
+        when_ready(self, self._on_ready)  # the device line and the device's defaults need torch
         self._set_running(False)
-        warm_up()  # the engine's first-run imports, off the main thread, while the person fills in the form
 
     def _build(self) -> None:
         self.layer = LayerCombo(self.viewer)
@@ -115,7 +116,13 @@ class TrainWidget(Lifecycle, QWidget):
         self.form.axes.setText(choice.axes if choice else "")
         self.form.axes_why.setText(choice.label() if choice else "")
 
+    def _on_ready(self) -> None:
+        self._on_device_changed()
+        self.form.refresh_defaults()
+
     def _on_device_changed(self, _index: int = 0) -> None:
+        if not ready():  # _on_ready fills the line in
+            return
         from ..engine.device import describe, pick_device, resolve_precision
 
         try:

@@ -8,9 +8,6 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..engine.model_file import SUFFIX as MODEL_SUFFIX
-from ..engine.model_file import model_path
-
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
@@ -150,6 +147,9 @@ def model_output_path(
     OutputError
         If the name is an image's (``.tif``, ``.zarr``), or :func:`check_output_path` refuses it.
     """
+    from ..engine.model_file import SUFFIX as MODEL_SUFFIX  # torch: imported when a model is written, not with io
+    from ..engine.model_file import model_path
+
     p = model_path(path)
     check_output_path(p, inputs, overwrite=overwrite, what="model file")
     if p.name.lower().endswith((*TIFF_SUFFIXES, ".zarr")):
