@@ -50,7 +50,7 @@ def test_the_3d_sample_is_denoised_in_shorter_passes_at_about_the_same_cost(algo
 
     model, image, cpu = _model(algorithm, "ZYX"), np.zeros((32, 192, 192), np.float32), torch.device("cpu")
     pcfg = PredictConfig(device="cpu")
-    auto, tile = pick_tile(model, pcfg), _passes.short_pass_tile(model, image, "ZYX", pcfg)
+    auto, tile = pick_tile(model, pcfg, image.shape), _passes.short_pass_tile(model, image, "ZYX", pcfg)
     assert tile is not None and tile < auto
     engine = _passes.pass_voxels(model, (1, 1, 1, 32, 192, 192), "ZYX", auto, cpu, False)
     widget = _passes.pass_voxels(model, (1, 1, 1, 32, 192, 192), "ZYX", tile, cpu, False)

@@ -97,7 +97,7 @@ def short_pass_tile(model: Any, image: Any, axes: str | None, pcfg: Any) -> int 
         return None
     axes = model.resolve_axes(tuple(image.shape), axes)
     shape = tuple(int(n) for n in canonical(image, axes).shape)
-    auto = pick_tile(model, pcfg)
+    auto = pick_tile(model, pcfg, shape[6 - model.ndim :])  # as predict picks it
     limit = PASS_STEPS * step_voxels(model.config, model.ndim) / FORWARD_SHARE
     tiles = candidate_tiles(shape[6 - model.ndim :], model.multiple, auto)
     costs = {t: pass_voxels(model, shape, axes, t, device, pcfg.tta) for t in tiles}
