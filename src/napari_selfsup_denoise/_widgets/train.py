@@ -35,7 +35,6 @@ class TrainWidget(Lifecycle, QWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
-        warm_up()  # torch and the engine, off the main thread, while the dock is built and the form filled in
         self.viewer = napari_viewer
         self.holder = ModelHolder()
         self.worker: Any = None
@@ -56,6 +55,7 @@ class TrainWidget(Lifecycle, QWidget):
         self.destroyed.connect(self._stops.set_all)
         self._on_layer_changed(self.layer.layer())
         self.device_label.setText("device: checking…")
+        warm_up()  # after building: its C-extension loads hold the interpreter lock, and would slow the build
         when_ready(self, self._on_ready)  # the device line and the device's defaults need torch
         self._set_running(False)
 
