@@ -89,6 +89,7 @@ while train.device_label.text() == seen["line"] and time.time() < end:
     app.processEvents()
     time.sleep(0.02)
 seen |= {"filled": train.device_label.text(), "start": train.form.start_from.resolved.text()}
+_warm._thread.join(120)  # not exiting while the thread is inside an import
 viewer.close()
 print(json.dumps(seen))
 """
