@@ -123,3 +123,22 @@ def test_a_step_budget_run_validates_its_last_step_once(monkeypatch):
             next(gen)
     assert end.value.value.summary["steps"] == train_mod.VAL_EVERY
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(("batch", "patches"), [(2, 8), (4, 16), (8, 16)])
+def test_the_validation_batch_is_at_most_four_training_batches(batch, patches):
+    """Old code: 16 patches whatever the batch (3D blind-spot, batch 2: 8 training batches after every Stop)."""
+    img = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(np.float32)
+    cfg = TrainConfig(algorithm="n2v", axes="YX", max_steps=1, max_seconds=None, patch_size=16, batch_size=batch,
+                      depth=1, base_channels=4, seed=0, val_fraction=0.3)  # fmt: skip
+    sizes: list[int] = []
+    real = train_mod.validate
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_mod, "validate", lambda *a, **k: sizes.append(a[5] if len(a) > 5 else 16) or real(*a, **k))
+        with _forward_voxels(UNet) as seen:
+            gen = train_mod.train(img, cfg)
+            with pytest.raises(StopIteration):
+                while True:
+                    next(gen)
+    assert sizes == [patches]
+    assert seen[1] == patches * 16 * 16  # the forward pass after the step's is the validation's

@@ -16,9 +16,11 @@ from .methods import Method
 CPU_CHUNK = 32
 
 
-def validate(method: Method, net: nn.Module, sampler: PatchSampler, squeeze: bool, device: torch.device) -> float:
-    """The method's loss on the sampler's fixed validation batch (eval mode, a fixed masking seed)."""
-    x, t = sampler.val_batch()
+def validate(
+    method: Method, net: nn.Module, sampler: PatchSampler, squeeze: bool, device: torch.device, size: int = 16
+) -> float:
+    """The loss on the sampler's fixed validation batch of ``size`` patches (eval mode, a fixed masking seed)."""
+    x, t = sampler.val_batch(size)
     x, t = to_device(x, squeeze, device), (None if t is None else to_device(t, squeeze, device))
     net.eval()
     with torch.no_grad():
