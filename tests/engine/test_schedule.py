@@ -111,3 +111,27 @@ def test_the_plan_holds_through_jitter_and_follows_a_lasting_change_of_pace():
     assert (sched.total, sched.replans, sched.drifting) == (185, 0, True)
     sched.follow(110, 43.5 + 10 * 0.32)  # back at 0.32 s a step: the 10 s cost 31 steps, the rest fits 41
     assert (sched.total, sched.replans) == (110 + int((60 - 46.7) / 0.32), 1)
+
+
+def test_a_slow_start_does_not_skip_the_warm_up(monkeypatch, camera_128):
+    # The old rule put the first Adam step at (seconds before it / max_seconds) / 5 % of the peak: a 1-s
+    # validation of the start weights in a 10-s budget made it the full peak rate (replayed on camera_g25 seed 2:
+    # -0.35 dB). Now the first step is at the warm-up's first rate, whatever the start cost.
+    start = train(camera_128[1], axes="YX", max_steps=2, max_seconds=None, **TINY)
+    clock = FakeClock(lambda i: 0.2)
+    real_validate = train_module.validate
+
+    def slow_validate(*args, **kwargs):
+        clock.now += 1.0
+        return real_validate(*args, **kwargs)
+
+    events: list = []
+    with monkeypatch.context() as m:
+        m.setattr(_training, "clock", clock)
+        m.setattr(train_module, "optimiser_step", clock.step)
+        m.setattr(_schedule, "optimiser_step", clock.step)
+        m.setattr(train_module, "validate", slow_validate)
+        train(camera_128[1], axes="YX", init=start, max_steps=100_000, max_seconds=10.0, on_progress=events.append,
+              val_fraction=0.3, **TINY)  # fmt: skip
+    peak = start.config.learning_rate
+    assert events[0].lr == pytest.approx(0.02 * peak), f"first step at {events[0].lr / peak:.2f} of the peak"
