@@ -1,8 +1,8 @@
 """A run's length in steps and its learning-rate schedule; under a time budget, planned once from timed steps.
 
 A step budget spans ``max_steps``. Under a time budget the run first times a few throw-away steps on a
-copy of the network (:func:`probe_step_seconds`; no effect on the run's weights, batches or masks), then
-fixes its length in steps (:func:`plan`) and follows the same step-based schedule as a step-budget run of
+copy of the network (no effect on the run's weights, batches or masks), then fixes its length in steps
+(:func:`schedule_for`, :func:`plan`) and follows the same step-based schedule as a step-budget run of
 that length: the same seed gives the same learning rates whatever the clock's jitter, and a timed run can
 be replayed with ``max_steps=summary["planned_steps"], max_seconds=None``. It re-plans only when the pace
 would end the run more than :data:`DRIFT` away from the plan (a machine that slows down still ends with a
@@ -107,7 +107,38 @@ def plan(cfg: ResolvedConfig, step_s: float | None, elapsed: float, overhead_s: 
     return Schedule(cfg, min(cfg.max_steps, round_steps(fits)), timed=True, since=(0, elapsed))
 
 
-def probe_step_seconds(
+def schedule_for(
+    model: Model,
+    sampler: PatchSampler,
+    dtype: torch.dtype,
+    st: RunState,
+    stop: threading.Event | None,
+    gen_device: torch.device,
+    val_every: int,
+) -> Schedule:
+    """The run's schedule: ``max_steps``, or under a time budget the steps left after a few timed ones.
+
+    Parameters
+    ----------
+    model, sampler, dtype, st
+        The run's model, patch sampler, compute precision and bookkeeping (its clock; ``st.val_s``, the
+        seconds of the start's validation when it had one, counts once every ``val_every`` steps).
+    stop : threading.Event, optional
+        Ends the timed probe early (the run then stops too).
+    gen_device : torch.device
+        Where the run draws its masks (the probe draws its own there).
+    val_every : int
+        Steps between validations.
+    """
+    cfg = model.config
+    if cfg.max_seconds is None:
+        return plan(cfg, None, 0.0)
+    step_s = _probe_step_seconds(model, sampler, dtype, st, stop, gen_device)
+    overhead = st.val_s / val_every if sampler.has_validation else 0.0
+    return plan(cfg, step_s, st.elapsed(), overhead)
+
+
+def _probe_step_seconds(
     model: Model,
     sampler: PatchSampler,
     dtype: torch.dtype,

@@ -13,7 +13,7 @@ import torch
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
-from ._schedule import Schedule, plan, probe_step_seconds
+from ._schedule import Schedule, schedule_for
 from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
 from ._training import Preview, RunState, choose_patch, preview_now
 from .arrays import canonical
@@ -131,7 +131,7 @@ def train(
     if sampler.has_validation and (init is not None or (start is not None and start.state is not None)):
         _track_val(model, sampler, st)  # the weights it starts from are a candidate: a short, hot run cannot lose them
     net.train()
-    sched = _plan(model, sampler, dtype, st, stop, mask_device)
+    sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
     while st.step < sched.total:
         if stop is not None and stop.is_set():
             st.stopped = "stopped"
@@ -203,23 +203,6 @@ def _one_step(
         preview=pv,
         noise=noise,
     )
-
-
-def _plan(
-    model: Model,
-    sampler: PatchSampler,
-    dtype: torch.dtype,
-    st: RunState,
-    stop: threading.Event | None,
-    gen_device: torch.device,
-) -> Schedule:
-    """The run's schedule; under a time budget its length comes from timed throw-away steps."""
-    cfg = model.config
-    if cfg.max_seconds is None:
-        return plan(cfg, None, 0.0)
-    step_s = probe_step_seconds(model, sampler, dtype, st, stop, gen_device)
-    overhead = st.val_s / VAL_EVERY if sampler.has_validation else 0.0  # known when the start was validated
-    return plan(cfg, step_s, st.elapsed(), overhead)
 
 
 def _track_val(model: Model, sampler: PatchSampler, st: RunState) -> None:
