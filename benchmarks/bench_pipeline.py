@@ -14,6 +14,10 @@ Rows (each printed as one JSON line):
   the same process (``ratio`` = end-to-end MP/s / bare MP/s).
 - ``train-data``: training batches per second (blind-spot 4 x 96^2, N2V 16 x 64^2)
   cut on the host and from the image held on the training device (the same draws).
+- ``flops``: the blind-spot row's network work, counted (no clock): floating-point operations
+  per output pixel over the windows the tiler uses (automatic tile, or ``--tile``), for the
+  whole-window forward pass and for the call the pipeline makes (on each direction's context).
+  Load-independent, so it predicts a change of the timed row.
 
 Only public API is used, so the script also runs against older code: put that
 code first on ``PYTHONPATH`` (see docs/benchmarks.md). ``--save``/``--compare``
@@ -41,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-ROWS = ("ceiling-memory", "ceiling-zarr", "n2v", "blindspot", "train-data")
+ROWS = ("ceiling-memory", "ceiling-zarr", "n2v", "blindspot", "train-data", "flops")
 
 
 def _best(fn: Any, reps: int) -> float:
@@ -210,6 +214,38 @@ def network(
     return row
 
 
+def flops(size: int, tile: int | None) -> dict:
+    """FLOPs per output pixel of the blind-spot row's network on its tiling, counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from napari_selfsup_denoise.engine.predict import auto_tile, plan
+
+    model = _model("blindspot", depth=3, base_channels=32)
+    tile = tile or auto_tile(model, torch.device("cpu"), False)
+    net, m, k = model.net.to("meta"), model.margin, model.multiple
+    _, boxes, px = plan((1, 1, 1, 1, size, size), "YX", None, tile, 2)
+    counts = {"whole": 0, "core": 0}
+    for box in boxes:
+        x = torch.empty((1, 1, *(-(-(hi - lo) // k) * k + 2 * m for lo, hi in box)), device="meta")
+        for name in counts:
+            counter = FlopCounterMode(display=False)
+            with torch.inference_mode(), counter:
+                net(x) if name == "whole" else _core(model, net, x)
+            counts[name] += counter.get_total_flops()
+    row = {"row": "flops", "size": size, "tile": tile, "windows": len(boxes)}
+    row.update({f"{n}_kflop_per_px": round(v / px / 1e3, 1) for n, v in counts.items()})
+    return row
+
+
+def _core(model: Any, net: Any, x: torch.Tensor) -> Any:
+    """The network as the pipeline calls it, where the code has that call (older code: the whole window)."""
+    try:
+        from napari_selfsup_denoise.engine.nets.core import core_forward
+    except ImportError:
+        return net(x)
+    return core_forward(net, x, model.margin)
+
+
 def train_data(size: int, reps: int, device: str) -> dict:
     """Training batches per second cut on the host (numpy) and from data held on the device, same draws."""
     from napari_selfsup_denoise.engine.arrays import canonical
@@ -251,6 +287,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--save", help="save the blind-spot output here (.npy)")
     p.add_argument("--compare", help="report the largest difference of the blind-spot output to this .npy")
+    p.add_argument("--tile", type=int, help="the tile of the flops row (default: the automatic tile)")
     a = p.parse_args()
     size, frames, reps = (512, 4, 1) if a.quick else (2048, 32, 3)
     reps = a.reps or reps
@@ -262,6 +299,8 @@ def main() -> None:
         print(json.dumps(ceiling_zarr(frames, size, reps, a.device)), flush=True)
     if "train-data" in rows:
         print(json.dumps(train_data(size, reps, a.device)), flush=True)
+    if "flops" in rows:
+        print(json.dumps(flops(size, a.tile)), flush=True)
     for alg in ("n2v", "blindspot"):
         if alg in rows:
             n = 256 if a.quick and alg == "blindspot" else size

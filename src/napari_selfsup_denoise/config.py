@@ -219,6 +219,11 @@ class PredictConfig:
         Blind-spot models: ``posterior`` (default), ``prior`` (the network's mean alone).
     uncertainty : bool
         Blind-spot models: also return the posterior standard deviation.
+    max_pass_voxels : int or None
+        At most this many network voxels in one forward pass: the windows it predicts (each core box on
+        the pooling grid plus the model's margin on every side), summed over the pass. Bounds the time
+        and memory of one pass (a stop is honoured between passes). ``None``: as memory allows. With an
+        automatic tile, the tile is chosen to fit; an explicit ``tile`` whose window is larger is refused.
     """
 
     tile: int | None = None
@@ -227,9 +232,11 @@ class PredictConfig:
     precision: str = "auto"
     output: str = "posterior"
     uncertainty: bool = False
+    max_pass_voxels: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.tile is None or self.tile >= 4, "tile must be >= 4 pixels or None")
+        _check(self.max_pass_voxels is None or self.max_pass_voxels >= 1, "max_pass_voxels must be >= 1 or None")
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
         _check(self.output in ("posterior", "prior"), "output must be 'posterior' or 'prior'")
 

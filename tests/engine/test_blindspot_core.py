@@ -65,11 +65,11 @@ def test_branches_read_about_half_the_voxels_in_3d_and_2d():
     assert whole == 6 * 72 * 104 * 104 and crops == 6 * 52 * 84 * 84  # 47 %
     crops, whole = core.branch_voxels(net2, (200, 200), 52)  # a 96 x 96 core
     assert whole == 4 * 200 * 200 and crops == 4 * 144 * 144  # 52 %
-    seen = []
-    net3.branch.register_forward_pre_hook(lambda _m, args: seen.append(args[0].numel()))
+    seen = []  # the first block reads the branch's input behind two zero rows
+    net3.branch.enc[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0].numel()))
     with torch.inference_mode():
         core.core_forward(net3, torch.randn(1, 1, 72, 104, 104), 20)
-    assert sum(seen) == 6 * 52 * 84 * 84
+    assert sum(seen) == 2 * (52 + 2) * 84 * 84 + 4 * (84 + 2) * 52 * 84  # Z first, then Y (X) first
 
 
 def test_a_margin_below_the_context_is_refused():
@@ -113,8 +113,9 @@ def test_prediction_equals_the_whole_window_path_tiled_or_not(monkeypatch, ndim,
 def test_a_thin_3d_stack_gets_larger_tiles_where_memory_is_the_limit(monkeypatch):
     """The automatic tile counts a short axis at its length: 32 planes are not a 128-voxel cube."""
     model = _model(3)  # margin 20
-    per_px = model.method.bytes_per_pixel(model.net)
-    monkeypatch.setattr(predict_mod, "available_memory", lambda _device: 4 * per_px * 72 * 168 * 168)
+    quarter = predict_mod.window_bytes(model, (72, 168, 168), False)
+    assert predict_mod.window_bytes(model, (168, 168, 168), False) > quarter
+    monkeypatch.setattr(predict_mod, "available_memory", lambda _device: 4 * quarter)
     cpu = torch.device("cpu")
     assert predict_mod.auto_tile(model, cpu, False) == 64  # a 168^3 window would not fit
     assert predict_mod.auto_tile(model, cpu, False, (32, 192, 192)) == 128  # a 72 x 168 x 168 one does

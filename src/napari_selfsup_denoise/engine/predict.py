@@ -19,17 +19,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..axes import CANONICAL
 from ..config import PredictConfig
 from .arrays import ChunkCache, canonical
 from .data import DataError, Normalisation
 from .device import available_memory, configure_threads, pick_device
 from .events import PredictProgress
 from .methods import Method
+from .nets.blindspot import BlindSpotNet
+from .nets.core import core_bytes
 from .pipeline import Pipeline, Sink, Tile, batches, progress
-from .windows import Box, reflect_index
+from .tiling import Grid, plan
+from .windows import reflect_index, window_shape
 
-__all__ = ["ModelLike", "Tile", "auto_tile", "plan", "predict", "predict_tiles", "reflect_index"]
+__all__ = [
+    "ModelLike",
+    "Tile",
+    "auto_tile",
+    "pass_voxels",
+    "pick_tile",
+    "plan",
+    "predict",
+    "predict_tiles",
+    "reflect_index",
+    "window_bytes",
+]
 
 MAX_BATCH = {"cuda": 32, "cpu": 8}  # windows per forward pass at most (several small tiles or frames)
 HOST_BATCH_EDGE = {2: 512, 3: 64}  # off CUDA, a forward pass holds at most one window of this tile edge
@@ -58,39 +71,49 @@ class ModelLike(Protocol):
         """Raise if the image has another number of channels."""
 
 
+def window_bytes(model: ModelLike, window: tuple[int, ...], tta: bool, batch: int = 1) -> int:
+    """Peak bytes of one forward pass over ``batch`` windows of spatial shape ``window``.
+
+    The blind-spot network runs each direction on its own context (:func:`.nets.core.core_bytes` counts
+    what that holds); other networks count :meth:`.Method.bytes_per_pixel` per window voxel (doubled for TTA).
+    """
+    if isinstance(model.net, BlindSpotNet):
+        return core_bytes(model.net, window, model.margin, batch, tta)
+    return batch * math.prod(window) * model.method.bytes_per_pixel(model.net) * (2 if tta else 1)
+
+
 def auto_tile(model: ModelLike, device: torch.device, tta: bool, shape: tuple[int, ...] | None = None) -> int:
-    """Largest tile edge whose window fits a quarter of free memory (capped for cache reuse).
+    """Largest tile edge whose window's forward pass fits a quarter of free memory (capped for cache reuse).
 
     With the image's spatial ``shape``, an axis shorter than the tile counts at its own length
-    (a thin 3D stack gets larger tiles in Y and X, so fewer margins are computed).
+    (a thin 3D stack gets larger tiles in Y and X, so fewer margins are computed). Memory is
+    counted by :func:`window_bytes`.
     """
-    per_px = model.method.bytes_per_pixel(model.net) * (2 if tta else 1)
     budget = available_memory(device) // 4
     cap = (2048 if device.type == "cuda" else 1024) if model.ndim == 2 else (256 if device.type == "cuda" else 128)
-    m, margin = model.multiple, model.margin
-
-    def window(tile: int) -> int:
-        sides = [tile] * model.ndim if shape is None else [min(tile, -(-n // m) * m) for n in shape]
-        return math.prod(side + 2 * margin for side in sides)
-
+    m, grid = model.multiple, _grid(model)
     tile = cap
-    while tile > m and window(tile) * per_px > budget:
+    while tile > m and window_bytes(model, grid.window(tile, shape), tta) > budget:
         tile //= 2
     return max(m, tile - tile % m)
 
 
-def tiles_per_forward(model: ModelLike, device: torch.device, tta: bool, window: tuple[int, ...]) -> int:
+def tiles_per_forward(
+    model: ModelLike, device: torch.device, tta: bool, window: tuple[int, ...], max_voxels: int | None = None
+) -> int:
     """How many windows of shape ``window`` one forward pass takes: as many as fit a quarter of free memory, capped.
 
     Off CUDA a pass also holds no more pixels than one window around a
     :data:`HOST_BATCH_EDGE` tile: there batching saves only per-call overhead,
     and host memory (and the time to honour ``stop``) stays that of one batch-job unit.
+    ``max_voxels`` (:attr:`.PredictConfig.max_pass_voxels`) bounds the voxels of the pass.
     """
-    px = max(1, int(np.prod(window)))
-    per_px = model.method.bytes_per_pixel(model.net) * (2 if tta else 1)
-    fit = available_memory(device) // 4 // (px * per_px)
+    px = max(1, math.prod(window))
+    fit = available_memory(device) // 4 // max(1, window_bytes(model, window, tta))
     if device.type != "cuda":
         fit = min(fit, (HOST_BATCH_EDGE[model.ndim] + 2 * model.margin) ** model.ndim // px)
+    if max_voxels is not None:
+        fit = min(fit, max_voxels // px)
     return int(max(1, min(MAX_BATCH.get(device.type, 1), fit)))
 
 
@@ -154,10 +177,62 @@ def predict(
     return (out, uncertainty_out) if pcfg.uncertainty else out
 
 
+def _grid(model: ModelLike) -> Grid:
+    return Grid(model.ndim, model.multiple, model.margin)
+
+
 def pick_tile(model: ModelLike, pcfg: PredictConfig, shape: tuple[int, ...] | None = None) -> int:
-    """The tile edge for ``pcfg`` (automatic when unset, for an image of spatial ``shape``), on the pooling grid."""
-    tile = pcfg.tile or auto_tile(model, pick_device(pcfg.device), pcfg.tta, shape)
-    return max(model.multiple, tile - tile % model.multiple)
+    """The tile edge for ``pcfg`` (automatic when unset, for an image of spatial ``shape``), on the pooling grid.
+
+    Under :attr:`.PredictConfig.max_pass_voxels` the automatic tile is :meth:`.Grid.fitting`'s: the
+    cheapest tiling whose windows fit the bound.
+
+    Raises
+    ------
+    ConfigError
+        If the bound is below the window of an explicit tile, or of the smallest tile.
+    """
+    m, grid, bound = model.multiple, _grid(model), pcfg.max_pass_voxels
+    if pcfg.tile:
+        tile = max(m, pcfg.tile - pcfg.tile % m)
+        grid.check(tile, shape, bound)
+        return tile
+    tile = auto_tile(model, pick_device(pcfg.device), pcfg.tta, shape)
+    if bound is None or math.prod(grid.window(tile, shape)) <= bound:
+        return tile
+    return grid.fitting(tile, shape, bound)
+
+
+def pass_voxels(model: ModelLike, shape: tuple[int, ...], axes: str, pcfg: PredictConfig) -> list[int]:
+    """Network voxels of each forward pass of ``predict(model, image, pcfg)`` for an image of canonical ``shape``.
+
+    Parameters
+    ----------
+    model : Model
+        The model that predicts.
+    shape : tuple of int
+        The image's canonical shape (``STCZYX``).
+    axes : str
+        The image's axes.
+    pcfg : PredictConfig
+        The prediction settings (the tile, the bound, the device, TTA).
+    """
+    tile = pick_tile(model, pcfg, shape[6 - model.ndim :])
+    samples, boxes, _ = plan(shape, axes, None, tile, model.ndim)
+    tiles = [Tile(s, t, box) for (s, t), box in itertools.product(samples, boxes)]
+    return _pass_sizes(model, _groups(model, pick_device(pcfg.device), pcfg, tiles))
+
+
+def _groups(model: ModelLike, device: torch.device, pcfg: PredictConfig, tiles: list[Tile]) -> list[list[Tile]]:
+    """The forward passes of ``tiles``: runs of same-shaped windows, as many per pass as fit (and the bound allows)."""
+    fits: dict[tuple[int, ...], int] = {}
+
+    def per_forward(window: tuple[int, ...]) -> int:
+        if window not in fits:
+            fits[window] = tiles_per_forward(model, device, pcfg.tta, window, pcfg.max_pass_voxels)
+        return fits[window]
+
+    return batches(tiles, per_forward, model.margin, model.multiple)
 
 
 def predict_tiles(
@@ -188,11 +263,17 @@ def predict_tiles(
         {"denoised": out, "uncertainty": uncertainty_out if pcfg.uncertainty else None}, axes, model.ndim, device
     )
     pipe = Pipeline(model, canon, pcfg, device, sink)
-    groups = batches(tiles, lambda w: tiles_per_forward(model, device, pcfg.tta, w), model.margin, model.multiple)
+    groups = _groups(model, device, pcfg, tiles)
     todo = [t for t in tiles if t.write]
     tile = max((hi - lo for t in tiles for lo, hi in t.box), default=0)
-    info = {"tile": tile, "batch": max((len(g) for g in groups), default=0)}
+    sizes = _pass_sizes(model, groups)
+    info = {"tile": tile, "batch": max((len(g) for g in groups), default=0), "pass_voxels": max(sizes, default=0)}
     yield from progress(pipe, pipe.run(groups, stop), len(todo), sum(t.pixels for t in todo), info, written)
+
+
+def _pass_sizes(model: ModelLike, groups: list[list[Tile]]) -> list[int]:
+    """Network voxels of each forward pass of ``groups``."""
+    return [len(g) * math.prod(window_shape(g[0].box, model.margin, model.multiple)) for g in groups]
 
 
 MIN_PREDICT_PIXELS = 9  # a 3 x 3 neighbourhood; thin lines (1 x 40) still have neighbours, a 1 x 1 image none
@@ -216,25 +297,6 @@ def cached(image: Any) -> Any:
     if not all(isinstance(c, int) for c in chunks):  # dask: tuples of block sizes
         return image
     return ChunkCache(image)
-
-
-def plan(
-    shape: tuple[int, ...], axes: str, region: tuple[slice, ...] | None, tile: int, ndim: int
-) -> tuple[list[tuple[int, int]], list[Box], int]:
-    """(S, T) pairs, core boxes and pixel count covering ``region`` (canonical ``shape``)."""
-    ranges = [(0, n) for n in shape]
-    if region is not None:
-        if len(region) != len(axes):
-            raise ValueError(f"region has {len(region)} slices but the image axes are {axes!r}")
-        for a, sl in zip(axes, region):
-            i = CANONICAL.index(a)
-            ranges[i] = sl.indices(shape[i])[:2]
-        if ranges[2] != (0, shape[2]):
-            raise ValueError("region must span all channels")
-    spatial = ranges[6 - ndim :]
-    grids = [[(a, min(a + tile, hi)) for a in range(lo, hi, tile)] for lo, hi in spatial]
-    samples = list(itertools.product(range(*ranges[0]), range(*ranges[1])))
-    return samples, list(itertools.product(*grids)), len(samples) * int(np.prod([hi - lo for lo, hi in spatial]))
 
 
 def _zero_unwritten(arrays: dict[str, Any], axes: str, ndim: int, tiles: list[Tile]) -> None:

@@ -14,17 +14,25 @@ its margin, to float rounding. The branches then read
 margin 20) 47 % of the voxels for a 32 x 64 x 64 core, in 2D (depth 2, margin
 52) 52 % for a 96 x 96 core.
 
+Inside a branch the encoder needs that whole crop, but the decoder, which does
+most of the work at full resolution, need not: each decoder level runs on its
+input less the rows and columns that no kept output depends on (:func:`decoder_crops`).
+
 Not part of the exported network (:mod:`..export`), which runs :meth:`.BlindSpotNet.forward`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
+import torch.nn.functional as F
 
-from .blindspot import BlindSpotNet, _empty, _turn
+from .blindspot import BlindSpotNet, Branch, HalfBlock, _empty, _first_input, _half_conv, _leaky, _turn, half_pool
 from .reach import branch_reach
+
+FLOAT_BYTES = 4
 
 
 def context(depth: int, multiple: int) -> tuple[int, int]:
@@ -48,15 +56,137 @@ def _crop(view: torch.Tensor, ahead: int, side: int) -> torch.Tensor:
     return view
 
 
+def _cut(x: torch.Tensor, row: int, rows: int, side: int, sizes: list[int]) -> torch.Tensor:
+    """``rows`` rows of axis 2 from ``row``, and ``sizes`` of the other spatial axes from ``side`` (a view)."""
+    x = x.narrow(2, row, rows)
+    for d, n in zip(range(3, x.ndim), sizes):
+        x = x.narrow(d, side, n)
+    return x
+
+
+def decoder_crops(depth: int, back: int, side: int) -> list[tuple[int, int]]:
+    """Rows and columns each decoder level leaves out at the start of its input (level 0 first).
+
+    A decoder block on an input cut ``r`` rows and ``c`` columns in is exact from
+    output row ``r + 4`` and column ``c + 2`` on (its two convolutions read 4 rows
+    back and 2 columns aside, and their zero padding then reads only cut-away
+    data); the last block's shift adds a row. Level 0 keeps rows from ``back``
+    and columns from ``side`` on (what :func:`core_forward` keeps); each level
+    below keeps what the nearest upsampling of the level above reads. Cuts are
+    even, so the upsampling stays on its grid; a cut of 0 leaves the level whole.
+    """
+    crops = []
+    rows, cols = back - 5, side - 2
+    for _ in range(depth):
+        r, c = max(0, rows - rows % 2), max(0, cols - cols % 2)
+        crops.append((r, c))
+        rows, cols = r // 2 - 4, c // 2 - 2
+    return crops
+
+
+def _branch_core(branch: Branch, x: torch.Tensor, back: int, side: int) -> torch.Tensor:
+    """``branch(x)`` on rows ``back:`` and ``side:-side`` of the other spatial axes, without gradients.
+
+    The decoder runs on the cuts of :func:`decoder_crops`, each level by :func:`_decode`; each skip is released
+    once used.
+    """
+    depth = len(branch.dec)
+    rows = [x.shape[2] >> i for i in range(depth + 1)]
+    skips: list[torch.Tensor] = []
+    for i, block in enumerate(branch.enc):
+        skips.append(block(_first_input(x), padded=True) if i == 0 else block(half_pool(skips[-1])))
+    h, at = skips.pop(), (0, 0)  # ``at``: where h's rows and columns start in its level
+    for i, (r, c) in reversed(list(enumerate(decoder_crops(depth, back, side)))):
+        sizes = [n - 2 * c for n in skips[-1].shape[3:]]
+        low = _cut(h, r // 2 - at[0], (rows[i] - r) // 2, c // 2 - at[1], [n // 2 for n in sizes])
+        del h  # the level below is used up once ``low`` is
+        dec: HalfBlock = branch.dec[i]  # type: ignore[assignment]
+        h, at = _decode(dec, low, [_cut(skips.pop(), r, rows[i] - r, c, sizes)], i == 0), (r, c)
+        del low
+    return _cut(h, back - at[0], rows[0] - back, side - at[1], [n - 2 * side for n in x.shape[3:]])
+
+
+def phase_weights(w: torch.Tensor) -> torch.Tensor:
+    """A 3-wide kernel ``w`` ``(out, in, 3, ...)`` on a 2x nearest upsampling, as 2-wide kernels on the low resolution.
+
+    Along each axis an output at an even index reads the low-resolution voxels ``j - 1, j`` with taps
+    ``(w0, w1 + w2)``, one at an odd index ``j, j + 1`` with ``(w0 + w1, w2)``. Returns one kernel per
+    combination of parities (the row's first), stacked on the output channels: ``(2**nd * out, in, 2, ...)``.
+    """
+    groups = w.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # (parity, tap of 2, tap of 3)
+    if w.ndim == 4:
+        k = torch.einsum("pxa,qyb,oiab->pqoixy", groups, groups, w)
+    else:
+        k = torch.einsum("pxa,qyb,rzc,oiabc->pqroixyz", groups, groups, groups, w)
+    return k.reshape(-1, w.shape[1], *(2,) * (w.ndim - 2))
+
+
+def _decode(block: HalfBlock, low: torch.Tensor, skip: list[torch.Tensor], shift: bool) -> torch.Tensor:
+    """``block(_up_cat(low, skip[0], rows), shift)``, the upsampled half's convolution run on ``low`` by parities.
+
+    The first convolution reads ``cat([upsampled low, skip])``: its skip half runs as it is (padded as
+    :class:`.HalfBlock` pads: 3 rows, 1 column); on the upsampling, each output parity reads 2 low-resolution
+    voxels per axis (:func:`phase_weights`), so that half runs at the low resolution with 2-wide kernels
+    (4 of 9 multiplications per voxel in 2D, 8 of 27 in 3D) and is added into every parity's voxels.
+    ``skip`` is a list, emptied here, so the skip is released after its convolution.
+    """
+    nd, c = low.ndim - 2, low.shape[1]
+    conv = F.conv3d if nd == 3 else F.conv2d
+    weight = block.conv1.weight
+    h = conv(skip.pop(), weight[:, c:], block.conv1.bias, padding=(3,) + (1,) * (nd - 1))
+    phases = conv(low, phase_weights(weight[:, :c]), padding=(2,) + (1,) * (nd - 1))
+    out = h.shape[1]
+    for i, parity in enumerate(itertools.product((0, 1), repeat=nd)):
+        part = phases[:, i * out : (i + 1) * out].narrow(2, parity[0], h.shape[2] // 2)
+        for d, p in zip(range(3, h.ndim), parity[1:]):
+            part = part.narrow(d, p, h.shape[d] // 2)
+        h[(slice(None), slice(None), *(slice(p, None, 2) for p in parity))].add_(part)
+    del phases
+    h = _leaky(h)
+    h = _leaky(_half_conv(h, block.conv2, 2 if shift else 1))
+    if shift:
+        h.narrow(2, 0, 1).zero_()
+    return h
+
+
 def branch_voxels(net: BlindSpotNet, window: tuple[int, ...], margin: int) -> tuple[int, int]:
     """Input voxels of all branches for one window: :func:`core_forward`'s, and ``net(x)``'s (whole windows)."""
+    crops = sum(math.prod(v) for v in _views(net, window, margin))
+    return crops, net.directions * math.prod(window)
+
+
+def _views(net: BlindSpotNet, window: tuple[int, ...], margin: int) -> list[list[int]]:
+    """Spatial shape of each direction's branch input (its own axis first, as the branch sees it)."""
     back, side = context(net.depth, net.multiple)
     core = [n - 2 * margin for n in window]
-    crops = 0
+    views = []
     for k in range(net.directions):
         axis = k % 2 if len(window) == 2 else k // 2  # the axis the direction looks back along
-        crops += math.prod(c + (back if d == axis else 2 * side) for d, c in enumerate(core))
-    return crops, net.directions * math.prod(window)
+        views.append([core[axis] + back] + [c + 2 * side for d, c in enumerate(core) if d != axis])
+    return views
+
+
+def core_bytes(net: BlindSpotNet, window: tuple[int, ...], margin: int, batch: int = 1, tta: bool = False) -> int:
+    """Peak bytes of :func:`core_forward` and the posterior on ``batch`` float32 windows of spatial shape ``window``.
+
+    Counted from the tensors alive at the peaks, next to the directions' features gathered so far: a
+    branch's first block (its input and two outputs, with their extra rows), or its last decoder level
+    (the skip, the contiguous copy of its cut and the first convolution's output, and the level below);
+    or the first fuse layer (its input and output). The window and its turned copy, the posterior's maps
+    and, with ``tta``, a transformed copy of the window count on top.
+    """
+    first: HalfBlock = net.branch.enc[0]  # type: ignore[assignment]
+    base, channels, nd = first.conv1.out_channels, net.channels, len(window)
+    core = math.prod(n - 2 * margin for n in window)
+    features = net.directions * base * core
+    r, c = (decoder_crops(net.depth, *context(net.depth, net.multiple)) or [(0, 0)])[0]
+    branch = 0
+    for v in _views(net, window, margin):
+        encoder = (2 * base + channels) * (v[0] + 2) * math.prod(v[1:])
+        cut = (v[0] - r + 4) * math.prod(n - 2 * c for n in v[1:])
+        branch = max(branch, encoder, base * (math.prod(v) + math.prod(v) // 2**nd + 2 * cut))
+    extra = channels * (math.prod(window) * (3 if tta else 2) + 12 * core)
+    return FLOAT_BYTES * batch * (max(features + branch, 2 * features) + extra)
 
 
 def core_forward(net: BlindSpotNet, x: torch.Tensor, margin: int) -> torch.Tensor:
@@ -82,15 +212,23 @@ def core_forward(net: BlindSpotNet, x: torch.Tensor, margin: int) -> torch.Tenso
             f"margin {margin} must be a multiple of {net.multiple} and at least {max(back, side)}, "
             "the context a branch reads"
         )
+    return net.head(_features(net, x, margin, back, side))
+
+
+def _features(net: BlindSpotNet, x: torch.Tensor, margin: int, back: int, side: int) -> torch.Tensor:
+    """Every direction's branch features on the core, turned back and concatenated on channels."""
     out: torch.Tensor | None = None
     for k in range(net.directions):
         view = _crop(_turn(x, k), margin, margin - side)
         view = view.narrow(2, margin - back, view.shape[2] - margin + back)
-        part = _crop(net.branch(view).narrow(2, back, view.shape[2] - back), 0, side)
-        part = _turn(part, k, inverse=True)
+        if net.branch.dec:
+            part = _turn(_branch_core(net.branch, view, back, side), k, inverse=True)
+        else:
+            part = _turn(_crop(net.branch(view).narrow(2, back, view.shape[2] - back), 0, side), k, inverse=True)
         if out is None:
             c = part.shape[1]
             out = _empty(part, (x.shape[0], c * net.directions, *part.shape[2:]))
         out[:, k * c : (k + 1) * c].copy_(part)
+        del part
     assert out is not None
-    return net.head(out)
+    return out
