@@ -112,13 +112,14 @@ def phase_weights(w: torch.Tensor) -> torch.Tensor:
     Along each axis an output at an even index reads the low-resolution voxels ``j - 1, j`` with taps
     ``(w0, w1 + w2)``, one at an odd index ``j, j + 1`` with ``(w0 + w1, w2)``. Returns one kernel per
     combination of parities (the row's first), stacked on the output channels: ``(2**nd * out, in, 2, ...)``.
+    Sums, not a matrix product, so autocast leaves the taps in the weights' precision.
     """
-    groups = w.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # (parity, tap of 2, tap of 3)
-    if w.ndim == 4:
-        k = torch.einsum("pxa,qyb,oiab->pqoixy", groups, groups, w)
-    else:
-        k = torch.einsum("pxa,qyb,rzc,oiabc->pqroixyz", groups, groups, groups, w)
-    return k.reshape(-1, w.shape[1], *(2,) * (w.ndim - 2))
+    k = w.unsqueeze(0)  # (parities so far, out, in, taps...)
+    for axis in range(3, w.ndim + 1):
+        t0, t1, t2 = (k.narrow(axis, i, 1) for i in range(3))
+        even, odd = torch.cat([t0, t1 + t2], dim=axis), torch.cat([t0 + t1, t2], dim=axis)
+        k = torch.stack([even, odd], dim=1).flatten(0, 1)
+    return k.flatten(0, 1)
 
 
 def _decode(block: HalfBlock, low: torch.Tensor, skip: list[torch.Tensor], shift: bool) -> torch.Tensor:
