@@ -119,3 +119,19 @@ def test_a_thin_3d_stack_gets_larger_tiles_where_memory_is_the_limit(monkeypatch
     cpu = torch.device("cpu")
     assert predict_mod.auto_tile(model, cpu, False) == 64  # a 168^3 window would not fit
     assert predict_mod.auto_tile(model, cpu, False, (32, 192, 192)) == 128  # a 72 x 168 x 168 one does
+
+
+@pytest.mark.parametrize(
+    ("ndim", "depth", "base", "edge", "kflop"),
+    [(2, 2, 24, 256, 270), (3, 1, 16, 32, 870)],  # the shipped nets; before the decoder cuts: 351 and 1690
+)
+def test_the_core_path_costs_what_was_counted(ndim, depth, base, edge, kflop):
+    """Floating-point operations per output pixel of a window's core, counted on the meta device (no clock)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = BlindSpotNet(ndim, 1, depth, base).eval().to("meta")
+    m = net.margin
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        core.core_forward(net, torch.empty((1, 1, *(edge + 2 * m,) * ndim), device="meta"), m)
+    assert counter.get_total_flops() / edge**ndim <= kflop * 1e3
