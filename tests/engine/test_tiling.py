@@ -93,3 +93,16 @@ def test_the_automatic_tile_is_kept_when_it_fits():
     auto = predict_mod.pick_tile(model, pcfg, (8, 40, 40))
     roomy = PredictConfig(device="cpu", max_pass_voxels=math.prod(Grid(3, model.multiple, model.margin).window(auto)))
     assert predict_mod.pick_tile(model, roomy, (8, 40, 40)) == auto
+
+
+def test_frames_of_a_time_lapse_share_passes_up_to_the_bound():
+    model = _model()
+    img = np.random.default_rng(1).normal(10, 3, (7, 24, 20)).astype(np.float32)
+    free, _, together = _predict(model, img.copy(), PredictConfig(precision="fp32"))
+    window = math.prod(Grid(2, model.multiple, model.margin).window(1024, (24, 20)))
+    pcfg = PredictConfig(precision="fp32", max_pass_voxels=3 * window)
+    bounded, _, passes = _predict(model, img.copy(), pcfg)
+    assert together == [7 * window]  # one pass for the 7 frames without the bound
+    assert passes == [3 * window, 3 * window, window]
+    assert passes == predict_mod.pass_voxels(model, (1, 7, 1, 1, 24, 20), "TYX", pcfg)
+    np.testing.assert_allclose(bounded, free, atol=1e-4)
