@@ -74,6 +74,20 @@ class TrainJob:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """A stage of a widget's worker with no progress event of its own, yielded as it starts.
+
+    Attributes
+    ----------
+    name : str
+        ``"image-check"``: the self-check of the model on the image, before denoising;
+        ``"denoising"``: prediction has started (its first tile is being computed).
+    """
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Prediction:
     """A denoised image and what showing it needs, all computed in the worker.
 
@@ -111,7 +125,8 @@ def checked_predict(
     """Self-check ``model`` on ``data`` (the safer output when the posterior is suspect), predict, take limits.
 
     Prediction runs in passes of :func:`._passes.short_pass_tile`, and ``stop`` ends it inside
-    a forward pass (:mod:`._abort`); returns None when ``stop`` was set.
+    a forward pass (:mod:`._abort`); returns None when ``stop`` was set. Yields a :class:`Phase`
+    as the check and the prediction start, then the engine's ``PredictProgress``.
     """
     from ..engine.checks import decide
     from ..engine.predict import predict
@@ -120,8 +135,10 @@ def checked_predict(
     stop = stop if stop is not None else threading.Event()
     with stop_inside(model.net, stop.is_set):
         try:
+            yield Phase("image-check")
             decision = decide(model, data, axes, pcfg.output)
             pcfg = dataclasses.replace(pcfg, output=decision.output, tile=short_pass_tile(model, data, axes, pcfg))
+            yield Phase("denoising")
             res = yield from predict(model, data, pcfg, axes=axes, stop=stop, **kwargs)
         except Stopped:
             return None

@@ -11,7 +11,8 @@ from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 from ..config import PredictConfig
 from ._axes import layer_axes
 from ._layers import LayerError, Snapshot, add_result, allocate_output, snapshot
-from ._worker import check_status, checked_predict, notify, start_worker
+from ._phases import TEXTS
+from ._worker import Phase, check_status, checked_predict, notify, start_worker
 
 ABOUT = (
     "Denoise the picked layer at once with the built-in prior: a blind-spot network pre-trained on generated "
@@ -89,7 +90,8 @@ class DenoiseNow(QWidget):
         return self.worker
 
     def _on_progress(self, ev: Any) -> None:
-        self.status.setText(f"denoising: tile {ev.done}/{ev.total}")
+        text = TEXTS[ev.name][0] if isinstance(ev, Phase) else f"denoising: tile {ev.done}/{ev.total}"
+        self.status.setText(text)
 
     def _on_done(self, snap: Snapshot, res: Any) -> None:
         model, res = res

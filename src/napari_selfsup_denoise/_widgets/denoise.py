@@ -24,9 +24,10 @@ from ..io import check_output_path
 from ._axes import file_of, layer_axes_choice
 from ._layers import LayerError, add_result, allocate_output, safe_name, snapshot
 from ._model_box import ModelBox, ModelHolder
+from ._phases import TEXTS
 from ._pickers import LayerCombo
 from ._warm import warm_up
-from ._worker import check_status, checked_predict, notify, start_worker
+from ._worker import Phase, check_status, checked_predict, notify, start_worker
 
 
 class DenoiseSection(QWidget):
@@ -204,9 +205,14 @@ class DenoiseSection(QWidget):
         return self.worker
 
     def _on_progress(self, ev: Any) -> None:
+        if self._stop.is_set():  # the bar says what is being stopped
+            return
+        if isinstance(ev, Phase):  # the check on the image, then the first tile (no busy bar: _phases.py)
+            self.progress.setFormat(TEXTS[ev.name][1])
+            return
         self.progress.setMaximum(max(1, ev.total))
-        self.progress.setValue(ev.done)
         self.progress.setFormat(f"tile {ev.done}/{ev.total} · ETA {ev.eta:.0f} s")
+        self.progress.setValue(ev.done)
 
     def _on_done(self, snap: Any, res: Any, path: str | None) -> None:
         if self._source not in self.viewer.layers:
@@ -230,6 +236,8 @@ class DenoiseSection(QWidget):
 
     def _on_stop_clicked(self) -> None:
         self._stop.set()
+        self.stop_btn.setEnabled(False)  # at once: the pass in progress ends after its current network layer
+        self.progress.setFormat("stopping: the denoising pass in progress ends…")
 
     def teardown(self) -> None:
         """Stop a running prediction and disconnect from the viewer."""

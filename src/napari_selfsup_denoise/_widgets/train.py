@@ -15,11 +15,12 @@ from ._job import Request, prepare
 from ._layers import Snapshot, add_result
 from ._lifecycle import Lifecycle
 from ._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, ModelBox, ModelHolder
+from ._phases import RunView
 from ._pickers import LayerCombo
 from ._plot import LossPlot, clock
 from ._preview import PreviewSource, promote_preview, show_preview, view_camera
 from ._warm import ready, warm_up, when_ready
-from ._worker import Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
+from ._worker import Phase, Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
 from ._zero_shot import DenoiseNow
 from .denoise import DenoiseSection
 
@@ -38,7 +39,6 @@ class TrainWidget(Lifecycle, QWidget):
         self.viewer = napari_viewer
         self.holder = ModelHolder()
         self.worker: Any = None
-        self.phase = "idle"
         self._stops = Stops()
         self._closed = False
         self._source: Any = None
@@ -46,6 +46,7 @@ class TrainWidget(Lifecycle, QWidget):
         self._preview: PreviewSource | None = None
         self._last_config: TrainConfig | None = None
         self._build()
+        self.view = RunView(self.progress, self.status, self.stop_btn)
         self.layer.layer_changed.connect(self._on_layer_changed)
         self.form.device.currentIndexChanged.connect(self._on_device_changed)
         self.form.precision.currentIndexChanged.connect(self._on_device_changed)
@@ -168,10 +169,7 @@ class TrainWidget(Lifecycle, QWidget):
             self._preview.follow(self.viewer, layer)
         self._stops.clear()
         self.plot.clear()
-        self.phase = "train"
-        self.status.setText("starting…")
-        self.progress.setValue(0)
-        self.progress.setFormat("starting…")
+        self.view.started()
         self._follow_view(True)
         self.worker = start_worker(
             train_then_denoise,
@@ -191,8 +189,8 @@ class TrainWidget(Lifecycle, QWidget):
         self.start_training()
 
     def _on_stop_clicked(self) -> None:
-        (self._stops.train if self.phase == "train" else self._stops.predict).set()
-        self.status.setText("stopping…")
+        """Stop training (the model so far is kept and applied) or, once training has ended, the denoising."""
+        (self._stops.train if self.view.stop_pressed() == "train" else self._stops.predict).set()
 
     # --- while running ----------------------------------------------------------------------
 
@@ -207,25 +205,28 @@ class TrainWidget(Lifecycle, QWidget):
         if self._preview is not None and self._source in self.viewer.layers:
             self._preview.follow(self.viewer, self._source)
 
-    def _on_progress(self, ev: TrainProgress | PredictProgress) -> None:
+    def _on_progress(self, ev: TrainProgress | PredictProgress | Phase) -> None:
         if self._closed:
             return
-        if isinstance(ev, TrainProgress):
-            self.progress.setMaximum(max(1, ev.total))
-            self.progress.setValue(ev.step)
-            self.progress.setFormat(f"step {ev.step}/{ev.total} · ETA {clock(ev.eta)}")
-            val = "" if ev.val_loss is None else f" · validation {ev.val_loss:.4g}"
-            self.status.setText(f"loss {ev.loss:.4g}{val} · {ev.steps_per_s:.1f} steps/s · {clock(ev.elapsed)}")
-            self.plot.add(ev.step, ev.loss, ev.val_loss)
-            pv, snap = self._preview, self._snap
-            if ev.preview is not None and pv is not None and pv.used is not None and snap is not None:
-                pv.arrived()
-                show_preview(self.viewer, snap, ev.preview, pv.used)
+        if isinstance(ev, Phase):
+            self.view.entered(ev.name)
+        elif isinstance(ev, TrainProgress):
+            self._on_step(ev)
+        else:
+            self.view.tile(ev.done, ev.total, ev.eta)
+
+    def _on_step(self, ev: TrainProgress) -> None:
+        if getattr(ev, "phase", "training") != "training":  # the engine's step loop has ended
+            self.view.training_ended(ev.step)
             return
-        self.phase = "predict"
-        self.progress.setMaximum(max(1, ev.total))
-        self.progress.setValue(ev.done)
-        self.progress.setFormat(f"denoising: tile {ev.done}/{ev.total} · ETA {clock(ev.eta)}")
+        val = "" if ev.val_loss is None else f" · validation {ev.val_loss:.4g}"
+        line = f"loss {ev.loss:.4g}{val} · {ev.steps_per_s:.1f} steps/s · {clock(ev.elapsed)}"
+        self.view.step(ev.step, ev.total, ev.eta, line)
+        self.plot.add(ev.step, ev.loss, ev.val_loss)
+        pv, snap = self._preview, self._snap
+        if ev.preview is not None and pv is not None and pv.used is not None and snap is not None:
+            pv.arrived()
+            show_preview(self.viewer, snap, ev.preview, pv.used)
 
     # --- ending -----------------------------------------------------------------------------
 
@@ -233,11 +234,10 @@ class TrainWidget(Lifecycle, QWidget):
         if self._closed:
             return
         self.holder.set(res.model)
-        self.progress.setFormat("done")
         summary = res.model.summary or {}
         checked = check_status(res.model, res.check)
         done = f"done: {summary.get('steps', '?')} steps, ended by {summary.get('ended_by', '?')}"
-        self.status.setText(f"{done} · {checked}")
+        self.view.result(f"{done} · {checked}")
         if summary.get("message"):
             notify(str(summary["message"]))
         snap = self._snap
@@ -257,7 +257,7 @@ class TrainWidget(Lifecycle, QWidget):
         self.worker = None
         if self._closed:
             return
-        self.phase = "idle"
+        self.view.ended()
         self._follow_view(False)
         self._remove_preview()
         self._set_running(False)
