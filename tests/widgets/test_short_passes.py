@@ -44,33 +44,32 @@ def plenty_of_memory(monkeypatch):
 
 @pytest.mark.parametrize("algorithm", ["n2v", "blindspot"])
 def test_the_3d_sample_is_denoised_in_shorter_passes_at_about_the_same_cost(algorithm, plenty_of_memory):
-    import torch
+    from napari_selfsup_denoise.engine.predict import pass_voxels
 
-    from napari_selfsup_denoise.engine.predict import pick_tile
-
-    model, image, cpu = _model(algorithm, "ZYX"), np.zeros((32, 192, 192), np.float32), torch.device("cpu")
+    model, image = _model(algorithm, "ZYX"), np.zeros((32, 192, 192), np.float32)
     pcfg = PredictConfig(device="cpu")
-    auto, tile = pick_tile(model, pcfg, image.shape), _passes.short_pass_tile(model, image, "ZYX", pcfg)
-    assert tile is not None and tile < auto
-    engine = _passes.pass_voxels(model, (1, 1, 1, 32, 192, 192), "ZYX", auto, cpu, False)
-    widget = _passes.pass_voxels(model, (1, 1, 1, 32, 192, 192), "ZYX", tile, cpu, False)
-    assert max(widget) <= 0.7 * max(engine), (auto, engine, tile, widget)
-    assert sum(widget) <= _passes.SLOWER * sum(engine), (auto, engine, tile, widget)
+    asked = _passes.short_passes(model, image, "ZYX", pcfg)
+    assert asked.max_pass_voxels is not None and asked.tile is None
+    engine = pass_voxels(model, (1, 1, 1, 32, 192, 192), "ZYX", pcfg)
+    widget = pass_voxels(model, (1, 1, 1, 32, 192, 192), "ZYX", asked)
+    assert max(widget) <= asked.max_pass_voxels
+    assert max(widget) <= 0.7 * max(engine), (engine, asked.max_pass_voxels, widget)
+    assert sum(widget) <= _passes.SLOWER * sum(engine), (engine, asked.max_pass_voxels, widget)
 
 
-def test_a_2d_image_keeps_the_engines_tile(plenty_of_memory):
-    model = _model("n2v", "YX")
-    assert _passes.short_pass_tile(model, np.zeros((512, 512), np.float32), "YX", PredictConfig(device="cpu")) is None
-    assert _passes.short_pass_tile(model, np.zeros((512, 512), np.float32), "YX", PredictConfig(tile=64)) == 64
+def test_a_2d_image_keeps_the_engines_plan(plenty_of_memory):
+    model, image = _model("n2v", "YX"), np.zeros((512, 512), np.float32)
+    for pcfg in (PredictConfig(device="cpu"), PredictConfig(tile=64), PredictConfig(max_pass_voxels=10**5)):
+        assert _passes.short_passes(model, image, "YX", pcfg) is pcfg
 
 
-def test_the_widgets_predict_with_the_short_pass_tile(monkeypatch, plenty_of_memory):
+def test_the_widgets_predict_with_the_short_pass_bound(monkeypatch, plenty_of_memory):
     from napari_selfsup_denoise.engine import checks, predict
 
     asked: list[int | None] = []
 
     def _predict(model, data, pcfg, **kwargs):
-        asked.append(pcfg.tile)
+        asked.append(pcfg.max_pass_voxels)
         return np.zeros(data.shape, np.float32)
         yield  # a generator, like the engine's
 
@@ -79,7 +78,8 @@ def test_the_widgets_predict_with_the_short_pass_tile(monkeypatch, plenty_of_mem
     model, image = _model("n2v", "ZYX"), np.zeros((32, 192, 192), np.float32)
     phases = [ev.name for ev in checked_predict(model, image, PredictConfig(device="cpu"), "ZYX")]
     assert phases == ["image-check", "denoising"]
-    assert asked == [_passes.short_pass_tile(model, image, "ZYX", PredictConfig(device="cpu"))] and asked[0]
+    assert asked == [_passes.short_passes(model, image, "ZYX", PredictConfig(device="cpu")).max_pass_voxels]
+    assert asked[0]
 
 
 def test_stop_inside_ends_the_pass_at_the_next_module_of_this_thread_only():

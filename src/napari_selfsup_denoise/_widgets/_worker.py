@@ -15,7 +15,7 @@ from typing import Any
 
 from ..config import PredictConfig, TrainConfig
 from ._abort import Stopped, stop_inside
-from ._passes import short_pass_tile
+from ._passes import short_passes
 
 _log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def checked_predict(
 ) -> Generator[Any, None, Prediction | None]:
     """Self-check ``model`` on ``data`` (the safer output when the posterior is suspect), predict, take limits.
 
-    Prediction runs in passes of :func:`._passes.short_pass_tile`, and ``stop`` ends it inside
+    Prediction runs in the passes of :func:`._passes.short_passes`, and ``stop`` ends it inside
     a forward pass (:mod:`._abort`); returns None when ``stop`` was set. Yields a :class:`Phase`
     as the check and the prediction start, then the engine's ``PredictProgress``.
     """
@@ -137,7 +137,7 @@ def checked_predict(
         try:
             yield Phase("image-check")
             decision = decide(model, data, axes, pcfg.output)
-            pcfg = dataclasses.replace(pcfg, output=decision.output, tile=short_pass_tile(model, data, axes, pcfg))
+            pcfg = short_passes(model, data, axes, dataclasses.replace(pcfg, output=decision.output))
             yield Phase("denoising")
             res = yield from predict(model, data, pcfg, axes=axes, stop=stop, **kwargs)
         except Stopped:
