@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..config import ResolvedConfig
+from ..defaults import ALGORITHM_DEFAULTS
 from ._step import make_optimiser, optimiser_step, train_batch
 from ._training import RunState, lr_at, warmup_share
 from .data import PatchSampler
@@ -32,6 +33,13 @@ PROBE_STEPS = 3  # timed throw-away steps; the first (caches, allocations) is no
 PROBE_SHARE = 0.05  # ... ended early once they have used this share of the budget
 DRIFT = 0.1  # re-plan when the steps the budget still allows differ from the plan by more than this share
 DRIFT_MIN_STEPS = 10  # ... measured over at least this many steps since the last plan
+# A batch above the default that leaves fewer steps than this is said plainly (issue 9 item 2: from random weights
+# on nuclei_pg20, 39 steps gave 28.3 dB at batch 4 and 29.1 at batch 16 where 180 steps at batch 4 gave 31.4).
+FEW_STEPS = 100
+
+
+class ShortRunWarning(UserWarning):
+    """The chosen batch leaves too few optimiser steps in the budget to train well."""
 
 
 @dataclass
@@ -50,6 +58,8 @@ class Schedule:
         Step and elapsed seconds the pace is measured from.
     replans : int
         How often the pace drifted enough to re-plan.
+    step_s : float or None
+        The timed seconds per step the plan used (None: a step budget).
     drifting : bool
         Whether the last check saw the pace drift (the next one, on a fresh window, decides).
     """
@@ -60,6 +70,7 @@ class Schedule:
     since: tuple[int, float] = (0, 0.0)
     replans: int = 0
     drifting: bool = False
+    step_s: float | None = None
 
     def lr(self, step: int) -> float:
         """The learning rate of step ``step`` (0-based)."""
@@ -104,7 +115,27 @@ def plan(cfg: ResolvedConfig, step_s: float | None, elapsed: float, overhead_s: 
     if cfg.max_seconds is None or step_s is None:
         return Schedule(cfg, cfg.max_steps)
     fits = int(max(0.0, cfg.max_seconds - elapsed) / max(step_s + overhead_s, 1e-9))
-    return Schedule(cfg, min(cfg.max_steps, round_steps(fits)), timed=True, since=(0, elapsed))
+    return Schedule(cfg, min(cfg.max_steps, round_steps(fits)), timed=True, since=(0, elapsed), step_s=step_s)
+
+
+def few_steps_note(sched: Schedule, ndim: int) -> str:
+    """A plain warning when a batch above the algorithm's default leaves fewer than :data:`FEW_STEPS` steps.
+
+    Empty otherwise. The batch is the person's choice and is kept; the note says what it costs and what
+    to try. On a CPU a larger batch processes no more patches per second, so it makes proportionally
+    fewer steps in the same time (docs/benchmarks.md, "Batch scaling").
+    """
+    cfg = sched.cfg
+    default = int(ALGORITHM_DEFAULTS[cfg.algorithm][ndim]["batch_size"])
+    if cfg.batch_size <= default or sched.total >= FEW_STEPS:
+        return ""
+    pace = f" ({sched.step_s:.2g} s a step on this device)" if sched.step_s else ""
+    return (
+        f"batch {cfg.batch_size} leaves only {sched.total} optimiser steps in this budget{pace}; fewer than "
+        f"{FEW_STEPS} train the network little (from random weights the result stays far below a longer run's). "
+        f"A smaller batch (the default is {default}) makes more steps in the same time on a device whose "
+        "throughput does not grow with the batch, such as a CPU; or give a longer budget"
+    )
 
 
 def schedule_for(

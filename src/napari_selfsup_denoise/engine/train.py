@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections.abc import Generator
 from typing import Any
 
@@ -13,9 +14,9 @@ import torch
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
-from ._schedule import Schedule, schedule_for
+from ._schedule import Schedule, ShortRunWarning, few_steps_note, schedule_for
 from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
-from ._training import Preview, RunState, choose_patch, preview_now
+from ._training import Preview, RunState, choose_patch, group_rate, preview_now
 from .arrays import canonical
 from .checks import check_training
 from .data import DataError, Normalisation, PatchSampler, check_finite, fit_normalisation
@@ -132,6 +133,9 @@ def train(
         _track_val(model, sampler, st)  # the weights it starts from are a candidate: a short, hot run cannot lose them
     net.train()
     sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
+    note = few_steps_note(sched, ndim)
+    if note:  # said before the run, and kept in the summary (the widget shows its message)
+        warnings.warn(note, ShortRunWarning, stacklevel=2)
     while st.step < sched.total:
         if stop is not None and stop.is_set():
             st.stopped = "stopped"
@@ -148,6 +152,7 @@ def train(
     read_pending(st)  # the steps since the last read
     model = _finish(model, sampler, st)
     model.summary["planned_steps"], model.summary["replans"] = sched.total, sched.replans
+    model.summary["message"] = ". ".join(m for m in (note, model.summary["message"]) if m)
     model.summary["start"] = start_record(start, init is not None)
     if asked == AUTO:
         model.summary["algorithm_choice"] = algorithm_choice(asked, ndim)
@@ -168,8 +173,8 @@ def _one_step(
     cfg, net, device = model.config, model.net, next(model.net.parameters()).device
     ts = st.elapsed()
     lr = sched.lr(st.step)  # step-based: the clock only sets the run's length (see _schedule)
-    for g in opt.param_groups:
-        g["lr"] = lr * g.get("lr_scale", 1.0)
+    for g in opt.param_groups:  # a group with its own rate (the noise model) is not raised with the batch
+        g["lr"] = group_rate(cfg, lr, g["lr_scale"]) if "lr_scale" in g else lr
     batch = train_batch(sampler, cfg.batch_size, model.ndim == 2, device)
     optimiser_step(model.method, net, opt, batch, gen, dtype, st)
     st.step += 1
