@@ -55,12 +55,14 @@ def measure(algorithm: str, extra: dict[str, Any], steps: int, timed: bool) -> d
     from napari_selfsup_denoise.engine.checks import decide
     from napari_selfsup_denoise.engine.predict import predict
     from napari_selfsup_denoise.engine.train import train
+    from napari_selfsup_denoise.prior import resolve_start
 
     data = noisy_nuclei_3d()[0][0]
     cfg = TrainConfig(axes="ZYX", algorithm=algorithm, max_steps=steps, max_seconds=None, seed=0, **extra)
     r = resolve_defaults(cfg, 3)
+    start = resolve_start(cfg, tuple(data.shape))  # as the widget and the CLI start (blind-spot: the 3D prior)
     stop = threading.Event()
-    gen = train(data, cfg.replace(max_steps=steps + 2), stop=stop)  # no step budget's end inside the figures
+    gen = train(data, cfg.replace(max_steps=steps + 2), stop=stop, start=start)  # no step budget's end inside
     next(gen)  # setup and a warm-up step (allocations, kernels) outside the figures
     gflop, secs, _ = _counted(lambda: [next(gen) for _ in range(steps)])
     stop.set()  # as a user's Stop: the final validation and the self-check follow
@@ -68,6 +70,7 @@ def measure(algorithm: str, extra: dict[str, Any], steps: int, timed: bool) -> d
     ck_gflop, ck_secs, _ = _counted(lambda: decide(model, data, "ZYX"))
     row: dict[str, Any] = {
         "algorithm": algorithm,
+        "start": start.source.get("name") or start.source.get("kind"),
         "batch": r.batch_size,
         "patch": f"{r.patch_size_z}x{r.patch_size}x{r.patch_size}",
         "depth": r.depth,

@@ -14,12 +14,12 @@ with a 10 ms QTimer:
   viewer: the preview layer renamed, or a new layer when there was no preview);
   a figure that cannot be measured is NaN and ``nan_because`` says why;
 - ``--stop-after S``: ``stop_latency_s``, the time from pressing Stop (S seconds after
-  the first step) until the first denoised tile reaches the main thread (target < 1 s;
-  bounded below by one training step, which the engine does not interrupt), split into
-  ``stop_to_model_s`` (the step in progress, the final validation and the end-of-training
-  self-check: training has returned its model), ``image_check_s`` (the self-check of the
-  model on the image, :func:`engine.checks.decide`) and ``first_window_s`` (the first
-  denoise window's forward pass);
+  the first step) until the first denoised tile reaches the main thread (target < 1 s), split into
+  ``stop_to_ended_s`` (until training says it has ended: the step in progress, which the engine
+  ends inside its forward or backward pass), ``stop_to_model_s`` (also the final validation,
+  when there is a choice to make, and the end-of-training self-check: training has returned
+  its model), ``image_check_s`` (the self-check of the model on the image,
+  :func:`engine.checks.decide`) and ``first_window_s`` (the first denoise window's forward pass);
 - ``end_of_training_s``: from the last training step's event to the returned model
   (the final validation and the self-check), with or without Stop;
 - ``--close-during-denoise``: how long ``viewer.close()`` blocks when it is called
@@ -69,6 +69,7 @@ MISSING = {
     "result": "no layer named '{result}' appeared (the run failed or its result was discarded: see 'status')",
     "trained": "training returned no model to check (the run failed, or denoising was off)",
     "checked": "the self-check of the model on the image did not end (the run failed: see 'status')",
+    "ended": "training never said it had ended (an engine without TrainProgress.phase, or the run failed)",
 }
 
 
@@ -77,6 +78,7 @@ def _nan_because(watch: Watch, result: str, figures: dict[str, Any]) -> dict[str
     need = {"gap_training_s": ("denoising",), "gap_result_s": ("denoising", "result")}
     need |= {"train_to_result_s": ("result",), "stop_latency_s": ("denoising",), "stop_to_model_s": ("trained",)}
     need |= {"end_of_training_s": ("trained",), "image_check_s": ("checked",), "first_window_s": ("denoising",)}
+    need |= {"stop_to_ended_s": ("ended",)}
     out = {}
     for key, value in figures.items():
         missing = [m for m in need.get(key, ()) if m not in watch.marks]
@@ -98,7 +100,9 @@ def _drive(app: Any, viewer: Any, widget: Any, watch: Watch, args: argparse.Name
     from napari_selfsup_denoise.engine.events import PredictProgress, TrainProgress
 
     def _on_event(ev: Any) -> None:
-        if isinstance(ev, TrainProgress):
+        if isinstance(ev, TrainProgress) and getattr(ev, "phase", "training") != "training":
+            watch.mark("ended")  # training has ended: the final validation and the self-check run now
+        elif isinstance(ev, TrainProgress):
             watch.mark("first step")
             watch.marks["last step"] = time.perf_counter()
         elif isinstance(ev, PredictProgress):
@@ -164,6 +168,7 @@ def _figures(watch: Watch, result: str, why: bool) -> dict[str, Any]:
     out["end_of_training_s"] = _span(watch, "last step", "trained")
     if "stop" in watch.marks:
         out["stop_latency_s"] = _span(watch, "stop", "denoising")
+        out["stop_to_ended_s"] = _span(watch, "stop", "ended")
         out["stop_to_model_s"] = _span(watch, "stop", "trained")
         out["image_check_s"] = _span(watch, "trained", "checked")
         out["first_window_s"] = _span(watch, "checked", "denoising")

@@ -41,7 +41,8 @@ def train(
     init : Model, optional
         A model to continue training (``start_from`` is then not used).
     on_progress : callable, optional
-        Called with every :class:`TrainProgress`.
+        Called with the :class:`TrainProgress` of every step (not the ``phase="checking"`` event that
+        says training has ended).
     **options
         Any :class:`TrainConfig` field, e.g. ``axes="ZYX"``, ``algorithm="blindspot"``,
         ``max_seconds=120``, ``start_from="random"``.
@@ -66,7 +67,12 @@ def train(
     start = None if init is not None else resolve_start(cfg, tuple(image.shape))
     if start is not None and start.source.get("fallback"):
         warnings.warn(str(start.source["detail"]), PriorWarning, stacklevel=2)
-    return drain(train_gen(image, cfg, stop=stop, target=target, init=init, start=start), on_progress)
+
+    def steps(ev: TrainProgress) -> None:
+        if on_progress is not None and ev.phase == "training":
+            on_progress(ev)
+
+    return drain(train_gen(image, cfg, stop=stop, target=target, init=init, start=start), steps)
 
 
 def denoise(

@@ -29,8 +29,6 @@ from napari_selfsup_denoise.engine.model import Model
 from napari_selfsup_denoise.engine.nets.unet import UNet
 from napari_selfsup_denoise.engine.preview_cost import FORWARD_SHARE
 
-VAL_BATCH = 16  # PatchSampler.val_batch's size
-
 
 @contextlib.contextmanager
 def _forward_voxels(kind: type) -> Iterator[list[int]]:
@@ -61,20 +59,21 @@ CFG_3D = TrainConfig(algorithm="n2v", axes="ZYX", max_steps=20, max_seconds=None
                      preview_every_s=1e9)  # fmt: skip
 
 
-def test_stop_in_3d_ends_with_one_validation_and_a_check_of_a_few_steps(stack):
+def test_stop_in_3d_ends_with_a_check_of_a_few_steps(stack):
     """Old code: the held-out crop 16 x 32 x 128 was predicted in a 64 x 80 x 176 window (4.6 training steps),
-    and the image check's 16 x 64 x 64 crop in a 64 x 112 x 112 window (4.1 steps)."""
+    and the image check's 16 x 64 x 64 crop in a 64 x 112 x 112 window (4.1 steps), after a validation of
+    the only candidate (no weights were validated before: it could not change the model returned)."""
     stop = threading.Event()
     gen = train_mod.train(stack, CFG_3D, stop=stop)
     next(gen)
     next(gen)
     stop.set()
+    assert next(gen).phase == "checking"  # training has ended; what follows is its end
     with _forward_voxels(UNet) as seen, pytest.raises(StopIteration) as end:
         next(gen)
     model = end.value.value
     step = model.config.batch_size * int(np.prod(model.summary["patch"]))  # voxels of one training step
-    assert seen[0] == VAL_BATCH * step // model.config.batch_size  # the final validation: one batch
-    assert sum(seen[1:]) * FORWARD_SHARE <= budget.CHECK_STEPS * step  # the self-check
+    assert sum(seen) * FORWARD_SHARE <= budget.CHECK_STEPS * step  # the self-check, and no validation
     assert model.check.held_out and budget.MIN_VOXELS <= model.check.pixels <= 2 * budget.MAX_VOXELS_3D
     with _forward_voxels(UNet) as seen:
         decision = checks.decide(model, stack, "ZYX")  # what denoising starts with
@@ -142,3 +141,30 @@ def test_the_validation_batch_is_at_most_four_training_batches(batch, patches):
                     next(gen)
     assert sizes == [patches]
     assert seen[1] == patches * 16 * 16  # the forward pass after the step's is the validation's
+
+
+def test_a_stop_validates_only_to_choose_between_candidates(monkeypatch):
+    """Old code: a Stop before any validation validated the only candidate (its loss cannot change the model)."""
+    calls = []
+    real = train_mod.validate
+    monkeypatch.setattr(train_mod, "validate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    img = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(np.float32)
+    cfg = TrainConfig(algorithm="n2v", axes="YX", max_steps=20, max_seconds=None, patch_size=16, batch_size=2,
+                      depth=1, base_channels=4, seed=0, val_fraction=0.3)  # fmt: skip
+
+    def stopped_after_two(init: Model | None = None) -> Model:
+        calls.clear()
+        stop = threading.Event()
+        gen = train_mod.train(img, cfg, stop=stop, init=init)
+        next(gen)
+        next(gen)
+        stop.set()
+        with pytest.raises(StopIteration) as end:
+            while True:
+                next(gen)
+        return end.value.value
+
+    first = stopped_after_two()
+    assert calls == [] and first.summary["steps"] == 2 and first.summary["best_val_loss"] is None
+    again = stopped_after_two(init=first)  # its starting weights are validated: a choice to make after Stop
+    assert len(calls) == 2 and again.summary["best_val_loss"] is not None

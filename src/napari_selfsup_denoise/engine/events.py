@@ -11,7 +11,7 @@ import numpy as np
 
 @dataclass(frozen=True, kw_only=True)
 class TrainProgress:
-    """One optimiser step of training.
+    """One optimiser step of training (or, with ``phase="checking"``, its end).
 
     Attributes
     ----------
@@ -33,6 +33,10 @@ class TrainProgress:
         Fitted noise-model parameters (blind-spot), in the image's intensity units.
     message : str
         Anything worth telling the user (divergence, restored weights, ...).
+    phase : str
+        "training" for a step; "checking" once, when training has ended (its budget, Stop or
+        divergence) and the final validation and the self-check run before the model is returned
+        (the figures are the last step's).
     """
 
     step: int
@@ -46,6 +50,7 @@ class TrainProgress:
     preview: np.ndarray | None = field(default=None, repr=False)
     noise: dict[str, float] | None = None
     message: str = ""
+    phase: str = "training"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,8 @@ import torch
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
-from ._schedule import Schedule, ShortRunWarning, few_steps_note, schedule_for
+from ._abort import Stopped, saved_buffers, undo_step, watch
+from ._schedule import Schedule, ShortRunWarning, few_steps_note, plan, schedule_for
 from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
 from ._training import Preview, RunState, choose_patch, group_rate, preview_now
 from .arrays import canonical
@@ -85,7 +86,9 @@ def train(
     config : TrainConfig, optional
         Algorithm, budgets and hyper-parameters.
     stop : threading.Event, optional
-        Set it to end training after the current step; a usable model is still returned.
+        Set it to end training: the step in progress ends inside its forward or backward pass and is
+        discarded (no update from it); a usable model is still returned. The last event then has
+        ``phase="checking"`` (as at every end of training): the final validation and self-check follow.
     target : array-like, optional
         Second noisy acquisition for Noise2Noise (same shape as ``image``).
     preview : callable or array, optional
@@ -132,17 +135,24 @@ def train(
     if sampler.has_validation and (init is not None or (start is not None and start.state is not None)):
         _track_val(model, sampler, st)  # the weights it starts from are a candidate: a short, hot run cannot lose them
     net.train()
-    sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
+    try:
+        with watch(net, stop):
+            sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
+    except Stopped:  # Stop during the timed probe (a copy of the network): the run itself is untouched
+        sched, st.stopped = plan(cfg, None, 0.0), "stopped"
     note = few_steps_note(sched, ndim)
     if note:  # said before the run, and kept in the summary (the widget shows its message)
         warnings.warn(note, ShortRunWarning, stacklevel=2)
-    while st.step < sched.total:
+    while st.step < sched.total and st.stopped != "stopped":
         if stop is not None and stop.is_set():
             st.stopped = "stopped"
             break
         if cfg.max_seconds is not None and st.elapsed() >= cfg.max_seconds:
             break
-        yield _one_step(model, opt, sampler, gen, dtype, st, preview, stop, sched)
+        ev = _step_or_stop(model, opt, sampler, gen, dtype, st, preview, stop, sched)
+        if ev is None:  # Stop inside the step: it was abandoned (or, after its update, its preview)
+            break
+        yield ev
         if st.bad >= MAX_BAD_STEPS:
             st.stopped, st.message = (
                 "diverged",
@@ -150,6 +160,7 @@ def train(
             )
             break
     read_pending(st)  # the steps since the last read
+    yield _ended(st, sched)  # the final validation and the self-check follow
     model = _finish(model, sampler, st)
     model.summary["planned_steps"], model.summary["replans"] = sched.total, sched.replans
     model.summary["message"] = ". ".join(m for m in (note, model.summary["message"]) if m)
@@ -157,6 +168,42 @@ def train(
     if asked == AUTO:
         model.summary["algorithm_choice"] = algorithm_choice(asked, ndim)
     return model
+
+
+def _step_or_stop(
+    model: Model,
+    opt: torch.optim.Optimizer,
+    sampler: PatchSampler,
+    gen: torch.Generator,
+    dtype: torch.dtype,
+    st: RunState,
+    preview: Preview | np.ndarray | None,
+    stop: threading.Event | None,
+    sched: Schedule,
+) -> TrainProgress | None:
+    """:func:`_one_step`, ended inside its forward or backward pass by ``stop``: None then (see :mod:`._abort`).
+
+    A step stopped before its optimiser update is undone (no update, batch-norm statistics restored);
+    one stopped after it (in its validation or preview) is kept.
+    """
+    step, saved = st.step, saved_buffers(model.net) if stop is not None else []
+    try:
+        with watch(model.net, stop):
+            return _one_step(model, opt, sampler, gen, dtype, st, preview, stop, sched)
+    except Stopped:
+        if st.step == step:
+            undo_step(model.net, opt, saved)
+        model.net.train()  # a validation or preview cut short leaves eval mode on
+        st.stopped = "stopped"
+        return None
+
+
+def _ended(st: RunState, sched: Schedule) -> TrainProgress:
+    """The event that says training has ended and the final validation and self-check run now."""
+    return TrainProgress(
+        step=st.step, total=st.step, loss=st.loss, val_loss=st.val_loss, elapsed=st.elapsed(), eta=0.0,
+        steps_per_s=st.rate, lr=sched.lr(max(st.step - 1, 0)), message=st.message, phase="checking",
+    )  # fmt: skip
 
 
 def _one_step(
@@ -225,8 +272,11 @@ def _track_val(model: Model, sampler: PatchSampler, st: RunState) -> None:
 
 def _finish(model: Model, sampler: PatchSampler, st: RunState) -> Model:
     """Restore the best-validation weights and fill in the summary."""
-    if sampler.has_validation and st.step > 0 and st.stopped != "diverged" and st.val_step != st.step:
-        _track_val(model, sampler, st)  # not again when the last step was just validated (a step budget's end)
+    # Not again when the last step was just validated (a step budget's end); after a Stop, only to choose
+    # between candidates: with none validated yet the current weights are returned whatever their loss.
+    again = st.val_step != st.step and (st.stopped != "stopped" or st.best_state is not None)
+    if sampler.has_validation and st.step > 0 and st.stopped != "diverged" and again:
+        _track_val(model, sampler, st)
     if st.best_state is not None:
         model.net.load_state_dict(st.best_state)
         if st.best_step == 0 and st.step > 0 and not st.message:
