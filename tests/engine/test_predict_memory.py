@@ -112,3 +112,28 @@ def test_decoder_levels_run_on_their_cuts(monkeypatch):
     level0 = (96 + back - 42, 96 + 2 * side - 44)
     assert seen[1::2] == [level0] * net.directions  # (each direction: level 1, then level 0)
     assert math.prod(level0) < 0.6 * (96 + back) * (96 + 2 * side)
+
+
+def _head_peak(net, features: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The fuse layers' output on ``features`` (handed over) and the peak bytes of the run."""
+    box, peak = [features], PeakBytes()
+    peak.track(box[0])
+    del features
+    with torch.inference_mode(), peak:
+        out = core._head(net, box)
+    return out, peak.peak
+
+
+def test_the_fuse_layers_run_in_slabs_with_the_same_output_and_less_memory(monkeypatch):
+    """Where the fuse layers' peak dominates (large cores), slabs keep it near the features' size."""
+    model = _model(2, 1)
+    net, n = model.net, 4 * 8  # 4 directions x 8 channels of features
+    features = torch.randn(1, n, 256, 192).contiguous(memory_format=torch.channels_last)
+    whole, whole_peak = _head_peak(net, features.clone())
+    monkeypatch.setattr(core, "HEAD_SLAB", 4096)  # 21 rows of the 192-wide core
+    slabs, slab_peak = _head_peak(net, features.clone())
+    torch.testing.assert_close(slabs, whole, rtol=1e-5, atol=1e-6)
+    assert whole_peak >= 2 * features.nbytes and slab_peak <= 1.2 * features.nbytes, (whole_peak, slab_peak)
+    window = (256 + 2 * model.margin, 192 + 2 * model.margin)
+    claimed, counted = core.core_bytes(net, window, model.margin), _peak(model, window)
+    assert counted <= claimed <= 1.3 * counted, (counted, claimed)

@@ -33,6 +33,7 @@ from .blindspot import BlindSpotNet, Branch, HalfBlock, _empty, _first_input, _h
 from .reach import branch_reach
 
 FLOAT_BYTES = 4
+HEAD_SLAB = 1 << 18  # voxels per run of the fuse layers, whose outputs then stay small next to the features
 
 
 def context(depth: int, multiple: int) -> tuple[int, int]:
@@ -173,8 +174,8 @@ def core_bytes(net: BlindSpotNet, window: tuple[int, ...], margin: int, batch: i
     Counted from the tensors alive at the peaks, next to the directions' features gathered so far: a
     branch's first block (its input and two outputs, with their extra rows), or its last decoder level
     (the skip, the contiguous copy of its cut and the first convolution's output, and the level below);
-    or the first fuse layer (its input and output). The window and its turned copy, the posterior's maps
-    and, with ``tta``, a transformed copy of the window count on top.
+    or the fuse layers (the features, and two layers' outputs on :data:`HEAD_SLAB` voxels). The window
+    and its turned copy, the posterior's maps and, with ``tta``, a transformed copy count on top.
     """
     first: HalfBlock = net.branch.enc[0]  # type: ignore[assignment]
     base, channels, nd = first.conv1.out_channels, net.channels, len(window)
@@ -187,7 +188,9 @@ def core_bytes(net: BlindSpotNet, window: tuple[int, ...], margin: int, batch: i
         cut = (v[0] - r + 4) * math.prod(n - 2 * c for n in v[1:])
         branch = max(branch, encoder, base * (math.prod(v) + math.prod(v) // 2**nd + 2 * cut))
     extra = channels * (math.prod(window) * (3 if tta else 2) + 12 * core)
-    return FLOAT_BYTES * batch * (max(features + branch, 2 * features) + extra)
+    slabs = batch * core > HEAD_SLAB  # else the features are freed after the first layer (see _head)
+    head = batch * features + (net.directions + (2 if slabs else 0)) * base * min(HEAD_SLAB, batch * core)
+    return FLOAT_BYTES * (max(batch * (features + branch), head) + batch * extra)
 
 
 def core_forward(net: BlindSpotNet, x: torch.Tensor, margin: int) -> torch.Tensor:
@@ -213,7 +216,27 @@ def core_forward(net: BlindSpotNet, x: torch.Tensor, margin: int) -> torch.Tenso
             f"margin {margin} must be a multiple of {net.multiple} and at least {max(back, side)}, "
             "the context a branch reads"
         )
-    return net.head(_features(net, x, margin, back, side))
+    return _head(net, [_features(net, x, margin, back, side)])
+
+
+def _head(net: BlindSpotNet, box: list[torch.Tensor]) -> torch.Tensor:
+    """``net.head(features)``, run on slabs of :data:`HEAD_SLAB` voxels along axis 2 (it acts on each voxel alone).
+
+    ``box`` holds the features; unslabbed, they are handed over, so the head frees them after its first layer.
+    """
+    n, width = box[0].shape[2], box[0].shape[0] * math.prod(box[0].shape[3:])
+    rows = max(1, HEAD_SLAB // width)
+    if rows >= n:
+        return net.head(box.pop())
+    features = box.pop()
+    out: torch.Tensor | None = None
+    for r in range(0, n, rows):
+        part = net.head(features.narrow(2, r, min(rows, n - r)))
+        if out is None:
+            out = _empty(part, (part.shape[0], part.shape[1], n, *part.shape[3:]))
+        out.narrow(2, r, part.shape[2]).copy_(part)
+    assert out is not None
+    return out
 
 
 def _features(net: BlindSpotNet, x: torch.Tensor, margin: int, back: int, side: int) -> torch.Tensor:
