@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import PredictConfig, TrainConfig
 from ._abort import Stopped, stop_inside
+from ._collector import hold_while
 from ._passes import short_passes
 
 _log = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ def start_worker(func: Callable[..., Any], *args: Any, handlers: dict[str, Calla
     An exception in the worker becomes an error notification (see :func:`report`)
     before the ``errored`` handler runs; the worker class is superqt's plain one so
     that the notification is shown exactly once whatever napari's own relay does.
+    While it runs, full garbage collections skip the objects that existed before (:mod:`._collector`).
     """
     from napari.qt.threading import create_worker
     from superqt.utils import GeneratorWorker
@@ -209,6 +211,7 @@ def start_worker(func: Callable[..., Any], *args: Any, handlers: dict[str, Calla
         _connect={**handlers, "errored": _on_errored},
         **kwargs,
     )
+    hold_while(worker)
     worker.start()
     return worker
 
