@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from napari_selfsup_denoise._widgets import _passes
-from napari_selfsup_denoise._widgets._abort import Stopped, stop_inside
 from napari_selfsup_denoise._widgets._worker import checked_predict
 from napari_selfsup_denoise.config import PredictConfig, TrainConfig, resolve_defaults
+from napari_selfsup_denoise.engine._abort import Stopped, stop_inside
 from napari_selfsup_denoise.engine.events import PredictProgress
 
 GIB = 1024**3

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import PredictConfig, TrainConfig
-from ._abort import Stopped, stop_inside
 from ._collector import hold_while
 from ._passes import short_passes
 
@@ -126,9 +125,10 @@ def checked_predict(
     """Self-check ``model`` on ``data`` (the safer output when the posterior is suspect), predict, take limits.
 
     Prediction runs in the passes of :func:`._passes.short_passes`, and ``stop`` ends it inside
-    a forward pass (:mod:`._abort`); returns None when ``stop`` was set. Yields a :class:`Phase`
+    a forward pass (:mod:`..engine._abort`); returns None when ``stop`` was set. Yields a :class:`Phase`
     as the check and the prediction start, then the engine's ``PredictProgress``.
     """
+    from ..engine._abort import Stopped, stop_inside  # torch: the docks open without it (_warm.py)
     from ..engine.checks import decide
     from ..engine.predict import predict
     from ._layers import robust_limits
