@@ -73,3 +73,32 @@ def test_denoise_section_adds_the_result_without_main_thread_statistics(
     qtbot.waitUntil(lambda: widget.denoise.is_idle(), timeout=120_000)
     assert worker is not None and "cells denoised [1]" in viewer.layers
     assert main_thread_stats == []
+
+
+def test_a_new_preview_of_the_same_region_refreshes_its_layer_once(make_napari_viewer, monkeypatch):
+    """Each preview replaces the layer's data; the placement is set again only when the region moved."""
+    from napari.components.viewer_model import ViewerModel
+    from napari.layers import Layer
+
+    from napari_selfsup_denoise._widgets._layers import snapshot
+    from napari_selfsup_denoise._widgets._preview import show_preview
+
+    viewer = make_napari_viewer()
+    stack = viewer.add_image(np.zeros((8, 48, 48), np.float32), name="stack", scale=(2.0, 1.0, 1.0))
+    snap, region = snapshot(stack), ((3, slice(0, 48), slice(0, 48)), (3, 0, 0))
+    layer = show_preview(viewer, snap, np.ones((48, 48), np.float32), region)
+    calls: list[str] = []
+    for cls, name in ((Layer, "refresh"), (ViewerModel, "_on_layers_change")):
+        real = getattr(cls, name)
+
+        def _counting(self: Any, *args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, _counting)
+    show_preview(viewer, snap, np.full((48, 48), 2.0, np.float32), region)
+    assert float(layer.data.max()) == 2.0 and tuple(layer.translate) == (6.0, 0.0, 0.0)
+    assert calls.count("refresh") == 1 and calls.count("_on_layers_change") == 1  # old code: 2 and 2
+    calls.clear()
+    show_preview(viewer, snap, np.full((48, 48), 3.0, np.float32), ((5, slice(0, 48), slice(0, 48)), (5, 0, 0)))
+    assert tuple(layer.translate) == (10.0, 0.0, 0.0) and calls.count("refresh") == 2  # moved: placed again

@@ -128,7 +128,8 @@ def show_preview(viewer: Any, snap: Snapshot, pv: np.ndarray, region: Region) ->
     if name in viewer.layers:
         layer = viewer.layers[name]
         layer.data = data
-        layer.translate = translate
+        if not np.allclose(layer.translate, translate):  # each setter re-slices the layer and the viewer's ranges
+            layer.translate = translate
         return layer
     # The source's limits (same intensity scale), fixed, so later previews show the improvement;
     # limits taken from an early, barely trained preview would saturate the later ones.
