@@ -135,3 +135,16 @@ def test_the_core_path_costs_what_was_counted(ndim, depth, base, edge, kflop):
     with torch.inference_mode(), counter:
         core.core_forward(net, torch.empty((1, 1, *(edge + 2 * m,) * ndim), device="meta"), m)
     assert counter.get_total_flops() / edge**ndim <= kflop * 1e3
+
+
+def test_module_hooks_see_every_level_of_every_direction():
+    """A stop inside the pass (module pre-hooks, ``engine._abort``) is checked at each encoder and decoder level."""
+    net = _net(2, 2)
+    calls: list[torch.nn.Module] = []
+    for module in net.modules():
+        module.register_forward_pre_hook(lambda mod, _args: calls.append(mod))
+    m = net.margin
+    with torch.inference_mode():
+        core.core_forward(net, torch.randn(1, 2, 16 + 2 * m, 8 + 2 * m), m)
+    for block in [*net.branch.enc, *(dec.conv2 for dec in net.branch.dec)]:
+        assert sum(c is block for c in calls) == net.directions

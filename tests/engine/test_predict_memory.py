@@ -101,9 +101,9 @@ def test_decoder_levels_run_on_their_cuts(monkeypatch):
     seen: list[tuple[int, ...]] = []
     real = core._decode
 
-    def decode(block, low, skip, shift):
+    def decode(block, low, skip):
         seen.append(tuple(skip[0].shape[2:]))
-        return real(block, low, skip, shift)
+        return real(block, low, skip)
 
     monkeypatch.setattr(core, "_decode", decode)
     m = net.margin

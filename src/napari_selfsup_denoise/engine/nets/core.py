@@ -29,7 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .blindspot import BlindSpotNet, Branch, HalfBlock, _empty, _first_input, _half_conv, _leaky, _turn, half_pool
+from .blindspot import BlindSpotNet, Branch, HalfBlock, _empty, _first_input, _leaky, _turn, half_pool
 from .reach import branch_reach
 
 FLOAT_BYTES = 4
@@ -102,9 +102,10 @@ def _branch_core(branch: Branch, x: torch.Tensor, back: int, side: int) -> torch
         low = _cut(h, r // 2 - at[0], (rows[i] - r) // 2, c // 2 - at[1], [n // 2 for n in sizes])
         del h  # the level below is used up once ``low`` is
         dec: HalfBlock = branch.dec[i]  # type: ignore[assignment]
-        h, at = _decode(dec, low, [_cut(skips.pop(), r, rows[i] - r, c, sizes)], i == 0), (r, c)
+        h, at = _decode(dec, low, [_cut(skips.pop(), r, rows[i] - r, c, sizes)]), (r, c)
         del low
-    return _cut(h, back - at[0], rows[0] - back, side - at[1], [n - 2 * side for n in x.shape[3:]])
+    # the final one-row shift: output row j is row j - 1 of the last level's (unshifted) output
+    return _cut(h, back - at[0] - 1, rows[0] - back, side - at[1], [n - 2 * side for n in x.shape[3:]])
 
 
 def phase_weights(w: torch.Tensor) -> torch.Tensor:
@@ -123,14 +124,16 @@ def phase_weights(w: torch.Tensor) -> torch.Tensor:
     return k.flatten(0, 1)
 
 
-def _decode(block: HalfBlock, low: torch.Tensor, skip: list[torch.Tensor], shift: bool) -> torch.Tensor:
-    """``block(_up_cat(low, skip[0], rows), shift)``, the upsampled half's convolution run on ``low`` by parities.
+def _decode(block: HalfBlock, low: torch.Tensor, skip: list[torch.Tensor]) -> torch.Tensor:
+    """``block(_up_cat(low, skip[0], rows))``, the upsampled half's convolution run on ``low`` by parities.
 
     The first convolution reads ``cat([upsampled low, skip])``: its skip half runs as it is (padded as
     :class:`.HalfBlock` pads: 3 rows, 1 column); on the upsampling, each output parity reads 2 low-resolution
     voxels per axis (:func:`phase_weights`), so that half runs at the low resolution with 2-wide kernels
     (4 of 9 multiplications per voxel in 2D, 8 of 27 in 3D) and is added into every parity's voxels.
-    ``skip`` is a list, emptied here, so the skip is released after its convolution.
+    ``skip`` is a list, emptied here, so the skip is released after its convolution. The second
+    convolution runs as the block's module (its padding is the unshifted block's), so module hooks
+    (a stop inside the pass: ``engine._abort``) see every decoder level.
     """
     nd, c = low.ndim - 2, low.shape[1]
     conv = F.conv3d if nd == 3 else F.conv2d
@@ -144,11 +147,7 @@ def _decode(block: HalfBlock, low: torch.Tensor, skip: list[torch.Tensor], shift
             part = part.narrow(d, p, h.shape[d] // 2)
         h[(slice(None), slice(None), *(slice(p, None, 2) for p in parity))].add_(part)
     del phases
-    h = _leaky(h)
-    h = _leaky(_half_conv(h, block.conv2, 2 if shift else 1))
-    if shift:
-        h.narrow(2, 0, 1).zero_()
-    return h
+    return _leaky(block.conv2(_leaky(h)))
 
 
 def branch_voxels(net: BlindSpotNet, window: tuple[int, ...], margin: int) -> tuple[int, int]:
