@@ -3,10 +3,12 @@
 Counts floating-point operations (``torch.utils.flop_counter``, the same on any
 machine and under any load) and, with ``--time``, wall-clock seconds on this
 machine. Each row is one algorithm with the 3D defaults (or ``--set`` overrides)
-on the plugin's *Noisy nuclei stack (3D)* sample (32 x 192 x 192). The end of
-training is measured as after a user's Stop: the final validation and the
-self-check (``*_end_of_training``), then the self-check of the model on the
-image that denoising starts with (``*_image_check``).
+on the plugin's *Noisy nuclei stack (3D)* sample (32 x 192 x 192), started as the
+widget and the command line start it (blind-spot: from the built-in 3D prior).
+The end of training is measured as after a user's Stop: the final validation
+(when there are validated weights to choose from) and the self-check
+(``*_end_of_training``), then the self-check of the model on the image that
+denoising starts with (``*_image_check``).
 
 Usage::
 
