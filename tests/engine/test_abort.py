@@ -161,3 +161,33 @@ def test_stop_during_a_preview_ends_it_and_keeps_the_step_before_it():
     assert getattr(ended, "phase", None) == "checking" and ended.step == 1  # the step before the preview is kept
     assert after - marks[0] <= 1, "the preview's pass went on after Stop"
     assert _drain(gen).summary["steps"] == 1
+
+
+@pytest.mark.parametrize("where", ["forward", "backward"])
+def test_a_blind_spot_step_ends_inside_its_pass_too(where):
+    """The blind-spot network (its direction branches, noise model): no update from the step Stop cut."""
+    from napari_selfsup_denoise.engine.nets.blindspot import BlindSpotNet
+
+    img = np.random.default_rng(2).normal(100, 10, (128, 128)).astype(np.float32)
+    cfg = TrainConfig(algorithm="blindspot", axes="YX", max_steps=20, max_seconds=None, patch_size=96, batch_size=2,
+                      depth=2, base_channels=8, seed=0, val_fraction=0.0, preview_every_s=1e9)  # fmt: skip
+    stop = threading.Event()
+    with _calls() as seen:
+        gen = train_mod.train(img, cfg, stop=stop)
+        next(gen)
+    net = next(m for m in seen if isinstance(m, BlindSpotNet))
+    after_one = _state(net)
+    convs = list(dict.fromkeys(m for m in seen if isinstance(m, torch.nn.Conv2d)))  # those a step runs, in order
+    reached: list[int] = []
+    if where == "forward":
+        hooks = [convs[len(convs) // 2].register_forward_pre_hook(lambda *_: stop.set())]
+    else:
+        hooks = [convs[-1].weight.register_hook(lambda g: stop.set()),
+                 convs[0].weight.register_hook(lambda g: reached.append(1))]  # fmt: skip
+    ended = next(gen)
+    for h in hooks:
+        h.remove()
+    assert ended.phase == "checking" and ended.step == 1 and reached == []
+    model = _drain(gen)
+    for key, value in _state(model.net).items():
+        assert torch.equal(value, after_one[key]), key
