@@ -191,3 +191,14 @@ def test_a_blind_spot_step_ends_inside_its_pass_too(where):
     model = _drain(gen)
     for key, value in _state(model.net).items():
         assert torch.equal(value, after_one[key]), key
+
+
+def test_only_steps_off_cuda_are_cut_inside():
+    """A CUDA step lasts milliseconds: no hooks there (they cost Python work per module call)."""
+    from napari_selfsup_denoise.engine._abort import cut_event
+
+    stop = threading.Event()
+    net = torch.nn.Conv2d(1, 1, 3)
+    assert cut_event(net, stop) is stop and cut_event(net, None) is None
+    if torch.cuda.is_available():
+        assert cut_event(net.cuda(), stop) is None

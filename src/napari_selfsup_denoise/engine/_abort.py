@@ -69,6 +69,15 @@ def watch(net: nn.Module, stop: threading.Event | None) -> AbstractContextManage
     return nullcontext() if stop is None else stop_inside(net, stop.is_set)
 
 
+def cut_event(net: nn.Module, stop: threading.Event | None) -> threading.Event | None:
+    """``stop`` where a training step lasts long enough to be worth ending inside; None on CUDA.
+
+    A CUDA step lasts milliseconds, while the hooks of :func:`stop_inside` add Python work to every
+    module call; there the step runs to its end as before.
+    """
+    return None if next(net.parameters()).device.type == "cuda" else stop
+
+
 def saved_buffers(net: nn.Module) -> list[torch.Tensor]:
     """Copies of ``net``'s buffers (batch-norm running statistics) before a step that may be abandoned."""
     return [b.detach().clone() for b in net.buffers()]

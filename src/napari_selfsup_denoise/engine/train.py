@@ -14,7 +14,7 @@ import torch
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
-from ._abort import Stopped, saved_buffers, undo_step, watch
+from ._abort import Stopped, cut_event, saved_buffers, undo_step, watch
 from ._schedule import Schedule, ShortRunWarning, few_steps_note, plan, schedule_for
 from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
 from ._training import Preview, RunState, choose_patch, group_rate, preview_now
@@ -136,7 +136,7 @@ def train(
         _track_val(model, sampler, st)  # the weights it starts from are a candidate: a short, hot run cannot lose them
     net.train()
     try:
-        with watch(net, stop):
+        with watch(net, cut_event(net, stop)):
             sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
     except Stopped:  # Stop during the timed probe (a copy of the network): the run itself is untouched
         sched, st.stopped = plan(cfg, None, 0.0), "stopped"
@@ -186,9 +186,10 @@ def _step_or_stop(
     A step stopped before its optimiser update is undone (no update, batch-norm statistics restored);
     one stopped after it (in its validation or preview) is kept.
     """
-    step, saved = st.step, saved_buffers(model.net) if stop is not None else []
+    cut = cut_event(model.net, stop)
+    step, saved = st.step, saved_buffers(model.net) if cut is not None else []
     try:
-        with watch(model.net, stop):
+        with watch(model.net, cut):
             return _one_step(model, opt, sampler, gen, dtype, st, preview, stop, sched)
     except Stopped:
         if st.step == step:
