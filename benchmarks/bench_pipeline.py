@@ -11,7 +11,8 @@ Rows (each printed as one JSON line):
 - ``n2v`` and ``blindspot``: ``Model.denoise`` of a 2048^2 image (untrained
   networks: speed only) at ``--precision``, next to the bare forward pass (the
   method's call of the network, as the pipeline makes it) on the same windows in
-  the same process (``ratio`` = end-to-end MP/s / bare MP/s).
+  the same process (``ratio`` = end-to-end MP/s / bare MP/s); ``peak_rss_gb`` is the
+  process's peak so far (run the row alone to read it as the row's).
 - ``train-data``: training batches per second (blind-spot 4 x 96^2, N2V 16 x 64^2)
   cut on the host and from the image held on the training device (the same draws).
 - ``flops``: the blind-spot row's network work, counted (no clock): floating-point operations
@@ -207,6 +208,9 @@ def network(
     row["MP_per_s"] = round(size * size / s / 1e6, 3)
     bare = _bare(model, size, reps, device, precision)
     row.update({"bare_MP_per_s": round(bare, 3), "ratio": round(size * size / s / 1e6 / bare, 3)})
+    row["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)  # this process so far
+    if torch.cuda.is_available() and device.startswith("cuda"):
+        row["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
     if save and algorithm == "blindspot":
         np.save(save, box["out"])
     if compare and algorithm == "blindspot":
