@@ -102,3 +102,35 @@ def test_a_new_preview_of_the_same_region_refreshes_its_layer_once(make_napari_v
     calls.clear()
     show_preview(viewer, snap, np.full((48, 48), 3.0, np.float32), ((5, slice(0, 48), slice(0, 48)), (5, 0, 0)))
     assert tuple(layer.translate) == (10.0, 0.0, 0.0) and calls.count("refresh") == 2  # moved: placed again
+
+
+def test_progress_events_arriving_together_paint_the_bar_once(qtbot):
+    """A step or a tile sets the bar without QProgressBar's synchronous repaint (each composites napari's canvas)."""
+    from qtpy.QtCore import QEvent, QObject
+    from qtpy.QtWidgets import QApplication, QLabel, QProgressBar, QPushButton
+
+    from napari_selfsup_denoise._widgets._phases import RunView
+
+    bar = QProgressBar()
+    qtbot.addWidget(bar)
+    bar.show()
+    qtbot.waitExposed(bar)
+    view = RunView(bar, QLabel(), QPushButton())
+    view.started()
+    paints: list[int] = []
+
+    class _Paints(QObject):
+        def eventFilter(self, obj: Any, ev: Any) -> bool:  # noqa: N802 (Qt name)
+            if obj is bar and ev.type() == QEvent.Type.Paint:
+                paints.append(bar.value())
+            return False
+
+    counter = _Paints()
+    bar.installEventFilter(counter)
+    QApplication.processEvents()
+    paints.clear()
+    for step in range(1, 6):  # five step events handled in one pass of the event loop
+        view.step(step, 10, 1.0, f"loss {step}")
+    assert paints == []  # old code: five synchronous repaints
+    qtbot.waitUntil(lambda: len(paints) > 0)
+    assert paints[0] == 5 and bar.value() == 5

@@ -6,8 +6,9 @@ has a line per phase (the model's checks, the check on this image, the first
 tile), so a Stop in 3D, seconds of work on a CPU, never looks frozen (issue 10,
 item 13). The bar is never put in Qt's busy mode: its animation repaints the
 whole napari window many times a second, each repaint a composite of the OpenGL
-canvas (tens of ms of main-thread CPU under a software renderer). Nothing here
-touches the viewer.
+canvas (tens of ms of main-thread CPU under a software renderer). For the same
+reason the bar's value is set without QProgressBar's synchronous repaint
+(:func:`set_value`). Nothing here touches the viewer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,21 @@ TEXTS = {
         "stopping…",
     ),
 }
+
+
+def set_value(bar: Any, value: int) -> None:
+    """Set ``bar``'s value, painted with the rest of this event-loop pass.
+
+    ``QProgressBar.setValue`` repaints at once, and every repaint in napari's
+    window composites its OpenGL canvas: one per training step or tile, even when
+    several events arrive together. With updates off during the call, the change
+    is left to one ordinary (coalesced) update.
+    """
+    bar.setUpdatesEnabled(False)
+    try:
+        bar.setValue(value)
+    finally:
+        bar.setUpdatesEnabled(True)  # schedules an update()
 
 
 class RunView:
@@ -73,7 +89,7 @@ class RunView:
         self.phase = "train"
         self.status.setText("starting…")
         self.progress.setRange(0, 100)
-        self.progress.setValue(0)
+        set_value(self.progress, 0)
         self.progress.setFormat("starting…")
         self._stop_button(STOP, True)
 
@@ -89,8 +105,8 @@ class RunView:
         if self.phase != "train":
             return
         self.progress.setRange(0, max(1, total))
-        self.progress.setFormat(f"step {step}/{total} · ETA {clock(eta)}")  # before the value: one repaint
-        self.progress.setValue(step)
+        self.progress.setFormat(f"step {step}/{total} · ETA {clock(eta)}")
+        set_value(self.progress, step)
         self.status.setText(line)
 
     def training_ended(self, step: int) -> None:
@@ -112,7 +128,7 @@ class RunView:
         self.phase = "predict"
         self.progress.setRange(0, max(1, total))
         self.progress.setFormat(f"denoising: tile {done}/{total} · ETA {clock(eta)}")
-        self.progress.setValue(done)
+        set_value(self.progress, done)
 
     def result(self, line: str) -> None:
         """The run returned its model: ``line`` in the status line."""

@@ -24,7 +24,7 @@ from ..io import check_output_path
 from ._axes import file_of, layer_axes_choice
 from ._layers import LayerError, add_result, allocate_output, safe_name, snapshot
 from ._model_box import ModelBox, ModelHolder
-from ._phases import TEXTS
+from ._phases import TEXTS, set_value
 from ._pickers import LayerCombo
 from ._warm import warm_up
 from ._worker import Phase, check_status, checked_predict, notify, start_worker
@@ -212,7 +212,7 @@ class DenoiseSection(QWidget):
             return
         self.progress.setMaximum(max(1, ev.total))
         self.progress.setFormat(f"tile {ev.done}/{ev.total} · ETA {ev.eta:.0f} s")
-        self.progress.setValue(ev.done)
+        set_value(self.progress, ev.done)
 
     def _on_done(self, snap: Any, res: Any, path: str | None) -> None:
         if self._source not in self.viewer.layers:
