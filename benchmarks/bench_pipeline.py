@@ -218,38 +218,6 @@ def network(
     return row
 
 
-def flops(size: int, tile: int | None) -> dict:
-    """FLOPs per output pixel of the blind-spot row's network on its tiling, counted on the meta device."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from napari_selfsup_denoise.engine.predict import auto_tile, plan
-
-    model = _model("blindspot", depth=3, base_channels=32)
-    tile = tile or auto_tile(model, torch.device("cpu"), False)
-    net, m, k = model.net.to("meta"), model.margin, model.multiple
-    _, boxes, px = plan((1, 1, 1, 1, size, size), "YX", None, tile, 2)
-    counts = {"whole": 0, "core": 0}
-    for box in boxes:
-        x = torch.empty((1, 1, *(-(-(hi - lo) // k) * k + 2 * m for lo, hi in box)), device="meta")
-        for name in counts:
-            counter = FlopCounterMode(display=False)
-            with torch.inference_mode(), counter:
-                net(x) if name == "whole" else _core(model, net, x)
-            counts[name] += counter.get_total_flops()
-    row = {"row": "flops", "size": size, "tile": tile, "windows": len(boxes)}
-    row.update({f"{n}_kflop_per_px": round(v / px / 1e3, 1) for n, v in counts.items()})
-    return row
-
-
-def _core(model: Any, net: Any, x: torch.Tensor) -> Any:
-    """The network as the pipeline calls it, where the code has that call (older code: the whole window)."""
-    try:
-        from napari_selfsup_denoise.engine.nets.core import core_forward
-    except ImportError:
-        return net(x)
-    return core_forward(net, x, model.margin)
-
-
 def train_data(size: int, reps: int, device: str) -> dict:
     """Training batches per second cut on the host (numpy) and from data held on the device, same draws."""
     from napari_selfsup_denoise.engine.arrays import canonical
@@ -304,7 +272,9 @@ def main() -> None:
     if "train-data" in rows:
         print(json.dumps(train_data(size, reps, a.device)), flush=True)
     if "flops" in rows:
-        print(json.dumps(flops(size, a.tile)), flush=True)
+        from pipeline_flops import flops  # next to this script
+
+        print(json.dumps(flops(_model("blindspot", depth=3, base_channels=32), size, a.tile)), flush=True)
     for alg in ("n2v", "blindspot"):
         if alg in rows:
             n = 256 if a.quick and alg == "blindspot" else size

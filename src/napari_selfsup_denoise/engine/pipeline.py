@@ -27,7 +27,7 @@ import torch
 
 from ..axes import to_canonical
 from ..config import PredictConfig
-from .arrays import write_block
+from .arrays import canonical, write_block
 from .data import dihedral
 from .device import autocast, is_oom, resolve_precision
 from .events import PredictProgress
@@ -252,3 +252,15 @@ def progress(
             eta=eta,
             info={**info, "splits": pipe.splits, "key": tile.key},
         )
+
+
+def zero_unwritten(arrays: dict[str, Any], axes: str, ndim: int, tiles: list[Tile]) -> None:
+    """Zero the core boxes of ``tiles`` in ``arrays`` (outputs allocated uninitialised, then left by a stop)."""
+    if not arrays:
+        return
+    sink = Sink(arrays, axes, ndim, torch.device("cpu"))
+    channels = canonical(next(iter(arrays.values())), axes).shape[2]
+    for t in tiles:
+        zeros = np.zeros((channels, *(hi - lo for lo, hi in t.box)), dtype=np.float32)
+        for key in arrays:
+            sink.write(key, t.s, t.t, t.box, zeros)

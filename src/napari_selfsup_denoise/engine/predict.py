@@ -20,16 +20,16 @@ import torch
 from torch import nn
 
 from ..config import PredictConfig
-from .arrays import ChunkCache, canonical
-from .data import DataError, Normalisation
+from .arrays import canonical
+from .data import Normalisation
 from .device import available_memory, configure_threads, pick_device
 from .events import PredictProgress
 from .methods import Method
 from .nets.blindspot import BlindSpotNet
 from .nets.core import core_bytes
-from .pipeline import Pipeline, Sink, Tile, batches, progress
+from .pipeline import Pipeline, Sink, Tile, batches, progress, zero_unwritten
 from .tiling import Grid, plan
-from .windows import reflect_index, window_shape
+from .windows import cached, check_size, reflect_index, window_shape
 
 __all__ = [
     "ModelLike",
@@ -173,7 +173,7 @@ def predict(
     if region is None and len(written) < len(tiles):  # stopped early: what was not predicted is zero
         mine = {k: a for k, a in (("denoised", out), ("uncertainty", uncertainty_out)) if own[k]}
         done = set(written)
-        _zero_unwritten(mine, axes, model.ndim, [t for t in tiles if t not in done])
+        zero_unwritten(mine, axes, model.ndim, [t for t in tiles if t not in done])
     return (out, uncertainty_out) if pcfg.uncertainty else out
 
 
@@ -255,7 +255,7 @@ def predict_tiles(
     """
     canon = canonical(cached(image), axes)
     model.check_channels(canon.shape[2])
-    _check_size(canon.shape)
+    check_size(canon.shape)
     device = pick_device(pcfg.device)
     configure_threads()
     model.net.to(device).eval()
@@ -274,38 +274,3 @@ def predict_tiles(
 def _pass_sizes(model: ModelLike, groups: list[list[Tile]]) -> list[int]:
     """Network voxels of each forward pass of ``groups``."""
     return [len(g) * math.prod(window_shape(g[0].box, model.margin, model.multiple)) for g in groups]
-
-
-MIN_PREDICT_PIXELS = 9  # a 3 x 3 neighbourhood; thin lines (1 x 40) still have neighbours, a 1 x 1 image none
-
-
-def _check_size(shape: tuple[int, ...]) -> None:
-    """Refuse planes with too few pixels to predict a pixel from its neighbours (a 1 x 1 image)."""
-    y_size, x_size = shape[4:]
-    if y_size * x_size < MIN_PREDICT_PIXELS:
-        raise DataError(
-            f"the image's Y, X extent ({y_size} x {x_size}) is too small to denoise: each pixel is predicted "
-            f"from its neighbours, which needs at least {MIN_PREDICT_PIXELS} pixels per plane"
-        )
-
-
-def cached(image: Any) -> Any:
-    """``image`` behind a chunk cache when it is a chunked store (zarr-like), so halos are read once."""
-    chunks = getattr(image, "chunks", None)
-    if isinstance(image, np.ndarray | ChunkCache) or not isinstance(chunks, tuple):
-        return image
-    if not all(isinstance(c, int) for c in chunks):  # dask: tuples of block sizes
-        return image
-    return ChunkCache(image)
-
-
-def _zero_unwritten(arrays: dict[str, Any], axes: str, ndim: int, tiles: list[Tile]) -> None:
-    """Zero the core boxes of ``tiles`` in ``arrays`` (outputs allocated uninitialised, then left by a stop)."""
-    if not arrays:
-        return
-    sink = Sink(arrays, axes, ndim, torch.device("cpu"))
-    channels = canonical(next(iter(arrays.values())), axes).shape[2]
-    for t in tiles:
-        zeros = np.zeros((channels, *(hi - lo for lo, hi in t.box)), dtype=np.float32)
-        for key in arrays:
-            sink.write(key, t.s, t.t, t.box, zeros)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .arrays import ChunkCache
 from .data import DataError, Normalisation
 
 Box = tuple[tuple[int, int], ...]
@@ -156,3 +157,26 @@ def empty_batch(n: int, channels: int, shape: tuple[int, ...], device: torch.dev
 def core_slices(box: Box, margin: int) -> tuple[slice, ...]:
     """Where a core box lies inside its window (all channels)."""
     return (slice(None), *(slice(margin, margin + hi - lo) for lo, hi in box))
+
+
+MIN_PREDICT_PIXELS = 9  # a 3 x 3 neighbourhood; thin lines (1 x 40) still have neighbours, a 1 x 1 image none
+
+
+def check_size(shape: tuple[int, ...]) -> None:
+    """Refuse planes (canonical ``shape``) with too few pixels to predict a pixel from its neighbours (1 x 1)."""
+    y_size, x_size = shape[4:]
+    if y_size * x_size < MIN_PREDICT_PIXELS:
+        raise DataError(
+            f"the image's Y, X extent ({y_size} x {x_size}) is too small to denoise: each pixel is predicted "
+            f"from its neighbours, which needs at least {MIN_PREDICT_PIXELS} pixels per plane"
+        )
+
+
+def cached(image: Any) -> Any:
+    """``image`` behind a chunk cache when it is a chunked store (zarr-like), so halos are read once."""
+    chunks = getattr(image, "chunks", None)
+    if isinstance(image, np.ndarray | ChunkCache) or not isinstance(chunks, tuple):
+        return image
+    if not all(isinstance(c, int) for c in chunks):  # dask: tuples of block sizes
+        return image
+    return ChunkCache(image)
