@@ -23,7 +23,7 @@ import torch
 from ..config import ResolvedConfig
 from ..defaults import ALGORITHM_DEFAULTS
 from ._step import make_optimiser, optimiser_step, train_batch
-from ._training import RunState, lr_at, warmup_share
+from ._training import RunState, lr_at, peak_rate, warmup_share
 from .data import PatchSampler
 
 if TYPE_CHECKING:
@@ -72,9 +72,15 @@ class Schedule:
     drifting: bool = False
     step_s: float | None = None
 
+    @property
+    def peak(self) -> float:
+        """The peak learning rate of a run of ``total`` steps (:func:`._training.peak_rate`)."""
+        return peak_rate(self.cfg, self.total)
+
     def lr(self, step: int) -> float:
         """The learning rate of step ``step`` (0-based)."""
-        return lr_at(self.cfg, step / self.total, warmup_share(self.cfg, self.total))
+        peak = self.peak
+        return lr_at(self.cfg, step / self.total, warmup_share(self.cfg, self.total, peak), peak)
 
     def follow(self, step: int, elapsed: float) -> None:
         """Re-plan when the pace would end the run more than :data:`DRIFT` off the plan, twice in a row.

@@ -61,7 +61,23 @@ def table_rate(cfg: ResolvedConfig) -> float:
     return float(ALGORITHM_DEFAULTS[cfg.algorithm][3 if "Z" in (cfg.axes or "") else 2]["learning_rate"])
 
 
-def group_rate(cfg: ResolvedConfig, lr: float, scale: float) -> float:
+WARMUP_MAX_SHARE = 0.25  # the warm-up never takes more than this share of the run
+
+
+def peak_rate(cfg: ResolvedConfig, total_steps: float) -> float:
+    """The run's peak learning rate: ``cfg.learning_rate``, lowered when the run is too short to warm up to it.
+
+    A rate above the table's needs :data:`WARMUP_MIN_STEPS` warm-up steps per unit of gain; a run whose
+    :data:`WARMUP_MAX_SHARE` cannot hold them peaks at the gain it can warm up to (at least the table's rate).
+    Issue 9: from random weights, batch 16 for 39 steps at 8e-3 (a 10-step warm-up) sent the network's mean
+    to -8 dB in 1 seed of 3.
+    """
+    table = table_rate(cfg)
+    fits = max(1.0, WARMUP_MAX_SHARE * total_steps / WARMUP_MIN_STEPS)
+    return cfg.learning_rate if cfg.learning_rate <= table * fits else table * fits
+
+
+def group_rate(cfg: ResolvedConfig, lr: float, scale: float, peak: float | None = None) -> float:
     """The learning rate of a parameter group that learns at ``scale`` times the network's rate ``lr``.
 
     Such a group (the blind-spot noise model: two log-variances at 20x) follows the run's warm-up and
@@ -69,37 +85,39 @@ def group_rate(cfg: ResolvedConfig, lr: float, scale: float) -> float:
     average over every pixel of the batch, as precise at the default batch as at a larger one, so a larger
     batch does not call for larger steps. Scaled with the batch, it outran the network from random weights
     (issue 9: batch 16, 39 steps, noise ``a`` 0.87 -> 0.36, 21.4 dB; at the table's rate 0.61 and 29.1 dB).
-    A rate below the table's scales it down as before.
+    A rate below the table's scales it down as before. ``peak`` is the run's peak rate (:func:`peak_rate`).
     """
-    return lr * scale * min(1.0, table_rate(cfg) / cfg.learning_rate)
+    return lr * scale * min(1.0, table_rate(cfg) / (cfg.learning_rate if peak is None else peak))
 
 
-def warmup_share(cfg: ResolvedConfig, total_steps: float) -> float:
+def warmup_share(cfg: ResolvedConfig, total_steps: float, peak: float | None = None) -> float:
     """Share of the budget spent warming up the learning rate.
 
     ``cfg.warmup_fraction``, or, when longer, :data:`WARMUP_MIN_STEPS` times the
     learning rate's gain over the algorithm's default rate (a batch-scaled or a
     typed higher rate warms up for longer), capped at a quarter of the budget.
     The N2V family at (or below) its default rate keeps ``cfg.warmup_fraction``.
-    ``total_steps`` is the (estimated) number of steps of the run.
+    ``total_steps`` is the (estimated) number of steps of the run, ``peak`` its peak rate (default the config's).
     """
-    gain = cfg.learning_rate / table_rate(cfg)
+    gain = (cfg.learning_rate if peak is None else peak) / table_rate(cfg)
     if cfg.algorithm != "blindspot" and gain <= 1.0:
         return cfg.warmup_fraction  # the N2V family at its own rate: as measured (docs/benchmarks.md)
     steps = WARMUP_MIN_STEPS * max(1.0, gain)
-    return max(cfg.warmup_fraction, min(0.25, steps / max(total_steps, 1.0)))
+    return max(cfg.warmup_fraction, min(WARMUP_MAX_SHARE, steps / max(total_steps, 1.0)))
 
 
-def lr_at(cfg: ResolvedConfig, frac: float, warmup: float | None = None) -> float:
+def lr_at(cfg: ResolvedConfig, frac: float, warmup: float | None = None, peak: float | None = None) -> float:
     """Linear warm-up, then cosine decay to 5 % of the peak, over budget fraction ``frac``.
 
-    ``warmup`` is the share of the budget spent warming up (``cfg.warmup_fraction`` when None).
+    ``warmup`` is the share of the budget spent warming up (``cfg.warmup_fraction`` when None), ``peak``
+    the peak rate (``cfg.learning_rate`` when None).
     """
     w = cfg.warmup_fraction if warmup is None else warmup
+    top = cfg.learning_rate if peak is None else peak
     if frac < w:
-        return cfg.learning_rate * max(frac / w, 0.02)
+        return top * max(frac / w, 0.02)
     f = min(1.0, (frac - w) / max(1e-9, 1 - w))
-    return cfg.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
+    return top * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
 
 
 def clock() -> float:

@@ -140,7 +140,7 @@ def train(
             sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
     except Stopped:  # Stop during the timed probe (a copy of the network): the run itself is untouched
         sched, st.stopped = plan(cfg, None, 0.0), "stopped"
-    note = few_steps_note(sched, ndim)
+    note = "" if st.stopped == "stopped" else few_steps_note(sched, ndim)
     if note:  # said before the run, and kept in the summary (the widget shows its message)
         warnings.warn(note, ShortRunWarning, stacklevel=2)
     while st.step < sched.total and st.stopped != "stopped":
@@ -222,7 +222,7 @@ def _one_step(
     ts = st.elapsed()
     lr = sched.lr(st.step)  # step-based: the clock only sets the run's length (see _schedule)
     for g in opt.param_groups:  # a group with its own rate (the noise model) is not raised with the batch
-        g["lr"] = group_rate(cfg, lr, g["lr_scale"]) if "lr_scale" in g else lr
+        g["lr"] = group_rate(cfg, lr, g["lr_scale"], sched.peak) if "lr_scale" in g else lr
     batch = train_batch(sampler, cfg.batch_size, model.ndim == 2, device)
     optimiser_step(model.method, net, opt, batch, gen, dtype, st)
     st.step += 1
