@@ -29,20 +29,23 @@ class _Worker:
             callback()
 
 
-def test_overlapping_workers_keep_the_objects_frozen_until_the_last_ends():
-    assert _collector.running() == 0 and gc.get_freeze_count() == 0
+def test_overlapping_workers_keep_the_objects_frozen_until_the_last_ends(wait_for):
+    wait_for(lambda: _collector.running() == 0)  # a worker of an earlier test may still be ending
+    assert gc.get_freeze_count() == 0
     first, second = _Worker(), _Worker()
     _collector.hold_while(first)
     frozen = gc.get_freeze_count()
     assert frozen > 1000  # this process's objects (pytest, numpy, napari...) are out of full collections
     _collector.hold_while(second)  # e.g. Denoise now while training
     first.finish()
-    assert gc.get_freeze_count() >= frozen and _collector.running() == 1
+    # still frozen (a frozen object freed by its reference count leaves the count, so not == frozen)
+    assert gc.get_freeze_count() > frozen // 2 and _collector.running() == 1
     second.finish()
     assert gc.get_freeze_count() == 0 and _collector.running() == 0
 
 
 def test_a_training_run_freezes_what_existed_at_train_and_releases_it(open_widget, noisy64, small, wait_idle, wait_for):
+    wait_for(lambda: _collector.running() == 0)  # a worker of an earlier test may still be ending
     viewer, _, widget = open_widget()
     viewer.add_image(noisy64, name="cells")
     small(widget, steps=5)

@@ -11,7 +11,7 @@ PLUGIN = "napari-selfsup-denoise"
 DENOISE_WIDGET = "Denoise with a model"
 
 
-def test_widgets_and_samples_come_from_the_manifest(open_widget):
+def test_widgets_and_samples_come_from_the_manifest(open_widget, wait_for):
     from napari_selfsup_denoise._widgets.denoise import DenoiseWidget
     from napari_selfsup_denoise._widgets.train import TrainWidget
 
@@ -23,7 +23,8 @@ def test_widgets_and_samples_come_from_the_manifest(open_widget):
     assert viewer.layers[-1].data.shape == (512, 512)
     assert widget.layer.layer() is viewer.layers[-1]  # the picker follows the layer list
     assert widget.form.axes.text() == "YX"
-    assert widget.device_label.text().startswith("device: cpu")
+    # the device is probed off the main thread when the dock opens ("device: checking…" until then)
+    wait_for(lambda: widget.device_label.text().startswith("device: cpu"))
     algorithms = {widget.form.algorithm.itemData(i) for i in range(widget.form.algorithm.count())}
     assert algorithms == {"auto", "n2v", "n2v2", "structn2v", "blindspot", "n2n"}
 
