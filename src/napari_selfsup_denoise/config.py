@@ -67,11 +67,10 @@ def check_start(spec: str) -> str:
 class TrainConfig:
     """Everything that defines a training run.
 
-    The defaults are chosen for a minute-scale run on one image on a laptop CPU
-    (see docs/benchmarks.md for the measurements behind them). Fields that default
-    to None take their value from :data:`ALGORITHM_DEFAULTS` (per algorithm and
-    2D / 3D) when :func:`resolve_defaults` runs, which the training loop does
-    first; a value given here is always kept.
+    The defaults suit a minute-scale run on one image on a laptop CPU (docs/benchmarks.md has the
+    measurements). Fields that default to None take their value from :data:`ALGORITHM_DEFAULTS` (per
+    algorithm and 2D / 3D) when :func:`resolve_defaults` runs, first thing in training; a value given
+    here is always kept.
 
     Parameters
     ----------
@@ -92,10 +91,10 @@ class TrainConfig:
     batch_norm, residual : bool
         Network options (U-Net).
     learning_rate : float or None
-        Peak Adam learning rate, reached after a linear warm-up
-        (``warmup_fraction`` of the budget), then cosine decay. Unset with a
-        ``batch_size`` other than the algorithm's, it is scaled with the batch
-        (:func:`~.defaults.batch_scaled_lr`).
+        Peak Adam learning rate, after a linear warm-up (``warmup_fraction`` of the budget), then cosine
+        decay. Unset with a larger ``batch_size`` than the algorithm's, it grows with the batch
+        (:func:`~.defaults.batch_scaled_lr`). A run too short to warm up to a rate above the algorithm's,
+        typed or grown, peaks lower (docs/benchmarks.md, "Batch scaling").
     masked_fraction : float
         Fraction of pixels masked per patch (N2V family), sampled stratified.
     neighbourhood_radius : int
@@ -220,10 +219,9 @@ class PredictConfig:
     uncertainty : bool
         Blind-spot models: also return the posterior standard deviation.
     max_pass_voxels : int or None
-        At most this many network voxels in one forward pass: the windows it predicts (each core box on
-        the pooling grid plus the model's margin on every side), summed over the pass. Bounds the time
-        and memory of one pass (a stop is honoured between passes). ``None``: as memory allows. With an
-        automatic tile, the tile is chosen to fit; an explicit ``tile`` whose window is larger is refused.
+        At most this many network voxels (windows with their margins) in one forward pass, bounding its
+        time and memory; ``None``: as memory allows. An automatic tile is chosen to fit; a larger explicit
+        ``tile`` is refused.
     """
 
     tile: int | None = None
