@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._option_checks import ConfigError, check, check_noise_model, check_start, check_types
 from .axes import validate_axes
 from .defaults import ALGORITHM_DEFAULTS, DEVICE_DEFAULTS, RESOLVED_FIELDS, batch_scaled_lr, pick_algorithm
 
@@ -22,45 +23,6 @@ UNCERTAINTY_REMOVED = (
     "the uncertainty output is removed until it is calibrated: its standard deviation did not track the real "
     "error (on nuclei_pg30 it covered 0 % of the errors at 1 sd where 68 % are expected; see issue 10, item 9)"
 )
-
-
-class ConfigError(ValueError):
-    """A configuration value is out of range or unknown."""
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
-
-
-def check_noise_model(spec: str) -> str:
-    """Validate a noise-model spec: ``auto``, ``gaussian``, ``poisson-gaussian`` or ``known:SIGMA``."""
-    s = spec.strip().lower()
-    if s in ("auto", "gaussian", "poisson-gaussian"):
-        return s
-    if s.startswith("known:"):
-        try:
-            sigma = float(s.split(":", 1)[1])
-        except ValueError:
-            sigma = -1.0
-        _check(sigma > 0, f"noise model {spec!r}: SIGMA in 'known:SIGMA' must be a positive number")
-        return s
-    raise ConfigError(
-        f"unknown noise model {spec!r}; use auto, gaussian, poisson-gaussian or known:SIGMA "
-        "(SIGMA in the image's intensity units)"
-    )
-
-
-START_NAMES = ("builtin", "random")
-
-
-def check_start(spec: str) -> str:
-    """Validate ``start_from``: ``builtin``, ``random`` or the path of a model file (not checked here)."""
-    s = str(spec).strip()
-    if s.lower() in START_NAMES:
-        return s.lower()
-    _check(s != "", "start_from must be builtin, random or the path of a model file (.sdmodel)")
-    return s
 
 
 @dataclass(frozen=True)
@@ -151,36 +113,36 @@ class TrainConfig:
     preview_every_s: float = 3.0
 
     def __post_init__(self) -> None:
-        _check(self.algorithm in ALGORITHMS, f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        check(self.algorithm in ALGORITHMS, f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
         if self.axes is not None:
             object.__setattr__(self, "axes", validate_axes(self.axes))
-        _check(self.max_steps >= 1, "max_steps must be >= 1")
-        _check(self.max_seconds is None or self.max_seconds > 0, "max_seconds must be > 0 or None")
+        check(self.max_steps >= 1, "max_steps must be >= 1")
+        check(self.max_seconds is None or self.max_seconds > 0, "max_seconds must be > 0 or None")
         self._check_network()
-        _check(0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)")
-        _check(0 < self.masked_fraction <= 0.25, "masked_fraction must be in (0, 0.25]")
-        _check(1 <= self.neighbourhood_radius <= 5, "neighbourhood_radius must be 1..5")
-        _check(self.struct_axis.upper() in "ZYX", "struct_axis must be Z, Y or X")
-        _check(self.struct_span >= 3 and self.struct_span % 2 == 1, "struct_span must be odd, >= 3")
-        _check(0 <= self.val_fraction < 0.5, "val_fraction must be in [0, 0.5)")
-        _check(self.normalisation in NORMALISATIONS, f"normalisation must be one of {NORMALISATIONS}")
+        check(0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)")
+        check(0 < self.masked_fraction <= 0.25, "masked_fraction must be in (0, 0.25]")
+        check(1 <= self.neighbourhood_radius <= 5, "neighbourhood_radius must be 1..5")
+        check(self.struct_axis.upper() in "ZYX", "struct_axis must be Z, Y or X")
+        check(self.struct_span >= 3 and self.struct_span % 2 == 1, "struct_span must be odd, >= 3")
+        check(0 <= self.val_fraction < 0.5, "val_fraction must be in [0, 0.5)")
+        check(self.normalisation in NORMALISATIONS, f"normalisation must be one of {NORMALISATIONS}")
         lo, hi = self.percentiles
-        _check(0 <= lo < hi <= 100, "percentiles must satisfy 0 <= low < high <= 100")
+        check(0 <= lo < hi <= 100, "percentiles must satisfy 0 <= low < high <= 100")
         object.__setattr__(self, "noise_model", check_noise_model(self.noise_model))
         object.__setattr__(self, "start_from", check_start(self.start_from))
-        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
-        _check(self.preview_every_s > 0, "preview_every_s must be > 0")
+        check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
+        check(self.preview_every_s > 0, "preview_every_s must be > 0")
         object.__setattr__(self, "percentiles", (float(lo), float(hi)))
 
     def _check_network(self) -> None:
         """Range checks of the per-algorithm fields (None means "the algorithm's default")."""
         p, pz, b, d, c, lr = (getattr(self, f) for f in RESOLVED_FIELDS)
-        _check(p is None or (p >= 8 and p % 8 == 0), "patch_size must be a multiple of 8, >= 8")
-        _check(pz is None or pz >= 4, "patch_size_z must be >= 4")
-        _check(b is None or b >= 1, "batch_size must be >= 1")
-        _check(d is None or 1 <= d <= 5, "depth must be between 1 and 5")
-        _check(c is None or c >= 4, "base_channels must be >= 4")
-        _check(lr is None or 0 < lr < 1, "learning_rate must be in (0, 1)")
+        check(p is None or (p >= 8 and p % 8 == 0), "patch_size must be a multiple of 8, >= 8")
+        check(pz is None or pz >= 4, "patch_size_z must be >= 4")
+        check(b is None or b >= 1, "batch_size must be >= 1")
+        check(d is None or 1 <= d <= 5, "depth must be between 1 and 5")
+        check(c is None or c >= 4, "base_channels must be >= 4")
+        check(lr is None or 0 < lr < 1, "learning_rate must be in (0, 1)")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """Return a copy with ``changes`` applied (validated)."""
@@ -233,10 +195,10 @@ class PredictConfig:
     max_pass_voxels: int | None = None
 
     def __post_init__(self) -> None:
-        _check(self.tile is None or self.tile >= 4, "tile must be >= 4 pixels or None")
-        _check(self.max_pass_voxels is None or self.max_pass_voxels >= 1, "max_pass_voxels must be >= 1 or None")
-        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
-        _check(self.output in ("posterior", "prior"), "output must be 'posterior' or 'prior'")
+        check(self.tile is None or self.tile >= 4, "tile must be >= 4 pixels or None")
+        check(self.max_pass_voxels is None or self.max_pass_voxels >= 1, "max_pass_voxels must be >= 1 or None")
+        check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
+        check(self.output in ("posterior", "prior"), "output must be 'posterior' or 'prior'")
 
 
 def resolve_defaults(cfg: TrainConfig, ndim: int | None = None, device: str = "cpu") -> ResolvedConfig:
@@ -254,7 +216,7 @@ def resolve_defaults(cfg: TrainConfig, ndim: int | None = None, device: str = "c
     if isinstance(cfg, ResolvedConfig):
         return cfg
     nd = ndim if ndim is not None else (3 if "Z" in (cfg.axes or "") else 2)
-    _check(nd in (2, 3), f"only 2D and 3D training is supported, got {nd} spatial dimensions")
+    check(nd in (2, 3), f"only 2D and 3D training is supported, got {nd} spatial dimensions")
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     values["algorithm"] = pick_algorithm(cfg.algorithm, nd)  # ``auto`` becomes the algorithm that runs
     table = {**ALGORITHM_DEFAULTS[values["algorithm"]][nd], **DEVICE_DEFAULTS.get(device.split(":")[0], {})}
@@ -284,22 +246,8 @@ def from_dict(d: dict[str, Any], cls: type = TrainConfig) -> Any:
         raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
     if "percentiles" in d:
         d["percentiles"] = tuple(d["percentiles"])
-    _check_types(cls, d)
+    check_types(cls, d)
     try:
         return cls(**d)
     except TypeError as exc:  # a value of a type the checks above do not cover
         raise ConfigError(f"invalid {cls.__name__} value ({exc})") from exc
-
-
-_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
-
-
-def _check_types(cls: type, d: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` naming the option whose value has the wrong type (``depth="abc"``)."""
-    for f in (f for f in dataclasses.fields(cls) if f.name in d):
-        v, kinds = d[f.name], [k.strip() for k in str(f.type).split("|")]
-        allowed = tuple(t for k in kinds for t in _TYPES.get(k, ()))
-        if not allowed or (v is None and "None" in kinds):
-            continue
-        if not isinstance(v, allowed) or (isinstance(v, bool) and bool not in allowed):
-            raise ConfigError(f"{f.name} must be {' or '.join(kinds)}, got {v!r}")

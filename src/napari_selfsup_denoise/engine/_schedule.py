@@ -155,45 +155,29 @@ def schedule_for(
 ) -> Schedule:
     """The run's schedule: ``max_steps``, or under a time budget the steps left after a few timed ones.
 
+    The timed steps run on a copy of the network and optimiser, and the sampler's random state is
+    restored after them, so the run itself draws the same batches as without them.
+
     Parameters
     ----------
     model, sampler, dtype, st
         The run's model, patch sampler, compute precision and bookkeeping (its clock; ``st.val_s``, the
         seconds of the start's validation when it had one, counts once every ``val_every`` steps).
     stop : threading.Event, optional
-        Ends the timed probe early (the run then stops too).
+        Ends the timed steps early (the run then stops too).
     gen_device : torch.device
-        Where the run draws its masks (the probe draws its own there).
+        Where the run draws its masks (the timed steps draw their own there).
     val_every : int
         Steps between validations.
     """
-    cfg = model.config
+    cfg, method = model.config, model.method
     if cfg.max_seconds is None:
         return plan(cfg, None, 0.0)
-    step_s = _probe_step_seconds(model, sampler, dtype, st, stop, gen_device)
-    overhead = st.val_s / val_every if sampler.has_validation else 0.0
-    return plan(cfg, step_s, st.elapsed(), overhead)
-
-
-def _probe_step_seconds(
-    model: Model,
-    sampler: PatchSampler,
-    dtype: torch.dtype,
-    st: RunState,
-    stop: threading.Event | None,
-    gen_device: torch.device,
-) -> float | None:
-    """Seconds per training step, timed on a copy of the network and optimiser (the run's state is untouched).
-
-    The sampler's random state is restored, so the run draws the same batches as without the probe.
-    None when no step could be timed (stopped, or no budget).
-    """
-    cfg, method = model.config, model.method
     net = copy.deepcopy(model.net)
     device = next(net.parameters()).device
     opt = make_optimiser(method, net, cfg.learning_rate, device)
     gen, scratch, state = torch.Generator(gen_device).manual_seed(0), RunState(), sampler.rng.bit_generator.state
-    limit = PROBE_SHARE * (cfg.max_seconds or 0.0)
+    limit = PROBE_SHARE * cfg.max_seconds
     times: list[float] = []
     try:
         for _ in range(PROBE_STEPS):
@@ -205,4 +189,6 @@ def _probe_step_seconds(
             times.append(st.elapsed() - t)
     finally:
         sampler.rng.bit_generator.state = state
-    return float(np.median(times[1:] or times)) if times else None
+    step_s = float(np.median(times[1:] or times)) if times else None  # None: stopped before a step
+    overhead = st.val_s / val_every if sampler.has_validation else 0.0
+    return plan(cfg, step_s, st.elapsed(), overhead)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import warnings
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -149,7 +149,9 @@ def train(
             break
         if cfg.max_seconds is not None and st.elapsed() >= cfg.max_seconds:
             break
-        ev = _step_or_stop(model, opt, sampler, gen, dtype, st, preview, stop, sched)
+        ev = _step_or_stop(
+            model, opt, st, stop, lambda: _one_step(model, opt, sampler, gen, dtype, st, preview, stop, sched)
+        )
         if ev is None:  # Stop inside the step: it was abandoned (or, after its update, its preview)
             break
         yield ev
@@ -173,15 +175,11 @@ def train(
 def _step_or_stop(
     model: Model,
     opt: torch.optim.Optimizer,
-    sampler: PatchSampler,
-    gen: torch.Generator,
-    dtype: torch.dtype,
     st: RunState,
-    preview: Preview | np.ndarray | None,
     stop: threading.Event | None,
-    sched: Schedule,
+    one_step: Callable[[], TrainProgress],
 ) -> TrainProgress | None:
-    """:func:`_one_step`, ended inside its forward or backward pass by ``stop``: None then (see :mod:`._abort`).
+    """``one_step()`` (a :func:`_one_step`), ended inside its forward or backward pass by ``stop``: None then.
 
     A step stopped before its optimiser update is undone (no update, batch-norm statistics restored);
     one stopped after it (in its validation or preview) is kept.
@@ -190,7 +188,7 @@ def _step_or_stop(
     step, saved = st.step, saved_buffers(model.net) if cut is not None else []
     try:
         with watch(model.net, cut):
-            return _one_step(model, opt, sampler, gen, dtype, st, preview, stop, sched)
+            return one_step()
     except Stopped:
         if st.step == step:
             undo_step(model.net, opt, saved)
