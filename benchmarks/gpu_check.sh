@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # The prepared GPU check (docs/gpu.md): one call on a lent GPU machine, about 8 minutes.
 #
-#   bash benchmarks/gpu_check.sh [--device cuda] [--budget 480] [--parts tests,rate,pipeline,quality] [--quick]
+#   bash benchmarks/gpu_check.sh [--device cuda] [--budget 480] [--parts tests,rate,pipeline,profile,quality] [--quick]
 #
-# Parts, each with its own time limit inside the budget (a part that fails or runs out of time
+# Parts (run in this order), each with its own time limit inside the budget (a part that fails or runs out of time
 # does not stop the next one; what it printed is kept):
-#   tests     the device-path tests on CUDA (tests/engine/test_on_device.py with SELFSUP_TEST_DEVICES),
-#             then the engine's pipeline/training test files with the device chosen automatically
+#   tests     the device-path tests on CUDA (tests/engine/test_on_device.py with SELFSUP_TEST_DEVICES);
+#             after profile: the engine's pipeline/training test files with the device chosen automatically
 #   rate      blind-spot training step rate at batch 4/16/64/256 (benchmarks/bench_speed.py)
 #   pipeline  bench_pipeline rows train-data, n2v, blindspot (bf16 and fp32), ceiling-zarr
+#   profile   where the time goes: sync sites and top operators of training steps, one N2V prediction
 #   quality   equal wall-clock quality at batch 4/16/64/256 from the prior, nuclei_pg20, 30 s, 1 seed
 # Writes to $OUT (default ./gpu-check-out): summary.md, summary.json, run.log, tests.log,
-# train_rate.jsonl, pipeline.jsonl, quality.jsonl.
+# train_rate.jsonl, pipeline.jsonl, profile.jsonl, quality.jsonl (8 files: the most a call brings back).
 # --quick --device cpu is the dry run on a development machine (small sizes, step budgets).
 set -u
-DEVICE=cuda QUICK=0 BUDGET= PARTS=tests,rate,pipeline,quality SCALE=1
+DEVICE=cuda QUICK=0 BUDGET= PARTS=tests,rate,pipeline,profile,quality SCALE=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE=$2; shift ;;
@@ -73,19 +74,16 @@ $PY benchmarks/gpu_summary.py env >"$WORK/env.json" 2>>"$LOG"
 if [ "$QUICK" = 1 ]; then
   EXISTING="tests/engine/test_patches.py tests/engine/test_train_sync.py"
   RATE="--batches 4,16 --steps 2" PIPE="--quick" THREADS=1 XDIST=""
-  QUALITY="--steps 2 --batches 4,16 --crop 128"
+  QUALITY="--steps 2 --batches 4,16 --crop 128" PROFILE="--batches 4 --steps 2 --size 256"
 else
   EXISTING="tests/engine/test_patches.py tests/engine/test_train_sync.py tests/engine/test_pipeline.py
     tests/engine/test_predict.py tests/engine/test_blindspot_core.py tests/engine/test_blindspot_maths.py
     tests/engine/test_train.py tests/engine/test_blindspot.py"
   RATE="--batches 4,16,64,256 --steps 30" PIPE="--reps 2" THREADS=$(($(nproc) / 2)) XDIST="-n 4 --dist loadfile"
-  QUALITY="--seconds 30 --batches 4,16,64,256"
+  QUALITY="--seconds 30 --batches 4,16,64,256" PROFILE="--batches 4,64 --steps 10 --size 2048"
 fi
 PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts= -rfEs --timeout 120"
 SELFSUP_TEST_DEVICES=$DEVICE part tests-on-device 90 "$OUT/tests.log" $PYTEST tests/engine/test_on_device.py
-# the existing files as they are: "auto" picks the GPU where a test does not name a device
-# shellcheck disable=SC2086
-part tests-existing 100 "$OUT/tests.log" $PYTEST $XDIST -m "not slow" $EXISTING
 # shellcheck disable=SC2086
 part rate 80 "$OUT/train_rate.jsonl" $PY benchmarks/bench_speed.py --algorithm blindspot --own-defaults \
   --device "$DEVICE" --only train $RATE
@@ -95,6 +93,11 @@ part pipeline 90 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device
 # shellcheck disable=SC2086
 part pipeline-fp32 30 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision fp32 \
   --rows n2v,blindspot $PIPE
+# shellcheck disable=SC2086
+part profile 45 "$OUT/profile.jsonl" $PY benchmarks/gpu_profile.py --device "$DEVICE" $PROFILE
+# the existing files as they are: "auto" picks the GPU where a test does not name a device
+# shellcheck disable=SC2086
+part tests-existing 100 "$OUT/tests.log" $PYTEST $XDIST -m "not slow" $EXISTING
 # shellcheck disable=SC2086
 part quality 230 "$WORK/quality.out" $PY benchmarks/bench_robustness.py $QUALITY --seeds 1 --cases nuclei_pg20 \
   --n2v-seeds 0 --threads "$THREADS" --jsonl "$OUT/quality.jsonl" --out "$WORK/quality.md"
