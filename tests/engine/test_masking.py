@@ -89,3 +89,41 @@ def test_draws_outside_the_patch_are_dropped_as_a_selection_would_drop_them():
         assert torch.equal(mask, want)
         if struct is None:
             assert torch.equal(xm[mask.expand_as(x) == 0], x[mask.expand_as(x) == 0])
+
+
+# Operators that make the host wait for the device on CUDA (a read of a value, or of a data-dependent size).
+HOST_READS = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "equal", "unique2", "_unique2"}
+
+
+def test_n2v_masks_and_loss_read_nothing_back_and_copy_no_python_number(monkeypatch):
+    """On CUDA either would wait for the device inside a training step (a Python number assigned through
+    tensor indices is first made on the host and copied over, blocking): shown on the CPU by tracing."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Reads(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    real = torch.Tensor.__setitem__
+    numbers = []
+
+    def setitem(self, idx, value):
+        if isinstance(value, (int, float, bool)) and any(isinstance(i, torch.Tensor) for i in (idx if
+                                                        isinstance(idx, tuple) else (idx,))):  # fmt: skip
+            numbers.append(idx)
+        return real(self, idx, value)
+
+    monkeypatch.setattr(torch.Tensor, "__setitem__", setitem)
+    x = torch.randn(3, 2, 30, 26, requires_grad=False)
+    pred = torch.randn(3, 2, 30, 26, requires_grad=True)
+    for mode, struct in (("uniform", None), ("median", None), ("uniform", (1, 5))):
+        with Reads() as reads:
+            xm, mask = n2v_manipulate(x, 0.05, mode=mode, struct=struct, gen=torch.Generator().manual_seed(0))
+            masked_mse(pred * xm, x, mask).backward()
+        assert not HOST_READS & set(reads.seen), (mode, struct, sorted(HOST_READS & set(reads.seen)))
+        assert not numbers, (mode, struct)

@@ -220,7 +220,7 @@ def test_the_noise_kind_follows_its_buffer_when_read_once(device):
     assert c.kind == "known"
 
 
-@pytest.mark.parametrize("algorithm", ["n2v", "blindspot"])
+@pytest.mark.parametrize("algorithm", ["n2v", "n2v2", "structn2v", "blindspot"])
 def test_training_steps_between_reads_do_not_wait_for_a_gpu(device, algorithm, camera_128):
     """On CUDA a step only queues work: nothing in it may wait for the device (torch's sync debug mode)."""
     if device != "cuda":

@@ -147,7 +147,8 @@ def n2v_manipulate(
     _put(out, b, c, values)
     mask = torch.zeros((n + 1, 1, *spatial), dtype=x.dtype, device=x.device)
     idx: tuple[Any, ...] = (b, 0, *c.unbind(-1))
-    mask[idx] = 1.0
+    # a tensor value made on the device: a Python 1.0 would be copied from the host (a blocking copy on CUDA)
+    mask[idx] = torch.ones((), dtype=x.dtype, device=x.device)
     return out[:n], mask[:n]
 
 
