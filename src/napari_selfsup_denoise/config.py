@@ -56,7 +56,8 @@ class TrainConfig:
         Peak Adam learning rate, after a linear warm-up (``warmup_fraction`` of the budget), then cosine
         decay. Unset with a larger ``batch_size`` than the algorithm's, it grows with the batch
         (:func:`~.defaults.batch_scaled_lr`). A run too short to warm up to a rate above the algorithm's,
-        typed or grown, peaks lower (docs/benchmarks.md, "Batch scaling").
+        typed or grown, peaks lower; a typed rate lowered so is said in a ``ShortRunWarning`` and in the
+        model's ``summary["message"]`` (docs/benchmarks.md, "Batch scaling").
     masked_fraction : float
         Fraction of pixels masked per patch (N2V family), sampled stratified.
     neighbourhood_radius : int

@@ -12,7 +12,14 @@ import napari_selfsup_denoise.engine.train as train_module
 from napari_selfsup_denoise import train
 from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
 from napari_selfsup_denoise.engine import _step
-from napari_selfsup_denoise.engine._schedule import FEW_STEPS, Schedule, ShortRunWarning, few_steps_note, plan
+from napari_selfsup_denoise.engine._schedule import (
+    FEW_STEPS,
+    Schedule,
+    ShortRunWarning,
+    few_steps_note,
+    lowered_rate_note,
+    plan,
+)
 from napari_selfsup_denoise.engine._training import WARMUP_MIN_STEPS
 
 # A small blind-spot network from random weights (its learned Gaussian noise model is the second parameter group).
@@ -95,3 +102,28 @@ def test_the_note_gives_the_pace_of_a_timed_plan_and_is_silent_with_enough_steps
     assert few_steps_note(plan(cfg, 60.0 / (2 * FEW_STEPS), 0.0), 2) == ""
     default = resolve_defaults(TrainConfig(algorithm="blindspot", max_seconds=60.0), ndim=2)
     assert few_steps_note(plan(default, 6.3, 1.0), 2) == ""
+
+
+def test_a_typed_rate_the_run_lowers_is_said_plainly(camera_128):
+    """The peak rule lowered a typed rate silently (session 6); the person must learn what was used and why."""
+    with pytest.warns(ShortRunWarning, match="the learning rate you set, 0.016, was lowered to 0.004"):
+        model = train(camera_128[1], axes="YX", max_steps=3, max_seconds=None, learning_rate=1.6e-2, **TINY_BS)
+    msg = model.summary["message"]
+    assert "you set, 0.016, was lowered to 0.004 for this run of 3 steps" in msg
+    assert "warm-up" in msg and "800 steps or more" in msg
+    assert model.config.learning_rate == 1.6e-2, "the typed rate is kept in the config; the run peaks lower"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShortRunWarning)  # a typed rate at or below the default is used as typed
+        quiet = train(camera_128[1], axes="YX", max_steps=3, max_seconds=None, learning_rate=1e-3, **TINY_BS)
+    assert "learning rate" not in quiet.summary["message"]
+
+
+def test_the_lowered_rate_note_only_for_a_typed_rate_the_run_cannot_reach():
+    scaled = resolve_defaults(TrainConfig(algorithm="blindspot", batch_size=16, max_steps=39), ndim=2)
+    assert Schedule(scaled, 39).peak < scaled.learning_rate
+    assert lowered_rate_note(Schedule(scaled, 39), None) == "", "a batch-scaled rate is not the person's"
+    typed = resolve_defaults(TrainConfig(algorithm="blindspot", learning_rate=8e-3), ndim=2)
+    assert "lowered to 0.004 for this run of 39 steps" in lowered_rate_note(Schedule(typed, 39), 8e-3)
+    assert "400 steps or more" in lowered_rate_note(Schedule(typed, 39), 8e-3)
+    assert lowered_rate_note(Schedule(typed, 400), 8e-3) == ""
+    assert lowered_rate_note(Schedule(typed, 200), 8e-3) != ""

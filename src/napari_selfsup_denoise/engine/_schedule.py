@@ -23,7 +23,7 @@ import torch
 from ..config import ResolvedConfig
 from ..defaults import ALGORITHM_DEFAULTS
 from ._step import make_optimiser, optimiser_step, train_batch
-from ._training import RunState, lr_at, peak_rate, warmup_share
+from ._training import WARMUP_MAX_SHARE, WARMUP_MIN_STEPS, RunState, lr_at, peak_rate, table_rate, warmup_share
 from .data import PatchSampler
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ FEW_STEPS = 100
 
 
 class ShortRunWarning(UserWarning):
-    """The chosen batch leaves too few optimiser steps in the budget to train well."""
+    """The run is too short for what was asked: too few optimiser steps for the batch, or for a typed learning rate."""
 
 
 @dataclass
@@ -141,6 +141,27 @@ def few_steps_note(sched: Schedule, ndim: int) -> str:
         f"{FEW_STEPS} train the network little (from random weights the result stays far below a longer run's). "
         f"A smaller batch (the default is {default}) makes more steps in the same time on a device whose "
         "throughput does not grow with the batch, such as a CPU; or give a longer budget"
+    )
+
+
+def lowered_rate_note(sched: Schedule, typed: float | None) -> str:
+    """A plain note when the run peaks below the learning rate the person typed (``typed``; None: not typed).
+
+    Empty otherwise. A rate above the algorithm's default needs a warm-up of
+    :data:`~._training.WARMUP_MIN_STEPS` steps per multiple of the default, within
+    :data:`~._training.WARMUP_MAX_SHARE` of the run (:func:`~._training.peak_rate`); a shorter run
+    peaks lower, and the note says what was typed, what was used, why, and how long a run uses it.
+    """
+    used = sched.peak
+    if typed is None or used >= typed:
+        return ""
+    table = table_rate(sched.cfg)
+    need = math.ceil(WARMUP_MIN_STEPS * typed / table / WARMUP_MAX_SHARE)
+    return (
+        f"the learning rate you set, {typed:.3g}, was lowered to {used:.3g} for this run of {sched.total} steps: "
+        f"a rate above the default ({table:.3g}) needs {WARMUP_MIN_STEPS} warm-up steps per multiple of it, within "
+        f"a quarter of the run, and a faster warm-up let the network diverge (issue 9). {typed:.3g} is used in "
+        f"runs of {need} steps or more: give a longer budget, or set a rate of at most {used:.3g}"
     )
 
 

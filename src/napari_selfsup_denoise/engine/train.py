@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from ..axes import guess_axes, spatial_ndim, validate_axes
-from ..config import TrainConfig, resolve_defaults
+from ..config import ResolvedConfig, TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
 from ._abort import Stopped, cut_event, saved_buffers, undo_step, watch
-from ._schedule import Schedule, ShortRunWarning, few_steps_note, plan, schedule_for
+from ._schedule import Schedule, ShortRunWarning, few_steps_note, lowered_rate_note, plan, schedule_for
 from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
 from ._training import Preview, RunState, choose_patch, group_rate, preview_now
 from .arrays import canonical
@@ -105,7 +105,7 @@ def train(
     cfg = config or TrainConfig()
     if init is not None and cfg.algorithm == AUTO:  # continuing a model: its algorithm, whatever auto would pick
         cfg = cfg.replace(algorithm=init.config.algorithm)
-    asked = cfg.algorithm
+    asked, typed_lr = cfg.algorithm, None if isinstance(cfg, ResolvedConfig) else cfg.learning_rate
     canon, tcanon, axes, norm = _prepare(image, cfg, target, init)
     ndim, device = spatial_ndim(axes), pick_device(cfg.device)
     cfg = resolve_defaults(cfg.replace(axes=axes), ndim, device.type)  # the one place unset fields are filled in
@@ -140,8 +140,8 @@ def train(
             sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
     except Stopped:  # Stop during the timed probe (a copy of the network): the run itself is untouched
         sched, st.stopped = plan(cfg, None, 0.0), "stopped"
-    note = "" if st.stopped == "stopped" else few_steps_note(sched, ndim)
-    if note:  # said before the run, and kept in the summary (the widget shows its message)
+    notes = [] if st.stopped == "stopped" else [few_steps_note(sched, ndim), lowered_rate_note(sched, typed_lr)]
+    for note in filter(None, notes):  # said before the run, and kept in the summary (the widget shows its message)
         warnings.warn(note, ShortRunWarning, stacklevel=2)
     while st.step < sched.total and st.stopped != "stopped":
         if stop is not None and stop.is_set():
@@ -165,7 +165,7 @@ def train(
     yield _ended(st, sched)  # the final validation and the self-check follow
     model = _finish(model, sampler, st)
     model.summary["planned_steps"], model.summary["replans"] = sched.total, sched.replans
-    model.summary["message"] = ". ".join(m for m in (note, model.summary["message"]) if m)
+    model.summary["message"] = ". ".join(m for m in (*notes, model.summary["message"]) if m)
     model.summary["start"] = start_record(start, init is not None)
     if asked == AUTO:
         model.summary["algorithm_choice"] = algorithm_choice(asked, ndim)
