@@ -13,6 +13,7 @@ from napari_selfsup_denoise.engine import pipeline as pipeline_mod
 from napari_selfsup_denoise.engine import predict as predict_mod
 from napari_selfsup_denoise.engine.arrays import ChunkCache
 from napari_selfsup_denoise.engine.data import DataError, Normalisation
+from napari_selfsup_denoise.engine.device import autocast, pick_device
 from napari_selfsup_denoise.engine.events import drain
 from napari_selfsup_denoise.engine.methods import get_method
 from napari_selfsup_denoise.engine.model import Model
@@ -29,18 +30,22 @@ def _model(algorithm: str = "n2v", channels: int = 1, ndim: int = 2) -> Model:
 
 
 def _simple(model: Model, img: np.ndarray) -> np.ndarray:
-    """Whole-image pass without the pipeline: mirror, normalise, one forward, crop, de-normalise (numpy)."""
+    """Whole-image pass without the pipeline: mirror, normalise, one forward, crop, de-normalise (numpy).
+
+    On the device the network lives on (where a prediction left it), at true fp32 (on CUDA: TF32 off).
+    """
     m, k = model.margin, model.multiple
     pads = [(m, m + (-n) % k) for n in img.shape]
-    x = (np.pad(img, pads, mode="reflect") - 10.0) / 3.0
-    with torch.inference_mode():
-        res = model.method.infer(model.net, torch.from_numpy(x[None, None].astype(np.float32)), PredictConfig())
+    x = torch.from_numpy(((np.pad(img, pads, mode="reflect") - 10.0) / 3.0)[None, None].astype(np.float32))
+    device = next(model.net.parameters()).device
+    with torch.inference_mode(), autocast(device, torch.float32):
+        res = model.method.infer(model.net, x.to(device), PredictConfig())
     core = tuple(slice(m, m + n) for n in img.shape)
-    return res["denoised"][0, 0].numpy()[core] * 3.0 + 10.0
+    return res["denoised"][0, 0].cpu().numpy()[core] * 3.0 + 10.0
 
 
-def _run(model, img, tile, **kw):
-    return drain(predict_mod.predict(model, img, PredictConfig(tile=tile, precision="fp32"), **kw))
+def _run(model, img, tile, device="auto", **kw):
+    return drain(predict_mod.predict(model, img, PredictConfig(tile=tile, precision="fp32", device=device), **kw))
 
 
 @pytest.mark.parametrize("algorithm", ["n2v", "blindspot"])
@@ -65,7 +70,7 @@ def test_several_tiles_per_forward_equal_one_at_a_time(monkeypatch):
         predict_mod.predict(model, img, PredictConfig(tile=64, precision="fp32"), axes="TYX"), events.append
     )
     assert events[0].info["batch"] == 5  # all frames in one forward pass
-    monkeypatch.setitem(predict_mod.MAX_BATCH, "cpu", 1)
+    monkeypatch.setitem(predict_mod.MAX_BATCH, pick_device("auto").type, 1)  # where "auto" runs it
     events.clear()
     single = drain(predict_mod.predict(model, img, PredictConfig(tile=64, precision="fp32"), axes="TYX"), events.append)
     assert events[0].info["batch"] == 1
@@ -195,8 +200,8 @@ def test_in_memory_prediction_in_the_calling_thread_equals_the_threaded_pipeline
     img = np.random.default_rng(6).normal(10, 3, (3, 70, 90)).astype(np.float32)
     started = []
     monkeypatch.setattr(pipeline_mod, "Prefetch", lambda *a, **k: started.append(1) or Prefetch(*a, **k))
-    inline = _run(model, img, 32, axes="TYX")
+    inline = _run(model, img, 32, "cpu", axes="TYX")  # (a GPU always overlaps the copies in threads)
     assert not started  # numpy in, numpy out on the CPU: no threads
-    threaded = _run(model, _Plain(img), 32, axes="TYX")
+    threaded = _run(model, _Plain(img), 32, "cpu", axes="TYX")
     assert started
     np.testing.assert_array_equal(inline, threaded)

@@ -9,6 +9,7 @@ from napari_selfsup_denoise.config import resolve_defaults
 from napari_selfsup_denoise.engine import pipeline as pipeline_mod
 from napari_selfsup_denoise.engine import predict as predict_mod
 from napari_selfsup_denoise.engine.data import Normalisation
+from napari_selfsup_denoise.engine.device import pick_device
 from napari_selfsup_denoise.engine.events import drain
 from napari_selfsup_denoise.engine.methods import get_method
 from napari_selfsup_denoise.engine.model import Model
@@ -85,10 +86,24 @@ def test_out_of_memory_backs_off_to_smaller_tiles(monkeypatch):
     np.testing.assert_allclose(result, reference, atol=1e-4)
 
 
-def test_writes_into_caller_array_and_stop_ends_early():
-    """Stop ends after the current forward pass: what was predicted is written, the rest is left alone."""
+def _one_window_per_pass_off_the_cpu(monkeypatch) -> str:
+    """The device "auto" picks; off the CPU one window per forward pass.
+
+    A GPU runs a few passes ahead of the writer (prefetch, write-behind), so with 2 passes of 32 windows
+    the first tile is reported when both are done; with one window per pass a stop still ends it early.
+    The CPU (no threads for an in-memory image) keeps its batches: a stop ends after the current one.
+    """
+    device = pick_device("auto").type
+    if device != "cpu":
+        monkeypatch.setitem(predict_mod.MAX_BATCH, device, 1)
+    return device
+
+
+def test_writes_into_caller_array_and_stop_ends_early(monkeypatch):
+    """Stop ends after the forward passes in hand: what was predicted is written, the rest is left alone."""
     import threading
 
+    device = _one_window_per_pass_off_the_cpu(monkeypatch)
     model = _random_model(2)
     img = np.random.default_rng(4).normal(10, 3, (128, 128)).astype(np.float32)
     out = np.full(img.shape, -1.0, dtype=np.float32)
@@ -102,13 +117,14 @@ def test_writes_into_caller_array_and_stop_ends_early():
     assert (out == -1).any() and (out != -1).any()
     written = sum(int((out[y : y + 16, x : x + 16] != -1).all()) for y in range(0, 128, 16) for x in range(0, 128, 16))
     assert written == len(events) < 64  # every reported tile is complete, no other tile was touched
-    assert first.info["batch"] <= predict_mod.MAX_BATCH["cpu"]
+    assert first.info["batch"] <= predict_mod.MAX_BATCH[device]
 
 
-def test_a_stopped_prediction_into_its_own_array_is_zero_where_nothing_was_predicted():
+def test_a_stopped_prediction_into_its_own_array_is_zero_where_nothing_was_predicted(monkeypatch):
     """The output a prediction allocates is not initialised up front: a stop must zero what it did not write."""
     import threading
 
+    _one_window_per_pass_off_the_cpu(monkeypatch)
     model = _random_model(2)
     img = np.random.default_rng(5).normal(10, 3, (128, 128)).astype(np.float32)
     for _ in range(3):  # reuse freed memory, so that an uninitialised array would hold old values
