@@ -119,3 +119,19 @@ def test_auto_is_the_default_and_becomes_the_algorithm_that_runs():
     assert algorithm_choice("auto", 2).startswith("blindspot (auto: 2D: ")
     assert algorithm_choice("auto", 3).startswith("blindspot (auto: 3D: ")
     assert algorithm_choice("n2v2", 2) == "n2v2"
+
+
+def test_a_gpu_trains_the_2d_blind_spot_net_at_batch_16_at_the_square_root_rate():
+    """The CUDA row of DEVICE_DEFAULTS: 2D blind-spot only, its rate scaled like a typed batch of 16."""
+    gpu = resolve_defaults(TrainConfig(algorithm="blindspot"), ndim=2, device="cuda:1")
+    assert (gpu.batch_size, gpu.learning_rate) == (16, pytest.approx(8e-3))
+    cpu = resolve_defaults(TrainConfig(algorithm="blindspot"), ndim=2, device="cpu")
+    assert (cpu.batch_size, cpu.learning_rate) == (4, 4e-3)
+    for algorithm, nd in [("blindspot", 3), ("n2v", 2), ("n2v", 3)]:  # no row: the table as on the CPU
+        on_gpu = resolve_defaults(TrainConfig(algorithm=algorithm), ndim=nd, device="cuda")
+        assert on_gpu == resolve_defaults(TrainConfig(algorithm=algorithm), ndim=nd, device="cpu")
+    # a typed batch scales from the device-free table, whatever the device: the same rate as on the CPU
+    typed = resolve_defaults(TrainConfig(algorithm="blindspot", batch_size=8), ndim=2, device="cuda")
+    assert typed.learning_rate == pytest.approx(4e-3 * 2**0.5)
+    kept = resolve_defaults(TrainConfig(algorithm="blindspot", learning_rate=1e-3), ndim=2, device="cuda")
+    assert (kept.batch_size, kept.learning_rate) == (16, 1e-3)

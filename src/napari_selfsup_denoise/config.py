@@ -8,7 +8,7 @@ from typing import Any
 
 from ._option_checks import ConfigError, check, check_noise_model, check_start, check_types
 from .axes import validate_axes
-from .defaults import ALGORITHM_DEFAULTS, DEVICE_DEFAULTS, RESOLVED_FIELDS, batch_scaled_lr, pick_algorithm
+from .defaults import ALGORITHM_DEFAULTS, RESOLVED_FIELDS, batch_scaled_lr, device_defaults, pick_algorithm
 
 ALGORITHMS = ("auto", "n2v", "n2v2", "structn2v", "blindspot", "n2n")
 NORMALISATIONS = ("meanstd", "percentile")
@@ -220,9 +220,9 @@ def resolve_defaults(cfg: TrainConfig, ndim: int | None = None, device: str = "c
     check(nd in (2, 3), f"only 2D and 3D training is supported, got {nd} spatial dimensions")
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     values["algorithm"] = pick_algorithm(cfg.algorithm, nd)  # ``auto`` becomes the algorithm that runs
-    table = {**ALGORITHM_DEFAULTS[values["algorithm"]][nd], **DEVICE_DEFAULTS.get(device.split(":")[0], {})}
-    if values["learning_rate"] is None and values["batch_size"] is not None:
-        values["learning_rate"] = batch_scaled_lr(table["learning_rate"], table["batch_size"], values["batch_size"])
+    table, base = device_defaults(values["algorithm"], nd, device), ALGORITHM_DEFAULTS[values["algorithm"]][nd]
+    if values["learning_rate"] is None and values["batch_size"] is not None:  # scaled from the device-free row
+        values["learning_rate"] = batch_scaled_lr(base["learning_rate"], base["batch_size"], values["batch_size"])
     return ResolvedConfig(**{**values, **{k: v for k, v in table.items() if values[k] is None}})
 
 

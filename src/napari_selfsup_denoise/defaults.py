@@ -70,6 +70,24 @@ def algorithm_choice(algorithm: str, ndim: int) -> str:
     return f"{picked} (auto: {why})"
 
 
-# Per-device changes applied over the algorithm's defaults, by device type ("cpu", "cuda", "mps"); none yet.
-DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {}
+# Per-device changes over the algorithm's defaults, by device type ("cpu", "cuda", "mps"), algorithm and 2D / 3D.
+# A batch changed here trains at the square-root-scaled rate (batch_scaled_lr) unless the row sets the rate too.
+# CUDA, 2D blind-spot: a step of 4 patches is host-bound on a GPU (an H200 did 4.0 Mpx/s at batch 4, 19.3 at 16, in
+# 9.1 and 7.6 ms a step), and 30 s from the built-in prior gave the same quality at batch 16 as at 4
+# (docs/benchmarks.md, "GPU ... session 7").
+DEVICE_DEFAULTS: dict[str, dict[str, dict[int, dict[str, Any]]]] = {
+    "cuda": {"blindspot": {2: {"batch_size": 16}}},
+}
+
+
+def device_defaults(algorithm: str, ndim: int, device: str) -> dict[str, Any]:
+    """The algorithm's defaults in ``ndim`` dimensions with the row for ``device``'s type applied."""
+    base = ALGORITHM_DEFAULTS[algorithm][ndim]
+    row = DEVICE_DEFAULTS.get(device.split(":")[0], {}).get(algorithm, {}).get(ndim, {})
+    table = {**base, **row}
+    if "batch_size" in row and "learning_rate" not in row:
+        table["learning_rate"] = batch_scaled_lr(base["learning_rate"], base["batch_size"], row["batch_size"])
+    return table
+
+
 RESOLVED_FIELDS = tuple(_N2V)

@@ -127,3 +127,12 @@ def test_the_lowered_rate_note_only_for_a_typed_rate_the_run_cannot_reach():
     assert "400 steps or more" in lowered_rate_note(Schedule(typed, 39), 8e-3)
     assert lowered_rate_note(Schedule(typed, 400), 8e-3) == ""
     assert lowered_rate_note(Schedule(typed, 200), 8e-3) != ""
+
+
+def test_the_note_compares_with_the_batch_the_device_defaults_to():
+    """On CUDA the 2D blind-spot default is 16 (defaults.DEVICE_DEFAULTS): a short run at 16 is not warned there."""
+    cfg = resolve_defaults(TrainConfig(algorithm="blindspot", max_seconds=1.0), ndim=2, device="cuda")
+    assert cfg.batch_size == 16
+    assert few_steps_note(plan(cfg, 0.05, 0.0), 2, "cuda") == ""
+    note = few_steps_note(plan(cfg, 0.05, 0.0), 2, "cpu")  # the same batch and pace, judged on a CPU
+    assert "batch 16 leaves only" in note and "default is 4" in note

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..config import ResolvedConfig
-from ..defaults import ALGORITHM_DEFAULTS
+from ..defaults import device_defaults
 from ._step import make_optimiser, optimiser_step, train_batch
 from ._training import WARMUP_MAX_SHARE, WARMUP_MIN_STEPS, RunState, lr_at, peak_rate, table_rate, warmup_share
 from .data import PatchSampler
@@ -124,15 +124,15 @@ def plan(cfg: ResolvedConfig, step_s: float | None, elapsed: float, overhead_s: 
     return Schedule(cfg, min(cfg.max_steps, round_steps(fits)), timed=True, since=(0, elapsed), step_s=step_s)
 
 
-def few_steps_note(sched: Schedule, ndim: int) -> str:
-    """A plain warning when a batch above the algorithm's default leaves fewer than :data:`FEW_STEPS` steps.
+def few_steps_note(sched: Schedule, ndim: int, device: str = "cpu") -> str:
+    """A plain warning when a batch above the default on ``device`` leaves fewer than :data:`FEW_STEPS` steps.
 
     Empty otherwise. The batch is the person's choice and is kept; the note says what it costs and what
     to try. On a CPU a larger batch processes no more patches per second, so it makes proportionally
     fewer steps in the same time (docs/benchmarks.md, "Batch scaling").
     """
     cfg = sched.cfg
-    default = int(ALGORITHM_DEFAULTS[cfg.algorithm][ndim]["batch_size"])
+    default = int(device_defaults(cfg.algorithm, ndim, device)["batch_size"])
     if cfg.batch_size <= default or sched.total >= FEW_STEPS:
         return ""
     pace = f" ({sched.step_s:.2g} s a step on this device)" if sched.step_s else ""

@@ -140,7 +140,8 @@ def train(
             sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
     except Stopped:  # Stop during the timed probe (a copy of the network): the run itself is untouched
         sched, st.stopped = plan(cfg, None, 0.0), "stopped"
-    notes = [] if st.stopped == "stopped" else [few_steps_note(sched, ndim), lowered_rate_note(sched, typed_lr)]
+    short = few_steps_note(sched, ndim, device.type)  # against the batch this device defaults to
+    notes = [] if st.stopped == "stopped" else [short, lowered_rate_note(sched, typed_lr)]
     for note in filter(None, notes):  # said before the run, and kept in the summary (the widget shows its message)
         warnings.warn(note, ShortRunWarning, stacklevel=2)
     while st.step < sched.total and st.stopped != "stopped":
