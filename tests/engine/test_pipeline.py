@@ -1,5 +1,6 @@
 """The prediction pipeline (prefetch, batched forwards, write-behind) equals the simple path and fails cleanly."""
 
+import os
 import threading
 import time
 
@@ -86,6 +87,40 @@ def test_uint16_zarr_input_through_the_chunk_cache_equals_numpy(tmp_path):
     out = zarr.create_array(str(tmp_path / "out.zarr"), shape=img.shape, chunks=(1, 32, 32), dtype="float32")
     _run(model, z, 32, axes="TYX", out=out)
     np.testing.assert_allclose(out[:], _run(model, img.astype(np.float32), 32, axes="TYX"), atol=1e-4)
+
+
+@pytest.mark.parametrize(("chunk", "parallel"), [(32, True), (64, False)])
+def test_blocks_with_their_own_zarr_chunks_are_written_at_once_bit_for_bit(tmp_path, monkeypatch, chunk, parallel):
+    """Tiles on the output's chunk grid are written concurrently; tiles sharing a chunk one at a time."""
+    zarr = pytest.importorskip("zarr")
+    model = _model()
+    img = np.random.default_rng(7).integers(0, 30, (2, 64, 96)).astype(np.uint16)
+    lock, flight, real = threading.Lock(), {"now": 0, "most": 0}, zarr.Array.__setitem__
+
+    def tracked(self, index, value):
+        with lock:
+            flight["now"] += 1
+            flight["most"] = max(flight["most"], flight["now"])
+        try:
+            time.sleep(0.02)  # long enough for the other writers to start
+            real(self, index, value)
+        finally:
+            with lock:
+                flight["now"] -= 1
+
+    outs = []
+    for writers in (pipeline_mod.CHUNK_WRITERS, 1):
+        monkeypatch.setattr(pipeline_mod, "CHUNK_WRITERS", writers)
+        out = zarr.create_array(str(tmp_path / f"{writers}.zarr"), shape=img.shape, chunks=(1, chunk, chunk),
+                                dtype="float32")  # fmt: skip
+        monkeypatch.setattr(zarr.Array, "__setitem__", tracked)
+        _run(model, img, 32, "cpu", axes="TYX", out=out)
+        monkeypatch.setattr(zarr.Array, "__setitem__", real)
+        outs.append(out[:])
+        if writers > 1:
+            assert flight["most"] == (min(2, os.cpu_count() or 1) if parallel else 1)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], _run(model, img.astype(np.float32), 32, "cpu", axes="TYX"), atol=1e-4)
 
 
 def test_chunk_cache_reads_each_chunk_once_for_overlapping_windows():

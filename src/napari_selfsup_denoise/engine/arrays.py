@@ -69,6 +69,32 @@ def write_block(out: Any, axes: str, index: tuple[slice, ...], block: np.ndarray
     out[tuple(index[CANONICAL.index(a)] for a in axes)] = b
 
 
+def storage_unit(out: Any) -> tuple[int, ...] | None:
+    """What one write of ``out`` stores at once: a zarr array's shard (or chunk) shape.
+
+    None for anything else, where writes to different regions are not known to be independent.
+    """
+    arr = getattr(out, "arr", out)  # through a write-through wrapper (batch.store.CastArray)
+    if type(arr).__module__.split(".")[0] != "zarr":
+        return None
+    unit = getattr(arr, "shards", None) or getattr(arr, "chunks", None)
+    if not isinstance(unit, tuple) or len(unit) != len(arr.shape):
+        return None
+    return unit if all(isinstance(c, int) and c > 0 for c in unit) else None
+
+
+def touched_units(out: Any, axes: str, index: tuple[slice, ...]) -> set[tuple[int, ...]] | None:
+    """The storage units (see :func:`storage_unit`) a write at canonical ``index`` changes; None where unknown."""
+    unit = storage_unit(out)
+    if unit is None:
+        return None
+    ranges = []
+    for a, n, c in zip(validate_axes(axes), out.shape, unit):
+        lo, hi, _ = index[CANONICAL.index(a)].indices(n)
+        ranges.append(range(lo // c, -(-hi // c)))
+    return set(itertools.product(*ranges))
+
+
 class ChunkCache:
     """Read a chunked array (zarr) in whole chunks, keeping the most recent ones decoded.
 

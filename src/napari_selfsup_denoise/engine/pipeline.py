@@ -16,6 +16,7 @@ batch job computes bit for bit what a clean one does).
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -27,15 +28,16 @@ import torch
 
 from ..axes import to_canonical
 from ..config import PredictConfig
-from .arrays import canonical, write_block
+from .arrays import canonical, touched_units, write_block
 from .data import dihedral
 from .device import autocast, is_oom, resolve_precision
 from .events import PredictProgress
-from .stages import Prefetch, WriteBehind
+from .stages import Prefetch, WriteBehind, run_all
 from .windows import LIMITED, Box, Normaliser, Raw, core_slices, empty_batch, read_raw, window_index, window_shape
 
 PREFETCH = 2  # batches read ahead
 WRITE_BEHIND = 2  # batches waiting to be written
+CHUNK_WRITERS = 8  # a batch's blocks written at once at most, where each has its own zarr chunks (shards)
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,30 @@ class Sink:
         plane = self._canon[key][s, t] if self.ndim == 3 else self._canon[key][s, t, :, 0]
         return torch.from_numpy(plane[(slice(None), *(slice(lo, hi) for lo, hi in box))])
 
+    def _index(self, s: int, t: int, box: Box) -> tuple[slice, ...]:
+        spatial = [slice(lo, hi) for lo, hi in box]
+        return (slice(s, s + 1), slice(t, t + 1), slice(None), *([slice(0, 1)] if self.ndim == 2 else []), *spatial)
+
     def write(self, key: str, s: int, t: int, box: Box, block: np.ndarray) -> None:
         """Write a block ``(C, *core)``."""
-        spatial = [slice(lo, hi) for lo, hi in box]
-        if self.ndim == 2:
-            spatial, block = [slice(0, 1), *spatial], block[:, None]
-        write_block(
-            self.outs[key], self.axes, (slice(s, s + 1), slice(t, t + 1), slice(None), *spatial), block[None, None]
-        )
+        block = block[:, None] if self.ndim == 2 else block
+        write_block(self.outs[key], self.axes, self._index(s, t, box), block[None, None])
+
+    def write_all(self, blocks: list[tuple[str, int, int, Box, np.ndarray]]) -> None:
+        """Write ``(key, s, t, box, block)`` blocks: at once where no two change the same zarr chunk, else in turn.
+
+        Zarr encodes and stores a chunk without the GIL, so distinct chunks are written in parallel;
+        a chunk shared by two blocks (or an output that is not a zarr array) is written one block at a time.
+        """
+        seen: set[tuple[Any, ...]] = set()
+        for key, s, t, box, _ in blocks:
+            units = touched_units(self.outs[key], self.axes, self._index(s, t, box))
+            if units is None or not seen.isdisjoint((key, *u) for u in units):
+                seen.clear()
+                break
+            seen.update((key, *u) for u in units)
+        workers = min(CHUNK_WRITERS, os.cpu_count() or 1) if seen else 1
+        run_all(lambda b: self.write(*b), blocks, workers)
 
 
 class Pipeline:
@@ -186,11 +204,10 @@ class Pipeline:
         done, event = job
         if event is not None:
             event.synchronize()
-        for tile, pieces in done:
-            for box, blocks in pieces:
-                for key, block in blocks.items():
-                    if block is not None:
-                        self.sink.write(key, tile.s, tile.t, box, block.numpy())
+        self.sink.write_all([
+            (key, tile.s, tile.t, box, block.numpy())
+            for tile, pieces in done for box, blocks in pieces for key, block in blocks.items() if block is not None
+        ])  # fmt: skip
         return [tile for tile, _ in done]
 
     def _step(self, group: list[Tile], raws: list[Raw]) -> tuple[list[Any], Any]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 _POLL = 0.05
@@ -161,6 +162,21 @@ class WriteBehind:
             self._in.put_nowait(_END)  # wakes the thread now rather than at its next poll
         if threading.current_thread() is not self._thread:
             self._thread.join()
+
+
+def run_all(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> None:
+    """``fn(item)`` for every item, up to ``workers`` at a time in threads; returns when all have ended.
+
+    The first failure is raised after every call has ended (nothing is left running behind it).
+    """
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="selfsup-chunk") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    for f in futures:
+        f.result()
 
 
 def _empty(q: queue.Queue[Any]) -> None:
