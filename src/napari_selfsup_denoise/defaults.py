@@ -72,12 +72,11 @@ def algorithm_choice(algorithm: str, ndim: int) -> str:
 
 # Per-device changes over the algorithm's defaults, by device type ("cpu", "cuda", "mps"), algorithm and 2D / 3D.
 # A batch changed here trains at the square-root-scaled rate (batch_scaled_lr) unless the row sets the rate too.
-# CUDA, 2D blind-spot: a step of 4 patches is host-bound on a GPU (an H200 did 4.0 Mpx/s at batch 4, 19.3 at 16, in
-# 9.1 and 7.6 ms a step), and 30 s from the built-in prior gave the same quality at batch 16 as at 4
-# (docs/benchmarks.md, "GPU ... session 7").
-DEVICE_DEFAULTS: dict[str, dict[str, dict[int, dict[str, Any]]]] = {
-    "cuda": {"blindspot": {2: {"batch_size": 16}}},
-}
+# None yet. A CUDA row of batch 16 for the 2D blind-spot net was tried and taken out (H200, session 7, 30 s from the
+# built-in prior, 1 seed): a step of 4 patches is host-bound there (4.0 Mpx/s at batch 4, 19.3 at 16, in 9.1 and
+# 7.6 ms), but batch 16 at 8e-3 lost 0.53 dB on camera_g25 (29.62 -> 29.09) and 0.10 dB on nuclei_pg30
+# (32.08 -> 31.98), and gained 0.06 dB on nuclei_pg20 (docs/benchmarks.md, "GPU ... session 7").
+DEVICE_DEFAULTS: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
 
 
 def device_defaults(algorithm: str, ndim: int, device: str) -> dict[str, Any]:

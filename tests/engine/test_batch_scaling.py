@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import napari_selfsup_denoise.engine.train as train_module
-from napari_selfsup_denoise import train
+from napari_selfsup_denoise import defaults, train
 from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
 from napari_selfsup_denoise.engine import _step
 from napari_selfsup_denoise.engine._schedule import (
@@ -129,8 +129,9 @@ def test_the_lowered_rate_note_only_for_a_typed_rate_the_run_cannot_reach():
     assert lowered_rate_note(Schedule(typed, 200), 8e-3) != ""
 
 
-def test_the_note_compares_with_the_batch_the_device_defaults_to():
-    """On CUDA the 2D blind-spot default is 16 (defaults.DEVICE_DEFAULTS): a short run at 16 is not warned there."""
+def test_the_note_compares_with_the_batch_the_device_defaults_to(monkeypatch):
+    """With a device row of batch 16 (defaults.DEVICE_DEFAULTS), a short run at 16 is not warned on that device."""
+    monkeypatch.setitem(defaults.DEVICE_DEFAULTS, "cuda", {"blindspot": {2: {"batch_size": 16}}})
     cfg = resolve_defaults(TrainConfig(algorithm="blindspot", max_seconds=1.0), ndim=2, device="cuda")
     assert cfg.batch_size == 16
     assert few_steps_note(plan(cfg, 0.05, 0.0), 2, "cuda") == ""
