@@ -67,6 +67,9 @@ class TrainConfig:
         Random 90-degree rotations and flips in YX.
     val_fraction : float
         Share of the data held out to pick the best weights (0 disables).
+    ema_decay : float
+        Above 0, the weights validated and returned are a moving average of the trained ones with this
+        decay (``engine._ema``); 0 (the default) validates the trained weights themselves.
     normalisation : str
         ``meanstd`` (per channel) or ``percentile`` (``percentiles`` low/high).
     noise_model : str
@@ -104,6 +107,7 @@ class TrainConfig:
     struct_span: int = 5
     augment: bool = True
     val_fraction: float = 0.1
+    ema_decay: float = 0.0
     normalisation: str = "meanstd"
     percentiles: tuple[float, float] = (1.0, 99.8)
     noise_model: str = "auto"
@@ -126,6 +130,7 @@ class TrainConfig:
         check(self.struct_axis.upper() in "ZYX", "struct_axis must be Z, Y or X")
         check(self.struct_span >= 3 and self.struct_span % 2 == 1, "struct_span must be odd, >= 3")
         check(0 <= self.val_fraction < 0.5, "val_fraction must be in [0, 0.5)")
+        check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")
         check(self.normalisation in NORMALISATIONS, f"normalisation must be one of {NORMALISATIONS}")
         lo, hi = self.percentiles
         check(0 <= lo < hi <= 100, "percentiles must satisfy 0 <= low < high <= 100")

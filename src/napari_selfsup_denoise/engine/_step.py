@@ -72,6 +72,8 @@ def optimiser_step(
     elif not bool(bad):
         opt.step()
     method.after_step(net)
+    if st.average is not None:  # the weights' moving average (TrainConfig.ema_decay)
+        st.average.update(net)
     st.pending.append(
         torch.stack([total, *(v.float().to(total.device) for v in norms)])
     )  # a group without grads: CPU 0

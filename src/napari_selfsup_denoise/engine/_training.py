@@ -146,6 +146,7 @@ class RunState:
     loss: float = math.nan  # the last loss read (see train.SYNC_EVERY)
     pending: list[torch.Tensor] = field(default_factory=list)  # per step not read yet: loss, then gradient norms
     val_s: float = 0.0  # seconds the last validation took
+    average: Any = None  # the weights' moving average (_ema.WeightAverage) when TrainConfig.ema_decay > 0
 
     def elapsed(self) -> float:
         return clock() - self.t0

@@ -6,6 +6,7 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Generator
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import ResolvedConfig, TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
 from ._abort import Stopped, cut_event, saved_buffers, undo_step, watch
+from ._ema import WeightAverage
 from ._schedule import Schedule, ShortRunWarning, few_steps_note, lowered_rate_note, plan, schedule_for
 from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
 from ._training import Preview, RunState, choose_patch, group_rate, preview_now
@@ -144,6 +146,7 @@ def train(
     notes = [] if st.stopped == "stopped" else [short, lowered_rate_note(sched, typed_lr)]
     for note in filter(None, notes):  # said before the run, and kept in the summary (the widget shows its message)
         warnings.warn(note, ShortRunWarning, stacklevel=2)
+    st.average = WeightAverage(net, cfg.ema_decay) if cfg.ema_decay > 0 else None  # updated by optimiser_step
     while st.step < sched.total and st.stopped != "stopped":
         if stop is not None and stop.is_set():
             st.stopped = "stopped"
@@ -157,10 +160,7 @@ def train(
             break
         yield ev
         if st.bad >= MAX_BAD_STEPS:
-            st.stopped, st.message = (
-                "diverged",
-                "training diverged (non-finite loss); kept the best weights",
-            )
+            st.stopped, st.message = "diverged", "training diverged (non-finite loss); kept the best weights"
             break
     read_pending(st)  # the steps since the last read
     yield _ended(st, sched)  # the final validation and the self-check follow
@@ -262,12 +262,12 @@ def _track_val(model: Model, sampler: PatchSampler, st: RunState) -> None:
     device = next(model.net.parameters()).device
     t0 = st.elapsed()
     size = min(VAL_PATCHES, VAL_BATCHES * model.config.batch_size)
-    st.val_loss = validate(model.method, model.net, sampler, sq, device, size)
-    st.val_s = st.elapsed() - t0
-    st.val_step = st.step
-    if st.val_loss < st.best:
-        st.best, st.best_step = st.val_loss, st.step
-        st.best_state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+    with st.average.applied(model.net) if st.average is not None else nullcontext():  # the average is the candidate
+        st.val_loss = validate(model.method, model.net, sampler, sq, device, size)
+        if st.val_loss < st.best:
+            st.best, st.best_step = st.val_loss, st.step
+            st.best_state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+    st.val_s, st.val_step = st.elapsed() - t0, st.step
 
 
 def _finish(model: Model, sampler: PatchSampler, st: RunState) -> Model:
