@@ -157,3 +157,22 @@ def test_the_noise_model_starts_at_the_classical_estimate(kind):
         assert rep["noise_sigma"] == pytest.approx(rep["classical_sigma"], rel=1e-4)
     else:
         assert (rep["noise_a"], rep["noise_b"]) == pytest.approx((rep["classical_a"], rep["classical_b"]), rel=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "poisson-gaussian", "known"])
+def test_the_reference_variance_is_the_classical_estimate_whatever_the_training_did(kind):
+    """The output choice needs a noise level the training cannot drift (issue 9: a learned level at its floor)."""
+    noise = NoiseModel(1, kind)
+    anchors = [[0.0], [4.0]] if kind == "poisson-gaussian" else None
+    slope = [0.5] if kind == "poisson-gaussian" else [0.0]  # as BlindSpot.prepare starts each kind
+    noise.initialise(slope, [1.0], [0.0], [1.0], classical=[slope, [1.0]], anchors=anchors)
+    mu = torch.tensor([0.0, 2.0, 4.0]).view(1, 1, 3, 1)
+    if kind == "known":  # the person's noise level is the reference
+        assert torch.allclose(noise.reference_variance(mu), noise.variance(mu))
+        return
+    with torch.no_grad():
+        noise.log_var.fill_(-8.0)
+    noise.project()  # the learned level now sits on its floor, 0.8 x the classical
+    want = torch.tensor([1.0, 2.0, 3.0]) if kind == "poisson-gaussian" else torch.ones(3)
+    assert torch.allclose(noise.reference_variance(mu).flatten(), want)
+    assert torch.allclose(noise.variance(mu).flatten(), FLOOR * want)

@@ -11,13 +11,20 @@ independent between pixels (Gaussian, Poisson, or both)::
 
 so the error of each output against the clean image ``x`` can be estimated from
 the noisy pixels alone (Stein's unbiased risk estimate; exact for Poisson noise
-too, because ``f`` is affine in ``y``), with ``v`` the fitted noise model's
-variance at the prior mean. The posterior is the default: on pixels the
-training never saw, the prior mean is returned instead only when its estimated
-error is lower by more than :data:`Z` standard errors of the difference. Early
-in training the network's prior variance can be too large, so that the
-posterior leans too far towards the noisy pixel and is worse than the prior
-mean (issue 9: ``nuclei_pg20`` at 170 steps).
+too, because ``f`` is affine in ``y``). ``v`` must be the true noise variance:
+a ``v`` off by ``d`` shifts the posterior's estimate against the prior mean's
+by ``2 w d``. It is therefore taken from the classical noise estimate made
+before training (``var_c``, :meth:`.noise.NoiseModel.reference_variance`, at
+the prior mean), not from the learned noise model (``var_n``, which sets ``w``):
+the training can drift that one, e.g. down to its floor early in a short run
+from random weights, which made the posterior look better than the prior mean
+when it was 1.2-4 dB worse (issue 9: ``nuclei_pg20`` at batch 16 x 33 and
+64 x 8 steps). The posterior is the default: on pixels the training never saw,
+the prior mean is returned instead only when its estimated error is lower by
+more than :data:`Z` standard errors of the difference. Early in training the
+network's prior variance can be too large, so that the posterior leans too far
+towards the noisy pixel and is worse than the prior mean (issue 9:
+``nuclei_pg20`` at 170 steps).
 """
 
 from __future__ import annotations
@@ -98,11 +105,16 @@ class OutputChoice:
 
 
 def _terms(c: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-pixel error estimates of the posterior and the prior mean, and the noise variance (float64)."""
+    """Per-pixel error estimates of the posterior and the prior mean, and the noise variance ``v`` (float64).
+
+    The posterior's weight ``w`` comes from the learned noise variance (``var_n``: what the output uses),
+    ``v`` from the classical estimate (``var_c``; ``var_n`` when a crop has none).
+    """
     r2 = (c["y"].astype(np.float64) - c["prior"]) ** 2
     var_n = c["var_n"].astype(np.float64)
+    v = c.get("var_c", var_n).astype(np.float64)
     w = c["var_x"] / (c["var_x"] + var_n)
-    return (1.0 - w) ** 2 * r2 - var_n + 2.0 * w * var_n, r2 - var_n, var_n
+    return (1.0 - w) ** 2 * r2 - v + 2.0 * w * v, r2 - v, v
 
 
 def estimated_errors(crops: list[dict[str, np.ndarray]]) -> tuple[float, float, float, float]:
@@ -112,7 +124,7 @@ def estimated_errors(crops: list[dict[str, np.ndarray]]) -> tuple[float, float, 
     Parameters
     ----------
     crops : list of dict
-        Normalised crops with ``y`` (noisy), ``prior`` (``mu``), ``var_x`` and ``var_n``
+        Normalised crops with ``y`` (noisy), ``prior`` (``mu``), ``var_x``, ``var_n`` and ``var_c``
         (:func:`._check_figures.predicted_crops`).
     """
     post, prior, var_n = (np.concatenate([t.ravel() for t in parts]) for parts in zip(*map(_terms, crops)))

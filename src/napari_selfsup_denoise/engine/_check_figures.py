@@ -103,7 +103,8 @@ def predicted_crops(model: Model, canon: Any, boxes: list[Box], device: str) -> 
 
     One pass of the prediction path per crop. Blind-spot crops hold the prior
     mean and variance, the noise variance and the posterior mean (``output``),
-    computed from them by :func:`.noise.posterior` as the prediction path does.
+    computed from them by :func:`.noise.posterior` as the prediction path does,
+    and the classical estimate's noise variance (``var_c``, independent of the training).
     """
     blind = model.algorithm == "blindspot"
     pcfg = PredictConfig(device=device, output="prior", uncertainty=True) if blind else PredictConfig(device=device)
@@ -138,7 +139,8 @@ def _normalised(model: Model, crop: dict[str, np.ndarray]) -> dict[str, np.ndarr
             var_n = noise.variance(mu)
             y, var_x = (torch.from_numpy(res[k][None]).to(mu.device) for k in ("y", "var_x"))
             post, _ = posterior(y, mu, var_x, var_n)
-        res["var_n"], res["output"] = (v[0].float().cpu().numpy() for v in (var_n, post))
+            var_c = noise.reference_variance(mu)  # independent of the training: for the output choice
+        res["var_n"], res["output"], res["var_c"] = (v[0].float().cpu().numpy() for v in (var_n, post, var_c))
     return res
 
 

@@ -214,6 +214,20 @@ class NoiseModel(nn.Module):
             return b.expand_as(mu)
         return torch.clamp(a * mu.float() + b, min=MIN_VAR)
 
+    def reference_variance(self, mu: torch.Tensor) -> torch.Tensor:
+        """The classical estimate's noise variance (kept at :meth:`initialise`) for the signal ``mu``.
+
+        Unlike :meth:`variance` it does not depend on the training, which can drift the learned level
+        (down to its floor early in a short run from random weights, issue 9). A ``known`` model, or one
+        saved without a classical estimate, returns :meth:`variance`.
+        """
+        if self.kind == "known" or not bool(torch.any(self.classical > 0)):
+            return self.variance(mu)
+        shape = (1, -1) + (1,) * (mu.ndim - 2)
+        a, b = (t.view(shape) for t in self.classical)
+        a = a if self.kind == "poisson-gaussian" else torch.zeros_like(a)
+        return torch.clamp(a * mu.float() + b, min=MIN_VAR).expand_as(mu)
+
     @torch.no_grad()
     def initialise(
         self, a_n: Any, b_n: Any, offset: Any, scale: Any, classical: Any = None, anchors: Any = None
