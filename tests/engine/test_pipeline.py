@@ -12,7 +12,7 @@ from napari_selfsup_denoise import PredictConfig, TrainConfig
 from napari_selfsup_denoise.config import resolve_defaults
 from napari_selfsup_denoise.engine import pipeline as pipeline_mod
 from napari_selfsup_denoise.engine import predict as predict_mod
-from napari_selfsup_denoise.engine.arrays import ChunkCache
+from napari_selfsup_denoise.engine.arrays import ChunkCache, canonical
 from napari_selfsup_denoise.engine.data import DataError, Normalisation
 from napari_selfsup_denoise.engine.device import autocast, pick_device
 from napari_selfsup_denoise.engine.events import drain
@@ -141,6 +141,36 @@ def test_chunk_cache_reads_each_chunk_once_for_overlapping_windows():
             np.testing.assert_array_equal(cache[ys, xs], base[ys, xs])
     assert src.read <= 2 * base.size  # without the cache: every pixel about 4 times
     np.testing.assert_array_equal(cache[3, 5:40], base[3, 5:40])
+
+
+def test_a_batch_of_windows_fetches_its_chunks_ahead_in_one_call_per_frame(tmp_path):
+    """The reader asks for a batch's chunks at once (zarr decodes those of a call concurrently): same blocks."""
+    zarr = pytest.importorskip("zarr")
+    from napari_selfsup_denoise.engine.arrays import CanonicalView
+
+    img = np.random.default_rng(8).integers(0, 900, (3, 40, 56)).astype(np.uint16)
+    z = zarr.create_array(str(tmp_path / "in.zarr"), shape=img.shape, chunks=(1, 16, 16), dtype=img.dtype)
+    z[:] = img
+    model, calls = _model(), []
+
+    class Counting:
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.chunks = a, a.shape, a.dtype, a.chunks
+
+        def __getitem__(self, ix):
+            calls.append(ix)
+            return self.a[ix]
+
+    cache = ChunkCache(Counting(z))
+    canon = CanonicalView(cache, "TYX")
+    cpu = torch.device("cpu")
+    pipe = pipeline_mod.Pipeline(model, canon, PredictConfig(tile=16), cpu, pipeline_mod.Sink({}, "TYX", 2, cpu))
+    tiles = [pipeline_mod.Tile(0, t, ((y, y + 16), (x, x + 16))) for t in (1, 2) for y in (0, 16) for x in (0, 16, 32)]
+    raws = pipe.read(tiles)
+    assert len(calls) == 2  # one call per frame, then every window from the cache
+    want = pipeline_mod.Pipeline(model, canonical(img, "TYX"), PredictConfig(tile=16), cpu, pipe.sink)
+    for got, ref in zip(raws, want.read(tiles)):
+        assert got.origin == ref.origin and torch.equal(got.data, ref.data)
 
 
 class _Failing:

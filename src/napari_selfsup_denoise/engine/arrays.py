@@ -51,6 +51,12 @@ class CanonicalView:
             expand.append(slice(None) if a in present else np.newaxis)
         return block[tuple(expand)]
 
+    def prefetch(self, indices: list[tuple[Any, ...]]) -> None:
+        """Read ahead what the canonical ``indices`` will read, where the array can (a :class:`ChunkCache`)."""
+        ahead = getattr(self.arr, "prefetch", None)
+        if ahead is not None:
+            ahead([tuple(ix[CANONICAL.index(a)] for a in self.axes) for ix in indices])
+
 
 def canonical(arr: Any, axes: str) -> Any:
     """Canonical view of ``arr``: a numpy view for numpy arrays, else a :class:`CanonicalView`."""
@@ -117,8 +123,8 @@ class ChunkCache:
         self.max_bytes, self.nbytes, self.fetches = max_bytes, 0, 0
         self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
 
-    def __getitem__(self, index: tuple[Any, ...]) -> np.ndarray:
-        index = tuple(index) + (slice(None),) * (len(self.shape) - len(index))
+    def _ranges(self, index: tuple[Any, ...]) -> list[tuple[int, int]] | None:
+        """``(start, stop)`` per axis of a basic index, or None where it is not cached (strided, or too large)."""
         ranges = []
         for ix, n in zip(index, self.shape):
             if isinstance(ix, (int, np.integer)):
@@ -127,9 +133,37 @@ class ChunkCache:
             else:
                 start, stop, step = ix.indices(n)
                 if step != 1:
-                    return np.asarray(self.arr[index])
+                    return None
                 ranges.append((start, max(start, stop)))
         if int(np.prod([hi - lo for lo, hi in ranges])) * self.dtype.itemsize * 2 > self.max_bytes:
+            return None
+        return ranges
+
+    def prefetch(self, indices: list[tuple[Any, ...]]) -> None:
+        """Fetch the chunks that ``indices`` will read and are not kept, in one call per leading chunk row.
+
+        Zarr decodes the chunks of one call concurrently; reading tile by tile decodes a few at a time.
+        Bounded: a row whose box would take more than a quarter of :attr:`max_bytes` is left to the reads.
+        """
+        keys: set[tuple[int, ...]] = set()
+        for index in indices:
+            ranges = self._ranges(tuple(index) + (slice(None),) * (len(self.shape) - len(index)))
+            if ranges is not None:
+                keys.update(
+                    itertools.product(*(range(lo // c, -(-hi // c)) for (lo, hi), c in zip(ranges, self.chunks)))
+                )
+        rows: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+        for key in sorted(keys - self._cache.keys()):
+            rows.setdefault(key[:-2], []).append(key)
+        for row in rows.values():
+            box = [max(k[d] for k in row) - min(k[d] for k in row) + 1 for d in range(len(self.shape))]
+            if int(np.prod(np.multiply(box, self.chunks))) * self.dtype.itemsize * 4 <= self.max_bytes:
+                self._fetch(row)
+
+    def __getitem__(self, index: tuple[Any, ...]) -> np.ndarray:
+        index = tuple(index) + (slice(None),) * (len(self.shape) - len(index))
+        ranges = self._ranges(index)
+        if ranges is None:
             return np.asarray(self.arr[index])
         grid = [range(lo // c, -(-hi // c)) for (lo, hi), c in zip(ranges, self.chunks)]
         self._fetch([k for k in itertools.product(*grid) if k not in self._cache])

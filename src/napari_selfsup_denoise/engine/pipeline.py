@@ -33,7 +33,18 @@ from .data import dihedral
 from .device import autocast, is_oom, resolve_precision
 from .events import PredictProgress
 from .stages import Prefetch, WriteBehind, run_all
-from .windows import LIMITED, Box, Normaliser, Raw, core_slices, empty_batch, read_raw, window_index, window_shape
+from .windows import (
+    LIMITED,
+    Box,
+    Normaliser,
+    Raw,
+    core_slices,
+    empty_batch,
+    raw_index,
+    read_raw,
+    window_index,
+    window_shape,
+)
 
 PREFETCH = 2  # batches read ahead
 WRITE_BEHIND = 2  # batches waiting to be written
@@ -142,8 +153,11 @@ class Pipeline:
         self.inline = not self.cuda and isinstance(canon, np.ndarray) and sink.direct
 
     def read(self, group: list[Tile]) -> list[Raw]:
-        """Reader thread: the raw blocks of a batch (pinned for a GPU)."""
+        """Reader thread: the raw blocks of a batch (pinned for a GPU), its chunks fetched ahead where it can."""
         m = self.model
+        if len(group) > 1 and hasattr(self.canon, "prefetch"):
+            self.canon.prefetch([raw_index(self.canon.shape, t.s, t.t, t.box, m.margin, m.multiple, m.ndim)
+                                 for t in group])  # fmt: skip
         return [read_raw(self.canon, t.s, t.t, t.box, m.margin, m.multiple, m.ndim, self.cuda) for t in group]
 
     def _forward_batch(self, items: list[tuple[Tile, Raw, Box]]) -> dict[str, torch.Tensor]:

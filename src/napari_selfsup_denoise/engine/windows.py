@@ -60,6 +60,13 @@ class Raw:
     origin: tuple[int, ...]
 
 
+def raw_index(shape: tuple[int, ...], s: int, t: int, box: Box, margin: int, multiple: int, ndim: int) -> tuple:
+    """The canonical index of the block under a tile's window (mirrored positions included)."""
+    idx = window_index(box, tuple(shape[6 - ndim :]), margin, multiple)
+    bounds = [slice(int(i.min()), int(i.max()) + 1) for i in idx]
+    return (s, t, slice(None), bounds[0] if ndim == 3 else slice(0, 1), bounds[-2], bounds[-1])
+
+
 def read_raw(canon: Any, s: int, t: int, box: Box, margin: int, multiple: int, ndim: int, pin: bool) -> Raw:
     """Read the block under a tile's window (mirrored positions included), unconverted; checked for NaN.
 
@@ -68,11 +75,8 @@ def read_raw(canon: Any, s: int, t: int, box: Box, margin: int, multiple: int, n
     DataError
         If the block holds NaN or infinite values.
     """
-    sizes = canon.shape[6 - ndim :]
-    idx = window_index(box, sizes, margin, multiple)
-    bounds = [slice(int(i.min()), int(i.max()) + 1) for i in idx]
-    zsl = bounds[0] if ndim == 3 else slice(0, 1)
-    block = np.asarray(canon[s, t, :, zsl, bounds[-2], bounds[-1]])
+    index = raw_index(canon.shape, s, t, box, margin, multiple, ndim)
+    block = np.asarray(canon[index])
     if ndim == 2:
         block = block[:, 0]
     if block.dtype not in _NATIVE:
@@ -84,7 +88,7 @@ def read_raw(canon: Any, s: int, t: int, box: Box, margin: int, multiple: int, n
         raise DataError(f"the image holds NaN or infinite values (sample {s}, time {t}, near {box})")
     if pin:
         tensor = torch.empty(block.shape, dtype=tensor.dtype, pin_memory=True).copy_(tensor)
-    return Raw(tensor, tuple(b.start for b in bounds))
+    return Raw(tensor, tuple(sl.start for sl in index[6 - ndim :]))
 
 
 def _finite(block: torch.Tensor) -> bool:
