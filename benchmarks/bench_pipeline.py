@@ -8,6 +8,9 @@ Rows (each printed as one JSON line):
   to a float32 Zarr with the identity network, next to what zarr alone takes to
   read the input and write an output of the same shape, chunks and dtype.
   ``ratio`` is zarr-alone seconds / pipeline seconds; ``peak_rss_gb`` is this process's.
+- ``n2v-zarr``: the same with the real N2V network (depth 2, 32 channels) at the batch path's
+  own tile and precision, next to zarr alone and to the bare network on that path's windows
+  (benchmarks/pipeline_zarr.py; run the Zarr rows first, or alone, to read the RSS as theirs).
 - ``n2v`` and ``blindspot``: ``Model.denoise`` of a 2048^2 image (untrained
   networks: speed only) at ``--precision``, next to the bare forward pass (the
   method's call of the network, as the pipeline makes it) on the same windows in
@@ -36,17 +39,14 @@ import argparse
 import inspect
 import json
 import resource
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-ROWS = ("ceiling-memory", "ceiling-zarr", "n2v", "blindspot", "train-data", "flops")
+ROWS = ("ceiling-memory", "ceiling-zarr", "n2v-zarr", "n2v", "blindspot", "train-data", "flops")
 
 
 def _best(fn: Any, reps: int) -> float:
@@ -100,66 +100,9 @@ def ceiling_memory(size: int, reps: int, device: str) -> dict:
     return {"row": "ceiling-memory", "size": size, "MP_per_s": round(size * size / s / 1e6, 1), "seconds": round(s, 4)}
 
 
-def _zarr_alone(src: Path, dst: Path) -> float:
-    """Seconds for zarr alone to read every input chunk and write a float32 output of the same layout."""
-    import zarr
-
-    t0 = time.perf_counter()
-    a = zarr.open_array(str(src), mode="r")
-    out = zarr.create_array(str(dst), shape=a.shape, chunks=a.chunks, dtype="float32", fill_value=0)
-    for i in range(a.shape[0]):
-        for y in range(0, a.shape[1], a.chunks[1]):
-            for x in range(0, a.shape[2], a.chunks[2]):
-                sl = (slice(i, i + 1), slice(y, y + a.chunks[1]), slice(x, x + a.chunks[2]))
-                out[sl] = a[sl].astype(np.float32)
-    return time.perf_counter() - t0
-
-
 def _no_check(model: Any) -> dict[str, bool]:
     """``check=False`` where ``Model.denoise`` runs the self-check (not the pipeline's cost); old code has none."""
     return {"check": False} if "check" in inspect.signature(model.denoise).parameters else {}
-
-
-def ceiling_zarr(frames: int, size: int, reps: int, device: str) -> dict:
-    """Identity network, uint16 Zarr stack -> float32 Zarr, against zarr alone."""
-    import zarr
-
-    from napari_selfsup_denoise.batch import BatchOptions, denoise_files
-
-    model = _model("n2v", identity=True)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
-    try:
-        src = tmp / "in.zarr"
-        arr = zarr.create_array(str(src), shape=(frames, size, size), chunks=(1, 512, 512), dtype="uint16")
-        rng = np.random.default_rng(0)
-        for i in range(frames):
-            arr[i] = rng.poisson(100, (size, size)).astype(np.uint16)
-        arr.attrs["axes"] = list("TYX")
-
-        def alone() -> None:
-            shutil.rmtree(tmp / "alone.zarr", ignore_errors=True)
-            _zarr_alone(src, tmp / "alone.zarr")
-
-        def pipeline() -> None:
-            shutil.rmtree(tmp / "out.zarr", ignore_errors=True)
-            fields = BatchOptions.__dataclass_fields__
-            extra = {"accept_suspect": True} if "accept_suspect" in fields else {}  # an identity net is "suspect"
-            opts = BatchOptions(axes="TYX", tile=512, device=device, **extra)
-            res = denoise_files(model, [str(src)], str(tmp / "out.zarr"), opts)
-            assert res[0].status == "done", res[0].reason
-
-        s_alone, s_pipe = _best(alone, reps), _best(pipeline, reps)
-        mp = frames * size * size / 1e6
-        return {
-            "row": "ceiling-zarr",
-            "shape": [frames, size, size],
-            "MP_per_s": round(mp / s_pipe, 1),
-            "zarr_alone_MP_per_s": round(mp / s_alone, 1),
-            "ratio": round(s_alone / s_pipe, 3),
-            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
-        }
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _bare(model: Any, size: int, reps: int, device: str, precision: str) -> float:
@@ -267,8 +210,11 @@ def main() -> None:
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device}))
     if "ceiling-memory" in rows:
         print(json.dumps(ceiling_memory(size, reps, a.device)), flush=True)
-    if "ceiling-zarr" in rows:
-        print(json.dumps(ceiling_zarr(frames, size, reps, a.device)), flush=True)
+    if any(r.endswith("-zarr") for r in rows):
+        from pipeline_zarr import zarr_rows  # next to this script
+
+        for row in zarr_rows(rows, frames, size, reps, a.device, _model, _best):
+            print(json.dumps(row), flush=True)
     if "train-data" in rows:
         print(json.dumps(train_data(size, reps, a.device)), flush=True)
     if "flops" in rows:

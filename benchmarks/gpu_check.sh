@@ -8,7 +8,8 @@
 #   tests     the device-path tests on CUDA (tests/engine/test_on_device.py with SELFSUP_TEST_DEVICES);
 #             after profile: the engine's pipeline/training test files with the device chosen automatically
 #   rate      blind-spot training step rate at batch 4/16/64/256 (benchmarks/bench_speed.py)
-#   pipeline  bench_pipeline rows train-data, n2v, blindspot (bf16 and fp32), ceiling-zarr
+#   pipeline  bench_pipeline rows train-data, n2v, blindspot (bf16 and fp32); ceiling-zarr and n2v-zarr (the
+#             issue's Zarr row: N2V depth 2 / 32 ch, uint16 stack, chunks 1x512x512, own process)
 #   profile   where the time goes: sync sites and top operators of training steps, one N2V prediction
 #   quality   equal wall-clock quality at batch 4/16/64/256 from the prior, nuclei_pg20, 30 s, 1 seed
 # Writes to $OUT (default ./gpu-check-out): summary.md, summary.json, run.log, tests.log,
@@ -89,7 +90,11 @@ part rate 80 "$OUT/train_rate.jsonl" $PY benchmarks/bench_speed.py --algorithm b
   --device "$DEVICE" --only train $RATE
 # shellcheck disable=SC2086
 part pipeline 90 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision bf16 \
-  --rows train-data,n2v,blindspot,ceiling-zarr $PIPE
+  --rows train-data,n2v,blindspot $PIPE
+# the Zarr rows in their own process (its peak RSS is theirs): one stack, zarr alone once, identity and N2V nets
+# shellcheck disable=SC2086
+part pipeline-zarr 90 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" \
+  --rows ceiling-zarr,n2v-zarr $PIPE
 # shellcheck disable=SC2086
 part pipeline-fp32 30 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision fp32 \
   --rows n2v,blindspot $PIPE

@@ -100,6 +100,13 @@ def _pipeline(rows: list[dict[str, Any]]) -> list[str]:
                 f"- ceiling-zarr {r.get('shape')}: {r.get('MP_per_s')} MP/s, zarr alone "
                 f"{r.get('zarr_alone_MP_per_s')} MP/s, ratio **{r.get('ratio')}**, peak RSS {r.get('peak_rss_gb')} GB"
             )
+        elif r.get("row") == "n2v-zarr":
+            out.append(
+                f"- n2v-zarr {r.get('shape')} (tile {r.get('tile')}): **{r.get('MP_per_s')} MP/s** (target >= 150), "
+                f"zarr alone {r.get('zarr_alone_MP_per_s')} MP/s (ratio {r.get('ratio')}), bare network "
+                f"{r.get('bare_MP_per_s')} MP/s (ratio **{r.get('net_ratio')}**, target >= 0.7), "
+                f"peak RSS {r.get('peak_rss_gb')} GB"
+            )
         elif r.get("row") == "train-data":
             rates = {k: v for k, v in r.items() if k.endswith("batches_per_s")}
             out.append(f"- train-data (batches/s, host vs device-held data): {json.dumps(rates)}")

@@ -1,0 +1,116 @@
+"""The Zarr rows of bench_pipeline.py: ``denoise_files`` of a uint16 Zarr stack to a Zarr output.
+
+One stack (``frames`` x ``size``^2, chunks 1 x 512 x 512, axes TYX) serves every row, and what zarr alone
+takes to read it and write a float32 output of the same layout is measured once, in the same process:
+
+- ``ceiling-zarr``: an identity network that keeps N2V's margin and pooling grid (everything but the network);
+- ``n2v-zarr``: the issue's row, an untrained N2V U-Net (depth 2, 32 channels) at the batch path's own settings
+  (automatic tile and precision: bf16 on a GPU), next to the bare network on the windows that path uses
+  (``bare_MP_per_s``; ``net_ratio`` = end-to-end / bare).
+
+``ratio`` is zarr-alone seconds / pipeline seconds; ``peak_rss_gb`` is this process's peak so far.
+"""
+
+from __future__ import annotations
+
+import inspect
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ZARR_ROWS = ("ceiling-zarr", "n2v-zarr")
+
+
+def _zarr_alone(src: Path, dst: Path) -> float:
+    """Seconds for zarr alone to read every input chunk and write a float32 output of the same layout."""
+    import zarr
+
+    t0 = time.perf_counter()
+    a = zarr.open_array(str(src), mode="r")
+    out = zarr.create_array(str(dst), shape=a.shape, chunks=a.chunks, dtype="float32", fill_value=0)
+    for i in range(a.shape[0]):
+        for y in range(0, a.shape[1], a.chunks[1]):
+            for x in range(0, a.shape[2], a.chunks[2]):
+                sl = (slice(i, i + 1), slice(y, y + a.chunks[1]), slice(x, x + a.chunks[2]))
+                out[sl] = a[sl].astype(np.float32)
+    return time.perf_counter() - t0
+
+
+def _bare_batches(model: Any, frames: int, size: int, reps: int, device: str, best: Callable) -> tuple[float, int]:
+    """MP/s of the network alone on the batch path's windows (its tile, as many per pass as it takes), and the tile."""
+    from napari_selfsup_denoise import PredictConfig
+    from napari_selfsup_denoise.batch.plan import default_edge
+    from napari_selfsup_denoise.engine.device import autocast, pick_device, resolve_precision
+    from napari_selfsup_denoise.engine.predict import tiles_per_forward
+
+    dev = pick_device(device)
+    tile = default_edge(model, device)
+    win = tile + 2 * model.margin
+    per = tiles_per_forward(model, dev, False, (win, win))
+    n = frames * (-(-size // tile)) ** 2
+    core = {"margin": model.margin} if "margin" in inspect.signature(model.method.infer).parameters else {}
+    net, dtype = model.net.to(dev), resolve_precision("auto", dev)
+    x = torch.randn(per, 1, win, win, device=dev).contiguous(memory_format=torch.channels_last)
+
+    def run() -> None:
+        with torch.inference_mode(), autocast(dev, dtype):
+            for _ in range(-(-n // per)):
+                model.method.infer(net, x, PredictConfig(), **core)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    return frames * size * size / best(run, reps) / 1e6, tile
+
+
+def zarr_rows(rows: list[str], frames: int, size: int, reps: int, device: str, model_for: Callable, best: Callable):
+    """Yield each asked Zarr row (see the module docstring); ``model_for(algorithm, identity, **cfg)`` makes models."""
+    import zarr
+
+    from napari_selfsup_denoise.batch import BatchOptions, denoise_files
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
+    try:
+        src = tmp / "in.zarr"
+        arr = zarr.create_array(str(src), shape=(frames, size, size), chunks=(1, 512, 512), dtype="uint16")
+        rng = np.random.default_rng(0)
+        for i in range(frames):
+            arr[i] = rng.poisson(100, (size, size)).astype(np.uint16)
+        arr.attrs["axes"] = list("TYX")
+
+        def alone() -> None:
+            shutil.rmtree(tmp / "alone.zarr", ignore_errors=True)
+            _zarr_alone(src, tmp / "alone.zarr")
+
+        s_alone, mp = best(alone, reps), frames * size * size / 1e6
+        for name in [r for r in ZARR_ROWS if r in rows]:
+            ceiling = name == "ceiling-zarr"
+            model = model_for("n2v", ceiling, **({} if ceiling else {"depth": 2, "base_channels": 32}))
+
+            def pipeline(model: Any = model, ceiling: bool = ceiling) -> None:
+                shutil.rmtree(tmp / "out.zarr", ignore_errors=True)
+                fields = BatchOptions.__dataclass_fields__
+                extra = {"accept_suspect": True} if "accept_suspect" in fields else {}  # untrained nets are "suspect"
+                opts = BatchOptions(axes="TYX", tile=512 if ceiling else None, device=device, **extra)
+                res = denoise_files(model, [str(src)], str(tmp / "out.zarr"), opts)
+                assert res[0].status == "done", res[0].reason
+
+            s_pipe = best(pipeline, reps)
+            row: dict[str, Any] = {"row": name, "shape": [frames, size, size], "device": device}
+            row.update({"MP_per_s": round(mp / s_pipe, 3), "zarr_alone_MP_per_s": round(mp / s_alone, 3)})
+            row["ratio"] = round(s_alone / s_pipe, 3)
+            if not ceiling:
+                bare, tile = _bare_batches(model, frames, size, reps, device, best)
+                row.update({"tile": tile, "bare_MP_per_s": round(bare, 3), "net_ratio": round(mp / s_pipe / bare, 3)})
+            row["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
+            if torch.cuda.is_available() and device.startswith("cuda"):
+                row["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
+            yield row
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
