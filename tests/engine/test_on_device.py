@@ -175,6 +175,7 @@ def test_stop_and_out_of_memory_back_off_on_the_device(device, monkeypatch):
     monkeypatch.setitem(predict_mod.MAX_BATCH, device, 1)
     stop = threading.Event()
     gen = predict_mod.predict(model, img, PredictConfig(tile=16, device=device, precision="fp32"), stop=stop)
+    next(gen)  # prediction has started (done=0)
     events = [next(gen)]
     stop.set()
     out = drain(gen, events.append)

@@ -109,6 +109,7 @@ def test_writes_into_caller_array_and_stop_ends_early(monkeypatch):
     out = np.full(img.shape, -1.0, dtype=np.float32)
     stop = threading.Event()
     gen = predict_mod.predict(model, img, PredictConfig(tile=16, precision="fp32"), out=out, stop=stop)
+    assert next(gen).done == 0  # prediction has started
     first = next(gen)
     stop.set()
     events = [first]
@@ -131,6 +132,7 @@ def test_a_stopped_prediction_into_its_own_array_is_zero_where_nothing_was_predi
         drain(predict_mod.predict(model, img + 50, PredictConfig(tile=16, precision="fp32")))
     stop = threading.Event()
     gen = predict_mod.predict(model, img, PredictConfig(tile=16, precision="fp32"), stop=stop)
+    next(gen)  # prediction has started (done=0)
     events = [next(gen)]
     stop.set()
     out = drain(gen, events.append)

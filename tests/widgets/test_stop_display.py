@@ -87,7 +87,9 @@ def test_stop_shows_at_once_what_it_finishes_then_each_phase(open_widget, noisy6
     assert check[0] == "self-checking the model on this image…" and check[1] == "checking the model on this image…"
     assert check[3:] == ("Stop denoising", True)  # Stop now stops the denoising of the result
     assert denoising[1] == "denoising: first tile…"
-    tiles = [s for ev, s in after if isinstance(ev, PredictProgress)]
+    started = [s for ev, s in after if isinstance(ev, PredictProgress) and not ev.done]  # the engine's done=0
+    assert [s[1] for s in started] == ["denoising: first tile…"]  # it changes nothing the Phase said
+    tiles = [s for ev, s in after if isinstance(ev, PredictProgress) and ev.done]
     assert tiles and tiles[0][1].startswith("denoising: tile 1/")
     assert {s[2] for _, s in seen} == {"bar"}  # never Qt's busy mode
     assert widget.status.text().startswith("done") and "cells denoised" in viewer.layers

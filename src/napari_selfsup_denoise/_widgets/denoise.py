@@ -210,6 +210,8 @@ class DenoiseSection(QWidget):
         if isinstance(ev, Phase):  # the check on the image, then the first tile (no busy bar: _phases.py)
             self.progress.setFormat(TEXTS[ev.name][1])
             return
+        if not ev.done:  # prediction started: the Phase("denoising") before it said so
+            return
         self.progress.setMaximum(max(1, ev.total))
         self.progress.setFormat(f"tile {ev.done}/{ev.total} · ETA {ev.eta:.0f} s")
         set_value(self.progress, ev.done)

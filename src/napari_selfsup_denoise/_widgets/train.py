@@ -212,7 +212,7 @@ class TrainWidget(Lifecycle, QWidget):
             self.view.entered(ev.name)
         elif isinstance(ev, TrainProgress):
             self._on_step(ev)
-        else:
+        elif ev.done:  # done=0 (prediction started): the Phase("denoising") before it said so
             self.view.tile(ev.done, ev.total, ev.eta)
 
     def _on_step(self, ev: TrainProgress) -> None:

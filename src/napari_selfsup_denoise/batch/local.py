@@ -41,6 +41,8 @@ def predict_units(
     unc = outs[1] if len(outs) > 1 else None
     px = {key: region_px(region, axes) for key, region in units}
     for ev in predict_tiles(model, data, axes, pcfg, tiles, outs[0], unc):
+        if not ev.done:  # prediction has started: no unit is written yet
+            continue
         key = ev.info["key"]
         left[key] -= 1
         if not left[key]:

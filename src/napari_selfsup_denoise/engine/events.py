@@ -55,12 +55,12 @@ class TrainProgress:
 
 @dataclass(frozen=True, kw_only=True)
 class PredictProgress:
-    """One tile of prediction done.
+    """One tile of prediction done, or (``done=0``, the first event) prediction started.
 
     Attributes
     ----------
     done, total : int
-        Tiles done and tiles in all.
+        Tiles done and tiles in all; ``done=0`` is yielded once, before the first forward pass.
     pixels_done, pixels_total : int
         Output pixels written so far and in all (per channel).
     elapsed, eta : float

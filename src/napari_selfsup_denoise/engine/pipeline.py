@@ -266,8 +266,13 @@ def progress(
     info: dict[str, Any],
     written: list[Tile] | None = None,
 ) -> Generator[PredictProgress, None, None]:
-    """One :class:`PredictProgress` per written tile (``info['key']`` names its unit), which joins ``written``."""
+    """A :class:`PredictProgress` with ``done=0`` first (prediction has started: the tiles are counted, no
+    forward pass has run), then one per written tile (``info['key']`` names its unit), which joins ``written``.
+    """
     t0, done, px = time.perf_counter(), 0, 0
+    yield PredictProgress(
+        done=0, total=total, pixels_done=0, pixels_total=px_total, elapsed=0.0, eta=0.0, info={**info, "splits": 0}
+    )
     for tile in tiles:
         if written is not None:
             written.append(tile)

@@ -128,7 +128,7 @@ def predict(
     uncertainty_out: Any = None,
     region: tuple[slice, ...] | None = None,
 ) -> Generator[PredictProgress, None, Any]:
-    """Denoise ``image`` tile by tile; yield :class:`PredictProgress`, return the output.
+    """Denoise ``image`` tile by tile; yield :class:`PredictProgress` (``done=0`` as it starts, then per tile).
 
     Parameters
     ----------
@@ -250,8 +250,8 @@ def predict_tiles(
 
     Tiles with ``write=False`` are computed only when they share a forward pass
     with a tile to write (so batches do not depend on what was done before) and
-    are not written. Yields one :class:`PredictProgress` per written tile, whose
-    ``info["key"]`` is the tile's key; each written tile is appended to ``written`` when given.
+    are not written. Yields a :class:`PredictProgress` with ``done=0`` as prediction starts, then one per
+    written tile, whose ``info["key"]`` is the tile's key; each written tile is appended to ``written`` when given.
     """
     canon = canonical(cached(image), axes)
     model.check_channels(canon.shape[2])
