@@ -5,12 +5,16 @@ every validation the training makes, also denoises the whole image with the weig
 moment (posterior and prior mean, no self-check) and scores them against the clean image.
 One JSON line per validation, then one for the model that training returned. It answers
 whether a checkpoint kept early (a GPU run of thousands of steps kept step 150) is the best
-the run saw, or the validation's noise.
+the run saw, or the validation's noise. With ``--ema`` each row also scores the moving average
+(``average_posterior``, ``average_prior``): that is what the validation compares then.
 
 Usage::
 
     python benchmarks/val_trace.py --case nuclei_pg20 --seconds 30 --device cuda
     python benchmarks/val_trace.py --case camera_g25 --steps 120 --crop 128 --threads 1
+    python benchmarks/val_trace.py --case nuclei_pg20 --seconds 20 --device cuda --ema 0.99
+
+With ``--ema`` the weights scored at each validation are the moving average that is validated.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cases import CASES  # noqa: E402
+
+OUTS = ("posterior", "prior")
 
 
 def psnr(x: np.ndarray, clean: np.ndarray, data_range: float) -> float:
@@ -53,18 +59,23 @@ def trace(a: argparse.Namespace) -> list[dict[str, Any]]:
     def score(model: Any, st: Any) -> dict[str, Any]:
         row: dict[str, Any] = {"step": st.step, "val_loss": round(st.val_loss, 6)}
         row["s"] = round(time.perf_counter() - t0, 2)
-        for out in ("posterior", "prior"):
+        for out in OUTS:
             row[out] = psnr(model.denoise(noisy, device=a.device, output=out, check=False), clean, data_range)
         model.net.train()
         return row
 
     def tracked(model: Any, sampler: Any, st: Any) -> None:
         original(model, sampler, st)
-        rows.append(score(model, st))
+        rows.append(score(model, st))  # the trained weights
+        if st.average is not None:  # and the average, which is what the validation scored
+            with st.average.applied(model.net):
+                rows[-1].update({f"average_{k}": v for k, v in score(model, st).items() if k in OUTS})
         print(json.dumps({"case": a.case, **rows[-1]}), flush=True)
 
     budget = {"max_steps": a.steps, "max_seconds": None} if a.steps else {"max_seconds": a.seconds}
-    cfg = TrainConfig(algorithm="blindspot", axes="YX", seed=a.seed, device=a.device, batch_size=a.batch, **budget)
+    cfg = TrainConfig(
+        algorithm="blindspot", axes="YX", seed=a.seed, device=a.device, batch_size=a.batch, ema_decay=a.ema, **budget
+    )
     train_mod._track_val = tracked
     try:
         gen = train_mod.train(noisy, cfg)
@@ -95,6 +106,7 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ema", type=float, default=0.0, help="TrainConfig.ema_decay (the average is what is validated)")
     trace(p.parse_args())
 
 
