@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prepared GPU check (docs/gpu.md): one call on a lent GPU machine, about 8 minutes.
 #
-#   bash benchmarks/gpu_check.sh [--device cuda] [--budget 480] [--parts tests,rate,pipeline,profile,quality] [--quick]
+#   bash benchmarks/gpu_check.sh [--device cuda] [--budget 480] [--parts tests,rate,pipeline,profile,precision,quality] [--quick]
 #
 # Parts (run in this order), each with its own time limit inside the budget (a part that fails or runs out of time
 # does not stop the next one; what it printed is kept):
@@ -11,12 +11,13 @@
 #   pipeline  bench_pipeline rows train-data, n2v, blindspot (bf16 and fp32); ceiling-zarr and n2v-zarr (the
 #             issue's Zarr row: N2V depth 2 / 32 ch, uint16 stack, chunks 1x512x512, own process)
 #   profile   where the time goes: sync sites and top operators of training steps, one N2V prediction
+#   precision the quality tests' N2V / N2V2 runs at fp32 and bf16, equal steps, 3 seeds (rows in train_rate.jsonl)
 #   quality   equal wall-clock quality at batch 4/16/64/256 from the prior, nuclei_pg20, 30 s, 1 seed
 # Writes to $OUT (default ./gpu-check-out): summary.md, summary.json, run.log, tests.log,
 # train_rate.jsonl, pipeline.jsonl, profile.jsonl, quality.jsonl (8 files: the most a call brings back).
 # --quick --device cpu is the dry run on a development machine (small sizes, step budgets).
 set -u
-DEVICE=cuda QUICK=0 BUDGET= PARTS=tests,rate,pipeline,profile,quality SCALE=1
+DEVICE=cuda QUICK=0 BUDGET= PARTS=tests,rate,pipeline,profile,precision,quality SCALE=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE=$2; shift ;;
@@ -76,12 +77,14 @@ if [ "$QUICK" = 1 ]; then
   EXISTING="tests/engine/test_patches.py tests/engine/test_train_sync.py"
   RATE="--batches 4,16 --steps 2" PIPE="--quick" THREADS=1 XDIST=""
   QUALITY="--steps 2 --batches 4,16 --crop 128" PROFILE="--batches 4 --steps 2 --size 256"
+  PRECISION="--seeds 0 --steps-factor 0.03"
 else
   EXISTING="tests/engine/test_patches.py tests/engine/test_train_sync.py tests/engine/test_pipeline.py
     tests/engine/test_predict.py tests/engine/test_blindspot_core.py tests/engine/test_blindspot_maths.py
     tests/engine/test_train.py tests/engine/test_blindspot.py"
   RATE="--batches 4,16,64,256 --steps 30" PIPE="--reps 2" THREADS=$(($(nproc) / 2)) XDIST="-n 4 --dist loadfile"
   QUALITY="--seconds 30 --batches 4,16,64,256" PROFILE="--batches 4,64 --steps 10 --size 2048"
+  PRECISION="--seeds 0,1,2"
 fi
 PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts= -rfEs --timeout 120"
 SELFSUP_TEST_DEVICES=$DEVICE part tests-on-device 90 "$OUT/tests.log" $PYTEST tests/engine/test_on_device.py
@@ -100,6 +103,9 @@ part pipeline-fp32 30 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --d
   --rows n2v,blindspot $PIPE
 # shellcheck disable=SC2086
 part profile 45 "$OUT/profile.jsonl" $PY benchmarks/gpu_profile.py --device "$DEVICE" $PROFILE
+# bf16 vs fp32 training at equal steps: the two quality tests' runs (they failed on the H200 in session 7)
+# shellcheck disable=SC2086
+part precision 100 "$OUT/train_rate.jsonl" $PY benchmarks/gpu_precision.py --device "$DEVICE" $PRECISION
 # the existing files as they are: "auto" picks the GPU where a test does not name a device
 # shellcheck disable=SC2086
 part tests-existing 100 "$OUT/tests.log" $PYTEST $XDIST -m "not slow" $EXISTING

@@ -79,12 +79,29 @@ def _tests(log: Path) -> list[str]:
 def _rate(rows: list[dict[str, Any]]) -> list[str]:
     out = ["| batch | patch | Mpx/s | s/step | precision | lr |", "|---|---|---|---|---|---|"]
     for r in rows:
+        if r.get("what", "train") != "train":
+            continue
         patch = "x".join(str(p) for p in r.get("patch", []))
         out.append(
             f"| {r.get('batch_size')} | {patch} | **{r.get('Mpx_per_s')}** | {r.get('s_per_step')} "
             f"| {r.get('precision')} | {r.get('learning_rate')} |"
         )
     return out + ["", "Target (issue 12): blind-spot training >= 40 Mpx/s at its GPU default."]
+
+
+def _precision(rows: list[dict[str, Any]]) -> list[str]:
+    gains: dict[str, dict[str, list[str]]] = {}
+    for r in rows:
+        if r.get("what") == "precision":
+            gains.setdefault(r["case"], {}).setdefault(r["precision"], []).append(str(r.get("gain_db")))
+    means = {(r["case"], r["precision"]): r.get("mean_gain_db") for r in rows if r.get("what") == "precision-mean"}
+    out = ["| case | fp32 gains (dB) | bf16 gains (dB) | mean fp32 | mean bf16 |", "|---|---|---|---|---|"]
+    for case, by in gains.items():
+        out.append(
+            f"| {case} | {', '.join(by.get('fp32', []))} | {', '.join(by.get('bf16', []))} "
+            f"| {means.get((case, 'fp32'))} | **{means.get((case, 'bf16'))}** |"
+        )
+    return out if gains else ["- no rows (see run.log)"]
 
 
 def _pipeline(rows: list[dict[str, Any]]) -> list[str]:
@@ -142,6 +159,8 @@ def summary(work: Path, out: Path) -> dict[str, Any]:
     md = [f"# GPU check: {card}", "", f"`{json.dumps(environment)}`", "", "## Parts", *_parts(data["parts"])]
     md += ["", "## Tests (device paths)", *_tests(out / "tests.log")]
     md += ["", "## Blind-spot training step rate (bench_speed, own defaults)", *_rate(data["train_rate"])]
+    md += ["", "## Training precision at equal steps (gpu_precision: the quality tests' runs)"]
+    md += _precision(data["train_rate"])
     md += ["", "## Prediction pipeline (bench_pipeline)", *_pipeline(data["pipeline"])]
     md += ["", "## Equal wall-clock quality, nuclei_pg20, from the prior (bench_robustness)"]
     md += _quality(data["quality"], work / "quality.md")

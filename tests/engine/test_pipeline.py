@@ -118,7 +118,7 @@ def test_blocks_with_their_own_zarr_chunks_are_written_at_once_bit_for_bit(tmp_p
         monkeypatch.setattr(zarr.Array, "__setitem__", real)
         outs.append(out[:])
         if writers > 1:
-            assert flight["most"] == (min(2, os.cpu_count() or 1) if parallel else 1)
+            assert flight["most"] >= 2 if parallel and (os.cpu_count() or 1) > 1 else flight["most"] == 1
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_allclose(outs[0], _run(model, img.astype(np.float32), 32, "cpu", axes="TYX"), atol=1e-4)
 
