@@ -54,7 +54,7 @@ export PYTHONPATH=$ROOT/src:$ROOT/benchmarks${PYTHONPATH:+:$PYTHONPATH}
 part() {
   local name=$1 limit=$2 out=$3 left t0 rc
   shift 3
-  case ",$PARTS," in *",${name%%-*},"*) ;; *) return ;; esac
+  case ",$PARTS," in *",$name,"* | *",${name%%-*},"*) ;; *) return ;; esac  # a whole name, or its family
   limit=$((limit * SCALE))
   left=$((BUDGET - ($(date +%s) - START) - 15))
   if [ "$left" -lt 20 ]; then
