@@ -236,3 +236,32 @@ def test_training_steps_between_reads_do_not_wait_for_a_gpu(device, algorithm, c
     finally:
         torch.cuda.set_sync_debug_mode("default")
     gen.close()
+
+
+def test_n2v2_upsamples_in_float32_under_autocast(device):
+    """Linear upsampling's backward adds each gradient up from 16 outputs (atomics in bf16 on CUDA): float32 there.
+
+    On the H200, bf16 training lost N2V2 ~2 dB at equal steps through it; CPU autocast already ran it in float32.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Dtypes(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__.startswith("upsample_bilinear2d"):
+                self.seen.append((func.overloadpacket.__name__, args[0].dtype))
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    net = get_method(resolve_defaults(TrainConfig(algorithm="n2v2", depth=2, base_channels=8, axes="YX")))
+    net = net.build(2, 1).to(device)
+    x = torch.randn(2, 1, 32, 32, device=device)
+    with Dtypes() as trace:
+        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+            out = net(x)
+        out.float().sum().backward()
+    assert {n for n, _ in trace.seen} == {"upsample_bilinear2d", "upsample_bilinear2d_backward"}
+    assert all(d == torch.float32 for _, d in trace.seen), trace.seen

@@ -139,6 +139,15 @@ class UNet(nn.Module):
         m = self.multiple
         return -(-r // m) * m
 
+    def _upsample(self, h: torch.Tensor) -> torch.Tensor:
+        """N2V2's linear 2x upsampling, in float32 whatever the activations' precision.
+
+        CPU autocast already runs it in float32; CUDA autocast would run it in bf16, and its backward pass adds
+        each input's gradient up from 16 (2D) or 64 (3D) outputs by atomic adds in bf16: on the H200 that made
+        N2V2 lose ~2 dB at equal steps (session 7, benchmarks/gpu_precision.py). The forward values are the same.
+        """
+        return F.interpolate(h.float(), scale_factor=2.0, mode=self._upmode)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise a batch ``(B, C, *spatial)``; sizes must be multiples of :attr:`multiple`."""
         skips = []
@@ -149,7 +158,7 @@ class UNet(nn.Module):
             h = pool(h)
         h = self.bottom(h)
         for i in reversed(range(self.depth)):
-            h = F.interpolate(h, scale_factor=2.0, mode=self._upmode) if self.n2v2 else self.upconvs[i](h)
+            h = self._upsample(h) if self.n2v2 else self.upconvs[i](h)
             if not (self.n2v2 and i == 0):
                 h = torch.cat([h, skips[i]], dim=1)
             h = self.up[i](h)
