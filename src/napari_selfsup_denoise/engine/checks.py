@@ -134,10 +134,18 @@ def check_training(model: Model, sampler: Any) -> SelfCheck:
     It runs after Stop, before the result: its crops are cut to the limits of :mod:`._check_budget`
     (at most :data:`~._check_budget.CHECK_STEPS` training steps of ``sampler``'s batches).
     """
+    return check_crops(model, *training_crops(model, sampler))
+
+
+def training_crops(model: Model, sampler: Any) -> tuple[list[dict[str, np.ndarray]], bool]:
+    """The crops :func:`check_training` predicts with ``model``, and whether they were held out from training."""
     boxes, held_out = fig.held_out_boxes(sampler, model.ndim)
     boxes = budgeted(model, boxes, tuple(sampler.patch))
-    device = module_device(model.net)
-    crops = fig.predicted_crops(model, sampler.canon, boxes, device)
+    return fig.predicted_crops(model, sampler.canon, boxes, module_device(model.net)), held_out
+
+
+def check_crops(model: Model, crops: list[dict[str, np.ndarray]], held_out: bool) -> SelfCheck:
+    """The training-stage self-check of ``model`` from its predicted ``crops`` (:func:`training_crops`)."""
     pixels = sum(int(c["y"].size) for c in crops)
     check = verdict(figures_for(model, crops), "training", pixels, held_out)
     choice = choose_output(crops, held_out) if model.algorithm == "blindspot" else None

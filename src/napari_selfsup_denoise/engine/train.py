@@ -16,6 +16,7 @@ from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import ResolvedConfig, TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
 from ._abort import Stopped, cut_event, saved_buffers, undo_step, watch
+from ._check_pick import check_best, chooses_on_crops
 from ._ema import WeightAverage
 from ._schedule import Schedule, ShortRunWarning, few_steps_note, lowered_rate_note, plan, schedule_for
 from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
@@ -275,7 +276,8 @@ def _finish(model: Model, sampler: PatchSampler, st: RunState) -> Model:
     # Not again when the last step was just validated (a step budget's end); after a Stop, only to choose
     # between candidates: with none validated yet the current weights are returned whatever their loss.
     again = st.val_step != st.step and (st.stopped != "stopped" or st.best_state is not None)
-    if sampler.has_validation and st.step > 0 and st.stopped != "diverged" and again:
+    picked = check_best(model, sampler, st) if chooses_on_crops(model, st) else None  # 2 checks, no validation
+    if sampler.has_validation and st.step > 0 and st.stopped != "diverged" and again and picked is None:
         _track_val(model, sampler, st)
     if st.best_state is not None:
         model.net.load_state_dict(st.best_state)
@@ -295,6 +297,6 @@ def _finish(model: Model, sampler: PatchSampler, st: RunState) -> Model:
         "message": st.message,
         "best_step": st.best_step if st.best_state is not None else None,  # the validation's pick (0: the start)
         **model.method.state(model.net, model.norm.scale),
-        "self_check": check_training(model, sampler).to_dict(),
+        "self_check": (check_training(model, sampler) if picked is None else picked).to_dict(),
     }
     return model
