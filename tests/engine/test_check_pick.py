@@ -115,3 +115,21 @@ def test_the_held_out_loss_is_the_training_loss():
              for _ in range(2)]  # fmt: skip
     t = {k: torch.from_numpy(np.concatenate([c[k].ravel() for c in crops])) for k in crops[0]}
     assert pick.held_out_nll(crops) == pytest.approx(float(gaussian_nll(t["y"], t["prior"], t["var_x"] + t["var_n"])))
+
+
+def test_a_2d_run_still_validates_after_a_stop(monkeypatch):
+    """In 2D the validation batch is cheap, and the crops chose otherwise 2 times in 20 (docs/benchmarks.md)."""
+    validations = []
+    real = train_mod.validate
+    monkeypatch.setattr(train_mod, "validate", lambda *a, **k: validations.append(1) or real(*a, **k))
+    img = ndi.gaussian_filter(np.random.default_rng(0).random((352, 128)), 2) * 500 + 100
+    img = (img + np.random.default_rng(1).normal(0, 10, img.shape)).astype(np.float32)
+    cfg = CFG.replace(axes="YX")
+    first = _run(train_mod.train(img, cfg.replace(max_steps=1)))
+    stop = threading.Event()
+    gen = train_mod.train(img, cfg, stop=stop, init=first)
+    validations.clear()
+    next(gen)
+    stop.set()
+    _run(gen)
+    assert len(validations) == 2  # the starting weights', then the current weights' after the Stop
