@@ -143,6 +143,7 @@ def train(
             sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
     except Stopped:  # Stop during the timed probe (a copy of the network): the run itself is untouched
         sched, st.stopped = plan(cfg, None, 0.0), "stopped"
+    st.last_preview = st.elapsed()  # previews are spaced from the first step (a 3D probe outlasts preview_every_s)
     short = few_steps_note(sched, ndim, device.type)  # against the batch this device defaults to
     notes = [] if st.stopped == "stopped" else [short, lowered_rate_note(sched, typed_lr)]
     for note in filter(None, notes):  # said before the run, and kept in the summary (the widget shows its message)
