@@ -5,9 +5,10 @@ machine and under any load) and, with ``--time``, wall-clock seconds on this
 machine. Each row is one algorithm with the 3D defaults (or ``--set`` overrides)
 on the plugin's *Noisy nuclei stack (3D)* sample (32 x 192 x 192), started as the
 widget and the command line start it (blind-spot: from the built-in 3D prior).
-The end of training is measured as after a user's Stop: the final validation
-(when there are validated weights to choose from) and the self-check
-(``*_end_of_training``), then the self-check of the model on the image that
+The end of training is measured as after a user's Stop: the self-check and, when
+there are validated weights to choose from, the final validation (3D blind-spot:
+a second self-check instead, ``engine/_check_pick.py``) (``*_end_of_training``),
+then the self-check of the model on the image that
 denoising starts with (``*_image_check``).
 
 Usage::

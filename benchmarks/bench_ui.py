@@ -16,9 +16,10 @@ with a 10 ms QTimer:
 - ``--stop-after S``: ``stop_latency_s``, the time from pressing Stop (S seconds after
   the first step) until the first denoised tile reaches the main thread (target < 1 s), split into
   ``stop_to_ended_s`` (until training says it has ended: the step in progress, which the engine
-  ends inside its forward or backward pass), ``stop_to_model_s`` (also the final validation,
-  when there is a choice to make, and the end-of-training self-check: training has returned
-  its model), ``image_check_s`` (the self-check of the model on the image,
+  ends inside its forward or backward pass), ``stop_to_model_s`` (also the end-of-training
+  self-check and, when there is a choice to make, the final validation - 3D blind-spot: a
+  second self-check instead, :mod:`engine._check_pick` - training has returned its model),
+  ``image_check_s`` (the self-check of the model on the image,
   :func:`engine.checks.decide`) and ``first_window_s`` (the first denoise window's forward pass);
 - ``end_of_training_s``: from the last training step's event to the returned model
   (the final validation and the self-check), with or without Stop;
