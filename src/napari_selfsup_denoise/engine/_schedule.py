@@ -144,6 +144,15 @@ def few_steps_note(sched: Schedule, ndim: int, device: str = "cpu") -> str:
     )
 
 
+def run_notes(sched: Schedule, ndim: int, device: str, typed: float | None) -> list[str]:
+    """The plain notes said before a run (a ``ShortRunWarning`` each) and kept in its summary's message.
+
+    Too few steps for a batch above ``device``'s default (:func:`few_steps_note`), and a typed learning
+    rate lowered for a short run (:func:`lowered_rate_note`); an empty list when neither applies.
+    """
+    return [n for n in (few_steps_note(sched, ndim, device), lowered_rate_note(sched, typed)) if n]
+
+
 def lowered_rate_note(sched: Schedule, typed: float | None) -> str:
     """A plain note when the run peaks below the learning rate the person typed (``typed``; None: not typed).
 

@@ -279,14 +279,9 @@ def progress(
         done, px = done + 1, px + tile.pixels
         el = time.perf_counter() - t0
         eta = el / px * (px_total - px) if px else 0.0
+        extra = {"splits": pipe.splits, "key": tile.key}
         yield PredictProgress(
-            done=done,
-            total=total,
-            pixels_done=px,
-            pixels_total=px_total,
-            elapsed=el,
-            eta=eta,
-            info={**info, "splits": pipe.splits, "key": tile.key},
+            done=done, total=total, pixels_done=px, pixels_total=px_total, elapsed=el, eta=eta, info={**info, **extra}
         )
 
 

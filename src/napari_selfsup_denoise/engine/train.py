@@ -18,7 +18,7 @@ from ..defaults import AUTO, algorithm_choice
 from ._abort import Stopped, cut_event, saved_buffers, undo_step, watch
 from ._check_pick import check_best, chooses_on_crops
 from ._ema import WeightAverage
-from ._schedule import Schedule, ShortRunWarning, few_steps_note, lowered_rate_note, plan, schedule_for
+from ._schedule import Schedule, ShortRunWarning, plan, run_notes, schedule_for
 from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
 from ._training import Preview, RunState, choose_patch, group_rate, preview_now
 from .arrays import canonical
@@ -41,8 +41,6 @@ SYNC_EVERY = {"cuda": 10}
 MAX_BAD_STEPS = 5
 # Edge of the training-image crop a model keeps for BMZ test tensors (2D, 3D); at least the smallest exported tile.
 SAMPLE_EDGE = {2: 64, 3: 32}
-
-
 MIN_TRAIN_EDGE = 16  # the smallest patch any network takes (choose_patch asks more of deeper ones)
 
 
@@ -144,9 +142,8 @@ def train(
     except Stopped:  # Stop during the timed probe (a copy of the network): the run itself is untouched
         sched, st.stopped = plan(cfg, None, 0.0), "stopped"
     st.last_preview = st.elapsed()  # previews are spaced from the first step (a 3D probe outlasts preview_every_s)
-    short = few_steps_note(sched, ndim, device.type)  # against the batch this device defaults to
-    notes = [] if st.stopped == "stopped" else [short, lowered_rate_note(sched, typed_lr)]
-    for note in filter(None, notes):  # said before the run, and kept in the summary (the widget shows its message)
+    notes = [] if st.stopped == "stopped" else run_notes(sched, ndim, device.type, typed_lr)
+    for note in notes:  # said before the run, and kept in the summary (the widget shows its message)
         warnings.warn(note, ShortRunWarning, stacklevel=2)
     st.average = WeightAverage(net, cfg.ema_decay) if cfg.ema_decay > 0 else None  # updated by optimiser_step
     while st.step < sched.total and st.stopped != "stopped":
