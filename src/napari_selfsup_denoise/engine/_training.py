@@ -152,6 +152,28 @@ class RunState:
         return clock() - self.t0
 
 
+# A run whose held-out loss has not improved for this many steps ends early, keeping its best weights. On an H200
+# a 30-s blind-spot run from the prior (2,871 steps) had its best validation at step 500; from step ~1,000 the
+# held-out loss rose and the image got 4 dB worse (benchmarks/val_trace.py; docs/benchmarks.md "GPU ... session 7").
+PATIENCE_STEPS = 1000
+
+
+def ended_early(st: RunState, max_bad: int) -> tuple[str, str] | None:
+    """Why the run ends before its budget (``ended_by``, message), or None.
+
+    After ``max_bad`` non-finite losses in a row it has diverged; right after a validation that is
+    :data:`PATIENCE_STEPS` or more steps past the best one, it has stopped improving.
+    """
+    if st.bad >= max_bad:
+        return "diverged", "training diverged (non-finite loss); kept the best weights"
+    if st.best_state is not None and st.val_step == st.step and st.step - st.best_step >= PATIENCE_STEPS:
+        return "no improvement", (
+            f"the held-out loss had not improved for {st.step - st.best_step} steps, so training ended at step "
+            f"{st.step} and kept the weights of step {st.best_step}"
+        )
+    return None
+
+
 def clip_gradients(groups: list[list[nn.Parameter]], st: RunState, record: bool = True) -> list[torch.Tensor]:
     """Clip each parameter group's gradient at twice its median norm of the last 100 steps (guards blow-ups).
 

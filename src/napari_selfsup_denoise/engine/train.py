@@ -20,7 +20,7 @@ from ._check_pick import check_best, chooses_on_crops
 from ._ema import WeightAverage
 from ._schedule import Schedule, ShortRunWarning, plan, run_notes, schedule_for
 from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
-from ._training import Preview, RunState, choose_patch, group_rate, preview_now
+from ._training import Preview, RunState, choose_patch, ended_early, group_rate, preview_now
 from .arrays import canonical
 from .checks import check_training
 from .data import DataError, Normalisation, PatchSampler, check_finite, fit_normalisation
@@ -158,8 +158,8 @@ def train(
         if ev is None:  # Stop inside the step: it was abandoned (or, after its update, its preview)
             break
         yield ev
-        if st.bad >= MAX_BAD_STEPS:
-            st.stopped, st.message = "diverged", "training diverged (non-finite loss); kept the best weights"
+        if (ending := ended_early(st, MAX_BAD_STEPS)) is not None:  # diverged, or no longer improving
+            st.stopped, st.message = ending
             break
     read_pending(st)  # the steps since the last read
     yield _ended(st, sched)  # the final validation and the self-check follow
