@@ -34,6 +34,22 @@ def noisy_3d() -> np.ndarray:
     return (clean + rng.normal(0, 10, clean.shape)).astype(np.float32)
 
 
+def smooth_noisy_stack(shape: tuple[int, int, int]) -> np.ndarray:
+    """A smooth 3D stack (Gaussian-filtered noise, values 20-220) with Gaussian noise sigma 20, seed 0, axes ZYX."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(0)
+    clean = ndi.gaussian_filter(rng.random(shape), 3)
+    clean = (clean - clean.min()) / np.ptp(clean) * 200 + 20
+    return (clean + rng.normal(0, 20, clean.shape)).astype(np.float32)
+
+
+@pytest.fixture(name="make_stack", scope="session")
+def make_stack_fixture():
+    """:func:`smooth_noisy_stack`, for module fixtures that need their own shape."""
+    return smooth_noisy_stack
+
+
 @pytest.fixture(name="psnr")
 def psnr_fixture():
     """PSNR in dB against a reference of range 255 (the camera crops), or of ``data_range``."""

@@ -27,11 +27,8 @@ CFG = TrainConfig(algorithm="blindspot", axes="ZYX", max_steps=20, max_seconds=N
 
 
 @pytest.fixture(scope="module")
-def stack() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    clean = ndi.gaussian_filter(rng.random((32, 96, 96)), 3)
-    clean = (clean - clean.min()) / np.ptp(clean) * 200 + 20
-    return (clean + rng.normal(0, 20, clean.shape)).astype(np.float32)
+def stack(make_stack) -> np.ndarray:
+    return make_stack((32, 96, 96))
 
 
 def _run(gen: Any) -> Model:

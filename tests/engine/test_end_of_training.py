@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage as ndi
 
 from napari_selfsup_denoise import TrainConfig
 from napari_selfsup_denoise.config import resolve_defaults
@@ -47,12 +46,9 @@ def _forward_voxels(kind: type) -> Iterator[list[int]]:
 
 
 @pytest.fixture(scope="module")
-def stack() -> np.ndarray:
+def stack(make_stack) -> np.ndarray:
     """A noisy 3D stack, 32 planes like the plugin's 3D sample, wide enough for a long held-out band."""
-    rng = np.random.default_rng(0)
-    clean = ndi.gaussian_filter(rng.random((32, 96, 192)), 3)
-    clean = (clean - clean.min()) / np.ptp(clean) * 200 + 20
-    return (clean + rng.normal(0, 20, clean.shape)).astype(np.float32)
+    return make_stack((32, 96, 192))
 
 
 CFG_3D = TrainConfig(algorithm="n2v", axes="ZYX", max_steps=20, max_seconds=None, base_channels=4, seed=0,

@@ -75,6 +75,11 @@ def write_block(out: Any, axes: str, index: tuple[slice, ...], block: np.ndarray
     out[tuple(index[CANONICAL.index(a)] for a in axes)] = b
 
 
+def chunk_keys(ranges: list[tuple[int, int]], chunks: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The keys (chunk positions) of the chunks of shape ``chunks`` that per-axis ``(start, stop)`` ranges touch."""
+    return list(itertools.product(*(range(lo // c, -(-hi // c)) for (lo, hi), c in zip(ranges, chunks))))
+
+
 def storage_unit(out: Any) -> tuple[int, ...] | None:
     """What one write of ``out`` stores at once: a zarr array's shard (or chunk) shape.
 
@@ -94,11 +99,8 @@ def touched_units(out: Any, axes: str, index: tuple[slice, ...]) -> set[tuple[in
     unit = storage_unit(out)
     if unit is None:
         return None
-    ranges = []
-    for a, n, c in zip(validate_axes(axes), out.shape, unit):
-        lo, hi, _ = index[CANONICAL.index(a)].indices(n)
-        ranges.append(range(lo // c, -(-hi // c)))
-    return set(itertools.product(*ranges))
+    bounds = [index[CANONICAL.index(a)].indices(n)[:2] for a, n in zip(validate_axes(axes), out.shape)]
+    return set(chunk_keys(bounds, unit))
 
 
 class ChunkCache:
@@ -149,9 +151,7 @@ class ChunkCache:
         for index in indices:
             ranges = self._ranges(tuple(index) + (slice(None),) * (len(self.shape) - len(index)))
             if ranges is not None:
-                keys.update(
-                    itertools.product(*(range(lo // c, -(-hi // c)) for (lo, hi), c in zip(ranges, self.chunks)))
-                )
+                keys.update(chunk_keys(ranges, self.chunks))
         rows: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
         for key in sorted(keys - self._cache.keys()):
             rows.setdefault(key[:-2], []).append(key)
@@ -165,10 +165,10 @@ class ChunkCache:
         ranges = self._ranges(index)
         if ranges is None:
             return np.asarray(self.arr[index])
-        grid = [range(lo // c, -(-hi // c)) for (lo, hi), c in zip(ranges, self.chunks)]
-        self._fetch([k for k in itertools.product(*grid) if k not in self._cache])
+        grid = chunk_keys(ranges, self.chunks)
+        self._fetch([k for k in grid if k not in self._cache])
         block = np.empty([hi - lo for lo, hi in ranges], self.dtype)
-        for key in itertools.product(*grid):
+        for key in grid:
             chunk = self._cache[key]
             self._cache.move_to_end(key)
             src, dst = [], []
