@@ -8,6 +8,7 @@ is a timing question for that benchmark; these tests check the behaviour.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -96,8 +97,6 @@ print(json.dumps(seen))
 
 
 def test_opening_the_docks_leaves_torch_to_the_background_thread():
-    import os
-
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         pytest.skip("no X display: `make xvfb` installs Xvfb, which pytest-xvfb then starts")
     run = subprocess.run([sys.executable, "-c", OPEN_DOCKS], capture_output=True, text=True, timeout=240)
@@ -107,3 +106,34 @@ def test_opening_the_docks_leaves_torch_to_the_background_thread():
     assert seen["line"] == "device: checking…"
     assert seen["filled"].startswith("device: cpu"), seen
     assert "checking" not in seen["start"] and seen["start"].startswith("→ "), seen
+
+
+# A fresh interpreter whose Qt application quits while the background thread is inside a slow import (napari
+# closed a second after a dock opened): quitting waits for it, so an import is never cut off half-way. torch's,
+# cut off by the interpreter's exit, printed a traceback on the terminal.
+QUIT_DURING_IMPORT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
+from napari_selfsup_denoise._widgets import _warm
+
+app = QApplication([])
+_warm.FIRST, _warm.MODULES, _warm.probe_devices = ("slow_import_probe",), (), lambda: None
+_warm._run = lambda: __import__("slow_import_probe")
+_warm.warm_up()
+QTimer.singleShot(0, app.quit)
+app.exec_()
+"""
+
+
+def test_quitting_during_the_background_imports_waits_for_them(tmp_path):
+    mark = tmp_path / "imported"
+    probe = f"import time\ntime.sleep(1.0)\nopen({str(mark)!r}, 'w').write('done')\n"
+    (tmp_path / "slow_import_probe.py").write_text(probe)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    run = subprocess.run(
+        [sys.executable, "-c", QUIT_DURING_IMPORT, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert mark.exists(), "napari quit with the background import cut off half-way"

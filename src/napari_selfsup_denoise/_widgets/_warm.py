@@ -42,6 +42,8 @@ MODULES = (
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _ready = threading.Event()
+# The longest wait, when napari quits, for the imports in progress (a cold torch import takes a few seconds).
+QUIT_WAIT_S = 30.0
 
 
 def probe_devices() -> None:
@@ -78,6 +80,21 @@ def _run() -> None:
     import_engine()
 
 
+def _finish_before_quit() -> None:
+    """Make quitting the Qt application wait for the imports in progress.
+
+    An import cut off by the interpreter's exit (napari closed a second or two
+    after a dock opened) printed a traceback on the terminal: torch's exit hooks
+    had unregistered its operators, or the threading module refused a new exit
+    hook. Qt's ``aboutToQuit`` comes while the interpreter is still whole.
+    """
+    from qtpy.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(lambda: _thread is not None and _thread.join(QUIT_WAIT_S))
+
+
 def warm_up() -> threading.Thread:
     """Start :func:`probe_devices` then :func:`import_engine` in a daemon thread, once per process; returns it."""
     global _thread
@@ -85,6 +102,7 @@ def warm_up() -> threading.Thread:
         if _thread is None:
             _thread = threading.Thread(target=_run, name="selfsup-denoise-imports", daemon=True)
             _thread.start()
+            _finish_before_quit()
         return _thread
 
 
