@@ -143,6 +143,28 @@ def test_chunk_cache_reads_each_chunk_once_for_overlapping_windows():
     np.testing.assert_array_equal(cache[3, 5:40], base[3, 5:40])
 
 
+def test_chunk_cache_hands_out_blocks_of_one_fetch_without_copying():
+    base = np.arange(32 * 48, dtype=np.uint16).reshape(32, 48)
+
+    class Array:
+        shape, dtype, chunks = base.shape, base.dtype, (8, 8)
+
+        def __getitem__(self, ix):
+            return base[ix].copy()
+
+    cache = ChunkCache(Array())
+    cache.prefetch([(slice(0, 32), slice(0, 48))])
+    a, b = cache[4:20, 6:30], cache[10:20, 0:12]
+    np.testing.assert_array_equal(a, base[4:20, 6:30])
+    np.testing.assert_array_equal(b, base[10:20, 0:12])
+    assert np.shares_memory(a, b)  # both views of the one fetched box
+    cache = ChunkCache(Array())
+    first = cache[0:8, 0:8]
+    two = cache[0:8, 4:16]  # chunks of two fetches: assembled
+    np.testing.assert_array_equal(two, base[0:8, 4:16])
+    assert not np.shares_memory(first, two)
+
+
 def test_a_batch_of_windows_fetches_its_chunks_ahead_in_one_call_per_frame(tmp_path):
     """The reader asks for a batch's chunks at once (zarr decodes those of a call concurrently): same blocks."""
     zarr = pytest.importorskip("zarr")
@@ -166,10 +188,40 @@ def test_a_batch_of_windows_fetches_its_chunks_ahead_in_one_call_per_frame(tmp_p
     cpu = torch.device("cpu")
     pipe = pipeline_mod.Pipeline(model, canon, PredictConfig(tile=16), cpu, pipeline_mod.Sink({}, "TYX", 2, cpu))
     tiles = [pipeline_mod.Tile(0, t, ((y, y + 16), (x, x + 16))) for t in (1, 2) for y in (0, 16) for x in (0, 16, 32)]
-    raws = pipe.read(tiles)
+    raws = pipe.read([tiles], 0)
     assert len(calls) == 2  # one call per frame, then every window from the cache
     want = pipeline_mod.Pipeline(model, canonical(img, "TYX"), PredictConfig(tile=16), cpu, pipe.sink)
-    for got, ref in zip(raws, want.read(tiles)):
+    for got, ref in zip(raws, want.read([tiles], 0)):
+        assert got.origin == ref.origin and torch.equal(got.data, ref.data)
+
+
+def test_one_tile_batches_fetch_the_chunks_of_their_frame_in_one_call(tmp_path):
+    """Batches of one window (large tiles on the CPU) read the next tiles' chunks of their frame with their own."""
+    zarr = pytest.importorskip("zarr")
+    from napari_selfsup_denoise.engine.arrays import CanonicalView
+
+    img = np.random.default_rng(9).integers(0, 900, (2, 40, 56)).astype(np.uint16)
+    z = zarr.create_array(str(tmp_path / "in.zarr"), shape=img.shape, chunks=(1, 16, 16), dtype=img.dtype)
+    z[:] = img
+    model, calls = _model(), []
+
+    class Counting:
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.chunks = a, a.shape, a.dtype, a.chunks
+
+        def __getitem__(self, ix):
+            calls.append(ix)
+            return self.a[ix]
+
+    cpu, cache = torch.device("cpu"), ChunkCache(Counting(z))
+    sink = pipeline_mod.Sink({}, "TYX", 2, cpu)
+    pipe = pipeline_mod.Pipeline(model, CanonicalView(cache, "TYX"), PredictConfig(tile=16), cpu, sink)
+    work = [[pipeline_mod.Tile(0, t, ((y, y + 16), (x, x + 16)))] for t in (0, 1) for y in (0, 16) for x in (0, 16, 32)]
+    raws = [pipe.read(work, i)[0] for i in range(len(work))]
+    assert len(calls) == 2  # one call per frame (the old reader: one per window with a missing chunk)
+    want = pipeline_mod.Pipeline(model, canonical(img, "TYX"), PredictConfig(tile=16), cpu, sink)
+    for i, got in enumerate(raws):
+        ref = want.read(work, i)[0]
         assert got.origin == ref.origin and torch.equal(got.data, ref.data)
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..axes import CANONICAL, to_canonical, validate_axes
+
+Index = tuple[Any, ...]
 
 
 class CanonicalView:
@@ -51,11 +54,12 @@ class CanonicalView:
             expand.append(slice(None) if a in present else np.newaxis)
         return block[tuple(expand)]
 
-    def prefetch(self, indices: list[tuple[Any, ...]]) -> None:
-        """Read ahead what the canonical ``indices`` will read, where the array can (a :class:`ChunkCache`)."""
-        ahead = getattr(self.arr, "prefetch", None)
-        if ahead is not None:
-            ahead([tuple(ix[CANONICAL.index(a)] for a in self.axes) for ix in indices])
+    def prefetch(self, indices: list[Index], ahead: Callable[[], list[Index]] = list) -> None:
+        """Read ahead what canonical ``indices`` (and ``ahead()``) will read, where the array can (a ChunkCache)."""
+        fetch = getattr(self.arr, "prefetch", None)
+        if fetch is not None:
+            own = lambda ixs: [tuple(ix[CANONICAL.index(a)] for a in self.axes) for ix in ixs]  # noqa: E731
+            fetch(own(indices), lambda: own(ahead()))
 
 
 def canonical(arr: Any, axes: str) -> Any:
@@ -108,7 +112,8 @@ class ChunkCache:
 
     Neighbouring tiles read overlapping windows (their halos); through the
     cache every chunk is fetched and decoded once as long as it stays among
-    the most recently used ``max_bytes``. Safe for one reader thread.
+    the most recently used ``max_bytes``. A block inside one fetched box is
+    returned as a view of it: read it, do not write into it. Safe for one reader thread.
 
     Parameters
     ----------
@@ -124,6 +129,7 @@ class ChunkCache:
         self.chunks = tuple(int(c) for c in arr.chunks)
         self.max_bytes, self.nbytes, self.fetches = max_bytes, 0, 0
         self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self._home: dict[tuple[int, ...], tuple[np.ndarray, tuple[int, ...]]] = {}  # each chunk's fetched box
 
     def _ranges(self, index: tuple[Any, ...]) -> list[tuple[int, int]] | None:
         """``(start, stop)`` per axis of a basic index, or None where it is not cached (strided, or too large)."""
@@ -141,24 +147,34 @@ class ChunkCache:
             return None
         return ranges
 
-    def prefetch(self, indices: list[tuple[Any, ...]]) -> None:
-        """Fetch the chunks that ``indices`` will read and are not kept, in one call per leading chunk row.
+    def prefetch(self, indices: list[Index], ahead: Callable[[], list[Index]] = list) -> None:
+        """Fetch the chunks that ``indices`` (and ``ahead()``, where it fits) will read, one call per leading chunk row.
 
-        Zarr decodes the chunks of one call concurrently; reading tile by tile decodes a few at a time.
-        Bounded: a row whose box would take more than a quarter of :attr:`max_bytes` is left to the reads.
+        Zarr decodes the chunks of one call concurrently, and each call has a fixed cost: reading tile by tile
+        decodes a few chunks per call. Bounded: a row's box takes at most a quarter of :attr:`max_bytes`;
+        ``ahead()`` (what later reads will ask for; asked only when a chunk is missing) joins a row only
+        within that bound, and a row of ``indices`` that exceeds it is left to the reads.
         """
+        now = self._missing(indices)
+        later = self._missing(ahead()) if now else {}
+        for lead, keys in now.items():
+            for row in (keys | later.get(lead, set()), keys):
+                box = [max(k[d] for k in row) - min(k[d] for k in row) + 1 for d in range(len(self.shape))]
+                if int(np.prod(np.multiply(box, self.chunks))) * self.dtype.itemsize * 4 <= self.max_bytes:
+                    self._fetch(sorted(row))
+                    break
+
+    def _missing(self, indices: list[Index]) -> dict[tuple[int, ...], set[tuple[int, ...]]]:
+        """The chunks ``indices`` read that are not kept, by leading chunk row (all but the last two axes)."""
         keys: set[tuple[int, ...]] = set()
         for index in indices:
             ranges = self._ranges(tuple(index) + (slice(None),) * (len(self.shape) - len(index)))
             if ranges is not None:
                 keys.update(chunk_keys(ranges, self.chunks))
-        rows: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
-        for key in sorted(keys - self._cache.keys()):
-            rows.setdefault(key[:-2], []).append(key)
-        for row in rows.values():
-            box = [max(k[d] for k in row) - min(k[d] for k in row) + 1 for d in range(len(self.shape))]
-            if int(np.prod(np.multiply(box, self.chunks))) * self.dtype.itemsize * 4 <= self.max_bytes:
-                self._fetch(row)
+        rows: dict[tuple[int, ...], set[tuple[int, ...]]] = {}
+        for key in keys - self._cache.keys():
+            rows.setdefault(key[:-2], set()).add(key)
+        return rows
 
     def __getitem__(self, index: tuple[Any, ...]) -> np.ndarray:
         index = tuple(index) + (slice(None),) * (len(self.shape) - len(index))
@@ -167,10 +183,15 @@ class ChunkCache:
             return np.asarray(self.arr[index])
         grid = chunk_keys(ranges, self.chunks)
         self._fetch([k for k in grid if k not in self._cache])
+        for key in grid:
+            self._cache.move_to_end(key)
+        data, origin = self._home[grid[0]]
+        if all(self._home[k][0] is data for k in grid):  # one fetched box holds the block: a view of it
+            block = data[tuple(slice(lo - o, hi - o) for (lo, hi), o in zip(ranges, origin))]
+            return block[tuple(0 if isinstance(ix, (int, np.integer)) else slice(None) for ix in index)]
         block = np.empty([hi - lo for lo, hi in ranges], self.dtype)
         for key in grid:
             chunk = self._cache[key]
-            self._cache.move_to_end(key)
             src, dst = [], []
             for k, c, (lo, hi) in zip(key, self.chunks, ranges):
                 a, b = max(lo, k * c), min(hi, (k + 1) * c)
@@ -192,7 +213,8 @@ class ChunkCache:
             part = data[tuple(slice((k - a) * c, (k - a + 1) * c) for k, a, c in zip(key, lo, self.chunks))]
             old = self._cache.pop(key, None)
             self.nbytes += part.nbytes - (old.nbytes if old is not None else 0)
-            self._cache[key] = part
+            self._cache[key], self._home[key] = part, (data, tuple(s.start for s in box))
         while self.nbytes > self.max_bytes and len(self._cache) > 1:
-            _, dropped = self._cache.popitem(last=False)
+            key, dropped = self._cache.popitem(last=False)
             self.nbytes -= dropped.nbytes
+            del self._home[key]

@@ -42,12 +42,14 @@ from .windows import (
     empty_batch,
     raw_index,
     read_raw,
+    split_box,
     window_index,
     window_shape,
 )
 
 PREFETCH = 2  # batches read ahead
 WRITE_BEHIND = 2  # batches waiting to be written
+AHEAD_PIXELS = 1 << 22  # core pixels of the next tiles of a frame whose chunks a read may fetch with its own
 CHUNK_WRITERS = 8  # a batch's blocks written at once at most, where each has its own zarr chunks (shards)
 
 
@@ -81,22 +83,15 @@ def _forward(model: Any, x: torch.Tensor, pcfg: PredictConfig, dtype: torch.dtyp
     return {k: v / len(transforms) for k, v in acc.items()}
 
 
-def _split(box: Box, multiple: int) -> list[Box]:
-    """Halve every axis of a core box on the pooling grid."""
-    parts = []
-    for lo, hi in box:
-        mid = lo + max(multiple, ((hi - lo) // 2) // multiple * multiple)
-        parts.append([(lo, hi)] if mid >= hi else [(lo, mid), (mid, hi)])
-    return [tuple(p) for p in itertools.product(*parts)]
-
-
-def batches(tiles: list[Tile], per_forward: Any, margin: int, multiple: int) -> list[list[Tile]]:
-    """Runs of consecutive tiles with the same window shape, ``per_forward(shape)`` at most each."""
-    groups: list[list[Tile]] = []
-    for shape, run in itertools.groupby(tiles, key=lambda t: window_shape(t.box, margin, multiple)):
-        items, n = list(run), max(1, int(per_forward(shape)))
-        groups += [items[i : i + n] for i in range(0, len(items), n)]
-    return groups
+def _ahead(work: list[list[Tile]], i: int) -> list[Tile]:
+    """The tiles after batch ``i`` in its sample and time point, up to :data:`AHEAD_PIXELS` of their cores."""
+    last, px, out = work[i][-1], 0, []
+    for t in itertools.chain.from_iterable(itertools.islice(work, i + 1, None)):
+        if (t.s, t.t) != (last.s, last.t) or px >= AHEAD_PIXELS:
+            break
+        px += t.pixels
+        out.append(t)
+    return out
 
 
 class Sink:
@@ -152,12 +147,13 @@ class Pipeline:
         # numpy in, float32 numpy out, on the CPU: reading is taking views, writing is done by the de-normalisation
         self.inline = not self.cuda and isinstance(canon, np.ndarray) and sink.direct
 
-    def read(self, group: list[Tile]) -> list[Raw]:
-        """Reader thread: the raw blocks of a batch (pinned for a GPU), its chunks fetched ahead where it can."""
-        m = self.model
-        if len(group) > 1 and hasattr(self.canon, "prefetch"):
-            self.canon.prefetch([raw_index(self.canon.shape, t.s, t.t, t.box, m.margin, m.multiple, m.ndim)
-                                 for t in group])  # fmt: skip
+    def read(self, work: list[list[Tile]], i: int) -> list[Raw]:
+        """Reader thread: the raw blocks of batch ``i`` (pinned for a GPU), its missing chunks fetched first
+        together with those of the next tiles of its frame (:data:`AHEAD_PIXELS`) where the cache allows."""
+        m, group = self.model, work[i]
+        ix = lambda ts: [raw_index(self.canon.shape, t.s, t.t, t.box, m.margin, m.multiple, m.ndim) for t in ts]  # noqa: E731
+        if hasattr(self.canon, "prefetch"):
+            self.canon.prefetch(ix(group), lambda: ix(_ahead(work, i)))
         return [read_raw(self.canon, t.s, t.t, t.box, m.margin, m.multiple, m.ndim, self.cuda) for t in group]
 
     def _forward_batch(self, items: list[tuple[Tile, Raw, Box]]) -> dict[str, torch.Tensor]:
@@ -195,7 +191,7 @@ class Pipeline:
             self.limit = max(1, len(items) // 2)
             return self.compute(items)
         tile, raw, box = items[0]
-        return [[p for sub in _split(box, self.model.multiple) for p in self.compute([(tile, raw, sub)])[0]]]
+        return [[p for sub in split_box(box, self.model.multiple) for p in self.compute([(tile, raw, sub)])[0]]]
 
     def _outputs(self, res: dict[str, torch.Tensor], b: int, tile: Tile, box: Box) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -240,18 +236,18 @@ class Pipeline:
         """
         work = [g for g in groups if any(t.write for t in g)]
         if len(work) == 1 or self.inline:
-            for group in work:
+            for i, group in enumerate(work):
                 if stop is not None and stop.is_set():
                     return
-                yield from self.write(self._step(group, self.read(group)))
+                yield from self.write(self._step(group, self.read(work, i)))
             return
-        reader = Prefetch(work, self.read, PREFETCH)
+        reader = Prefetch(range(len(work)), lambda i: self.read(work, i), PREFETCH)
         writer = WriteBehind(self.write, WRITE_BEHIND)
         try:
-            for group, raws in reader:
+            for i, raws in reader:
                 if stop is not None and stop.is_set():
                     break
-                yield from itertools.chain.from_iterable(writer.submit(self._step(group, raws)))
+                yield from itertools.chain.from_iterable(writer.submit(self._step(work[i], raws)))
             yield from itertools.chain.from_iterable(writer.drain())
         finally:
             reader.close()

@@ -27,7 +27,7 @@ from .events import PredictProgress
 from .methods import Method
 from .nets.blindspot import BlindSpotNet
 from .nets.core import core_bytes
-from .pipeline import Pipeline, Sink, Tile, batches, progress, zero_unwritten
+from .pipeline import Pipeline, Sink, Tile, progress, zero_unwritten
 from .tiling import Grid, plan
 from .windows import cached, check_size, reflect_index, window_shape
 
@@ -233,6 +233,15 @@ def _groups(model: ModelLike, device: torch.device, pcfg: PredictConfig, tiles: 
         return fits[window]
 
     return batches(tiles, per_forward, model.margin, model.multiple)
+
+
+def batches(tiles: list[Tile], per_forward: Any, margin: int, multiple: int) -> list[list[Tile]]:
+    """Runs of consecutive tiles with the same window shape, ``per_forward(shape)`` at most each."""
+    groups: list[list[Tile]] = []
+    for shape, run in itertools.groupby(tiles, key=lambda t: window_shape(t.box, margin, multiple)):
+        items, n = list(run), max(1, int(per_forward(shape)))
+        groups += [items[i : i + n] for i in range(0, len(items), n)]
+    return groups
 
 
 def predict_tiles(

@@ -47,6 +47,15 @@ def window_index(box: Box, sizes: tuple[int, ...], margin: int, multiple: int) -
     return idx
 
 
+def split_box(box: Box, multiple: int) -> list[Box]:
+    """Halve every axis of a core box on the pooling grid."""
+    parts = []
+    for lo, hi in box:
+        mid = lo + max(multiple, ((hi - lo) // 2) // multiple * multiple)
+        parts.append([(lo, hi)] if mid >= hi else [(lo, mid), (mid, hi)])
+    return [tuple(p) for p in itertools.product(*parts)]
+
+
 def window_shape(box: Box, margin: int, multiple: int) -> tuple[int, ...]:
     """Spatial shape of the window of a core box."""
     return tuple(-(-(hi - lo) // multiple) * multiple + 2 * margin for lo, hi in box)
@@ -139,6 +148,9 @@ class Normaliser:
                 src = torch.flip(src.float() if src.dtype in LIMITED else src, dims=flips)
             part = dst[(slice(None), *(p[0] for p in pieces))]
             src = src.expand(part.shape)  # a one-pixel axis fills its whole run
+            if src.dtype != part.dtype:  # cast in place first: torch's mixed-dtype add is several times slower
+                part.copy_(src)
+                src = part
             for c in range(dst.shape[0]):
                 torch.add(self.bias[c], src[c], alpha=self.inv[c], out=part[c])
 
