@@ -6,7 +6,8 @@ Rows (each printed as one JSON line):
   network that keeps N2V's margin and pooling grid: everything but the network.
 - ``ceiling-zarr``: ``denoise_files`` of a uint16 Zarr stack (chunks 1 x 512 x 512)
   to a float32 Zarr with the identity network, next to what zarr alone takes to
-  read the input and write an output of the same shape, chunks and dtype.
+  read the input and write an output of the same shape, chunks and dtype (a frame
+  per zarr call; ``ratio_chunkwise``: a chunk per call, the reference before session 8).
   ``ratio`` is zarr-alone seconds / pipeline seconds; ``peak_rss_gb`` is this process's.
 - ``n2v-zarr``: the same with the real N2V network (depth 2, 32 channels) at the batch path's
   own tile and precision, next to zarr alone and to the bare network on that path's windows
