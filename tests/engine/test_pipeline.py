@@ -123,6 +123,31 @@ def test_blocks_with_their_own_zarr_chunks_are_written_at_once_bit_for_bit(tmp_p
     np.testing.assert_allclose(outs[0], _run(model, img.astype(np.float32), 32, "cpu", axes="TYX"), atol=1e-4)
 
 
+def test_one_pool_of_chunk_writers_serves_every_batch_and_ends_with_the_run(tmp_path, monkeypatch):
+    zarr = pytest.importorskip("zarr")
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: blocks are written in turn, without a pool")
+    made = []
+
+    class Counting(pipeline_mod.ThreadPoolExecutor):
+        def __init__(self, *a, **kw):
+            made.append(self)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(pipeline_mod, "ThreadPoolExecutor", Counting)
+    monkeypatch.setitem(predict_mod.MAX_BATCH, "cpu", 4)
+    model = _model()
+    img = np.random.default_rng(5).integers(0, 30, (3, 64, 64)).astype(np.uint16)
+    out = zarr.create_array(str(tmp_path / "out.zarr"), shape=img.shape, chunks=(1, 16, 16), dtype="float32")
+    events = []
+    drain(predict_mod.predict(model, img, PredictConfig(tile=16, precision="fp32", device="cpu"), axes="TYX", out=out),
+          events.append)  # fmt: skip
+    assert events[0].info["batch"] == 4 and len(events) - 1 == 3 * 16  # 12 batches of 4 blocks
+    assert len(made) == 1  # not one per batch
+    assert not [t for t in threading.enumerate() if t.name.startswith("selfsup-")]
+    np.testing.assert_allclose(out[:], _run(model, img.astype(np.float32), 16, "cpu", axes="TYX"), atol=1e-4)
+
+
 def test_chunk_cache_reads_each_chunk_once_for_overlapping_windows():
     class Counting:
         def __init__(self, a):

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ import torch
 
 from ..axes import to_canonical
 from ..config import PredictConfig
-from .arrays import canonical, touched_units, write_block
+from .arrays import touched_units, write_block
 from .data import dihedral
 from .device import autocast, is_oom, resolve_precision
 from .events import PredictProgress
@@ -102,6 +103,7 @@ class Sink:
         fast = device.type == "cpu"
         self.direct = fast and all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in self.outs.values())
         self._canon = {k: to_canonical(a, axes) for k, a in self.outs.items()} if self.direct else {}
+        self._pool: ThreadPoolExecutor | None = None  # the chunk writers, one pool for the whole run
 
     def view(self, key: str, s: int, t: int, box: Box) -> torch.Tensor:
         """The output's block ``(C, *core)`` as a writable tensor (direct sinks only)."""
@@ -130,8 +132,16 @@ class Sink:
                 seen.clear()
                 break
             seen.update((key, *u) for u in units)
-        workers = min(CHUNK_WRITERS, os.cpu_count() or 1) if seen else 1
-        run_all(lambda b: self.write(*b), blocks, workers)
+        workers = min(CHUNK_WRITERS, os.cpu_count() or 1)
+        if seen and workers > 1 and self._pool is None:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="selfsup-chunk")
+        run_all(lambda b: self.write(*b), blocks, self._pool if seen else None)
+
+    def close(self) -> None:
+        """End the chunk writers' threads (after their writes)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 class Pipeline:
@@ -235,23 +245,21 @@ class Pipeline:
         there is nothing to overlap, and threads would only add hand-offs.
         """
         work = [g for g in groups if any(t.write for t in g)]
-        if len(work) == 1 or self.inline:
-            for i, group in enumerate(work):
-                if stop is not None and stop.is_set():
-                    return
-                yield from self.write(self._step(group, self.read(work, i)))
-            return
-        reader = Prefetch(range(len(work)), lambda i: self.read(work, i), PREFETCH)
-        writer = WriteBehind(self.write, WRITE_BEHIND)
+        here = len(work) == 1 or self.inline
+        reader = None if here else Prefetch(range(len(work)), lambda i: self.read(work, i), PREFETCH)
+        writer = None if here else WriteBehind(self.write, WRITE_BEHIND)
         try:
-            for i, raws in reader:
+            for i, raws in reader or ((i, self.read(work, i)) for i in range(len(work))):
                 if stop is not None and stop.is_set():
                     break
-                yield from itertools.chain.from_iterable(writer.submit(self._step(work[i], raws)))
-            yield from itertools.chain.from_iterable(writer.drain())
+                job = self._step(work[i], raws)
+                yield from itertools.chain.from_iterable(writer.submit(job)) if writer else self.write(job)
+            yield from itertools.chain.from_iterable(writer.drain() if writer else [])
         finally:
-            reader.close()
-            writer.close(wait=False)
+            if reader is not None and writer is not None:
+                reader.close()
+                writer.close(wait=False)
+            self.sink.close()
 
 
 def progress(
@@ -279,15 +287,3 @@ def progress(
         yield PredictProgress(
             done=done, total=total, pixels_done=px, pixels_total=px_total, elapsed=el, eta=eta, info={**info, **extra}
         )
-
-
-def zero_unwritten(arrays: dict[str, Any], axes: str, ndim: int, tiles: list[Tile]) -> None:
-    """Zero the core boxes of ``tiles`` in ``arrays`` (outputs allocated uninitialised, then left by a stop)."""
-    if not arrays:
-        return
-    sink = Sink(arrays, axes, ndim, torch.device("cpu"))
-    channels = canonical(next(iter(arrays.values())), axes).shape[2]
-    for t in tiles:
-        zeros = np.zeros((channels, *(hi - lo for lo, hi in t.box)), dtype=np.float32)
-        for key in arrays:
-            sink.write(key, t.s, t.t, t.box, zeros)

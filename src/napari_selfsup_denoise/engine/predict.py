@@ -27,7 +27,7 @@ from .events import PredictProgress
 from .methods import Method
 from .nets.blindspot import BlindSpotNet
 from .nets.core import core_bytes
-from .pipeline import Pipeline, Sink, Tile, progress, zero_unwritten
+from .pipeline import Pipeline, Sink, Tile, progress
 from .tiling import Grid, plan
 from .windows import cached, check_size, reflect_index, window_shape
 
@@ -283,3 +283,15 @@ def predict_tiles(
 def _pass_sizes(model: ModelLike, groups: list[list[Tile]]) -> list[int]:
     """Network voxels of each forward pass of ``groups``."""
     return [len(g) * math.prod(window_shape(g[0].box, model.margin, model.multiple)) for g in groups]
+
+
+def zero_unwritten(arrays: dict[str, Any], axes: str, ndim: int, tiles: list[Tile]) -> None:
+    """Zero the core boxes of ``tiles`` in ``arrays`` (outputs allocated uninitialised, then left by a stop)."""
+    if not arrays:
+        return
+    sink = Sink(arrays, axes, ndim, torch.device("cpu"))
+    channels = canonical(next(iter(arrays.values())), axes).shape[2]
+    for t in tiles:
+        zeros = np.zeros((channels, *(hi - lo for lo, hi in t.box)), dtype=np.float32)
+        for key in arrays:
+            sink.write(key, t.s, t.t, t.box, zeros)

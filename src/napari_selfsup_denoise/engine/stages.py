@@ -13,7 +13,7 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, wait
 from typing import Any
 
 _POLL = 0.05
@@ -164,17 +164,17 @@ class WriteBehind:
             self._thread.join()
 
 
-def run_all(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> None:
-    """``fn(item)`` for every item, up to ``workers`` at a time in threads; returns when all have ended.
+def run_all(fn: Callable[[Any], Any], items: Sequence[Any], pool: Executor | None = None) -> None:
+    """``fn(item)`` for every item, in ``pool``'s threads where one is given; returns when all have ended.
 
     The first failure is raised after every call has ended (nothing is left running behind it).
     """
-    if workers <= 1 or len(items) <= 1:
+    if pool is None or len(items) <= 1:
         for item in items:
             fn(item)
         return
-    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="selfsup-chunk") as pool:
-        futures = [pool.submit(fn, item) for item in items]
+    futures = [pool.submit(fn, item) for item in items]
+    wait(futures)
     for f in futures:
         f.result()
 
