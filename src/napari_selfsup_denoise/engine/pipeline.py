@@ -29,6 +29,7 @@ import torch
 
 from ..axes import to_canonical
 from ..config import PredictConfig
+from ._fast_conv import batch_one_conv3d
 from .arrays import touched_units, write_block
 from .data import dihedral
 from .device import autocast, is_oom, resolve_precision
@@ -73,7 +74,7 @@ class Tile:
 def _forward(model: Any, x: torch.Tensor, pcfg: PredictConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     transforms = [(k, f) for f in (False, True) for k in range(4)] if pcfg.tta else [(0, False)]
     acc: dict[str, torch.Tensor] = {}
-    with torch.inference_mode(), autocast(x.device, dtype):
+    with torch.inference_mode(), autocast(x.device, dtype), batch_one_conv3d(x.device, dtype, model.ndim):
         for k, f in transforms:
             res = model.method.infer(model.net, dihedral(x, k, f), pcfg, margin=model.margin)  # the cores only
             for key, v in res.items():

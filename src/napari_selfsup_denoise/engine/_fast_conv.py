@@ -1,0 +1,81 @@
+"""3D convolutions at batch 1 on the CPU through oneDNN, where PyTorch would take its slow reference path.
+
+PyTorch (checked on 2.13) hands a CPU ``conv3d`` with a kernel of at most 3 to oneDNN
+only when the batch is above 1 or the input's first four sizes (batch x channels x
+Z x Y) multiply to more than 20,480; otherwise it runs ``slow_conv3d``. Prediction,
+the live preview and the self-checks run the network at batch 1 on windows that
+often fall under that bound (16 channels x 40 x 28 planes and rows, or x 10 x 128),
+and there ``slow_conv3d`` took 5-13x the time of oneDNN for the same convolution on
+the development machine (one thread: 16 x 10 x 128 x 128, 3^3 kernel: 233 ms against
+24 ms). Training batches are above 1 and are not affected; neither is 2D, where
+PyTorch's choice was as fast as oneDNN. The result is the same convolution (float32
+rounding: a maximum difference of 9e-5 on values of order 20).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+# PyTorch's bound: above it (batch x channels x Z x Y) a batch-1 conv3d already goes to oneDNN.
+SLOW_PATH_BOUND = 20480
+
+
+def _triple(v: Any) -> tuple[int, int, int] | None:
+    if isinstance(v, int):
+        return (v, v, v)
+    if isinstance(v, (tuple, list)) and len(v) == 3 and all(isinstance(i, int) for i in v):
+        return (int(v[0]), int(v[1]), int(v[2]))
+    return None  # e.g. padding="same": left to PyTorch
+
+
+def _onednn_conv3d(
+    x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1
+) -> torch.Tensor | None:
+    """The convolution through oneDNN where PyTorch would choose ``slow_conv3d``; None elsewhere."""
+    if not (isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor)) or x.ndim != 5 or groups != 1:
+        return None
+    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return None
+    if x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] > SLOW_PATH_BOUND or x.shape[0] > 1:
+        return None  # PyTorch goes to oneDNN itself
+    if tuple(weight.shape[2:]) == (1, 1, 1) or max(weight.shape[-2:]) > 3:
+        return None  # a pointwise convolution is faster on PyTorch's path; a larger kernel goes to oneDNN anyway
+    pad, st, dil = _triple(padding), _triple(stride), _triple(dilation)
+    if pad is None or st is None or dil is None:
+        return None
+    return torch.mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, pad, st, dil, 1)
+
+
+class _OneDNNConv3d(TorchFunctionMode):
+    """Routes eligible ``conv3d`` calls (see :func:`_onednn_conv3d`) to oneDNN; everything else runs unchanged."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is torch.conv3d and not torch.is_grad_enabled():
+            out = _onednn_conv3d(*args, **kwargs)
+            if out is not None:
+                return out
+        return func(*args, **kwargs)
+
+
+def usable(device: torch.device, dtype: torch.dtype, ndim: int) -> bool:
+    """Whether :func:`batch_one_conv3d` changes anything: 3D, float32 (no autocast) on a CPU with oneDNN."""
+    mkldnn = torch.backends.mkldnn
+    return bool(
+        ndim == 3 and device.type == "cpu" and dtype == torch.float32 and mkldnn.is_available() and mkldnn.enabled
+    )
+
+
+@contextlib.contextmanager
+def batch_one_conv3d(device: torch.device, dtype: torch.dtype, ndim: int) -> Iterator[None]:
+    """Within the block, batch-1 3D convolutions without gradients on the CPU run through oneDNN."""
+    if not usable(device, dtype, ndim):
+        yield
+        return
+    with _OneDNNConv3d():
+        yield
