@@ -20,7 +20,7 @@ def main_thread_stats(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """(where, size) of every contrast-limit computation made on the main thread."""
     import napari.layers.image.image as napari_image
 
-    from napari_selfsup_denoise._widgets import _layers, _preview
+    from napari_selfsup_denoise._widgets import _layers, _preview_layer
 
     seen: list[tuple[str, int]] = []
 
@@ -32,7 +32,7 @@ def main_thread_stats(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
         return _wrapped
 
-    for module in (_layers, _preview):
+    for module in (_layers, _preview_layer):
         monkeypatch.setattr(module, "robust_limits", _spy("robust_limits", _layers.robust_limits))
     monkeypatch.setattr(napari_image, "calc_data_range", _spy("calc_data_range", napari_image.calc_data_range))
     return seen
@@ -75,18 +75,20 @@ def test_denoise_section_adds_the_result_without_main_thread_statistics(
     assert main_thread_stats == []
 
 
-def test_a_new_preview_of_the_same_region_refreshes_its_layer_once(make_napari_viewer, monkeypatch):
+def test_a_new_preview_of_the_same_region_refreshes_its_layer_once(make_napari_viewer, qtbot, monkeypatch):
     """Each preview replaces the layer's data; the placement is set again only when the region moved."""
     from napari.components.viewer_model import ViewerModel
     from napari.layers import Layer
 
     from napari_selfsup_denoise._widgets._layers import snapshot
-    from napari_selfsup_denoise._widgets._preview import show_preview
+    from napari_selfsup_denoise._widgets._preview_layer import PreviewLayer
 
     viewer = make_napari_viewer()
     stack = viewer.add_image(np.zeros((8, 48, 48), np.float32), name="stack", scale=(2.0, 1.0, 1.0))
     snap, region = snapshot(stack), ((3, slice(0, 48), slice(0, 48)), (3, 0, 0))
-    layer = show_preview(viewer, snap, np.ones((48, 48), np.float32), region)
+    shown = PreviewLayer(viewer, snap)
+    layer = shown.show(np.ones((48, 48), np.float32), region)
+    qtbot.waitUntil(lambda: not shown.adding)
     calls: list[str] = []
     for cls, name in ((Layer, "refresh"), (ViewerModel, "_on_layers_change")):
         real = getattr(cls, name)
@@ -96,11 +98,11 @@ def test_a_new_preview_of_the_same_region_refreshes_its_layer_once(make_napari_v
             return _real(self, *args, **kwargs)
 
         monkeypatch.setattr(cls, name, _counting)
-    show_preview(viewer, snap, np.full((48, 48), 2.0, np.float32), region)
+    shown.show(np.full((48, 48), 2.0, np.float32), region)
     assert float(layer.data.max()) == 2.0 and tuple(layer.translate) == (6.0, 0.0, 0.0)
     assert calls.count("refresh") == 1 and calls.count("_on_layers_change") == 1  # old code: 2 and 2
     calls.clear()
-    show_preview(viewer, snap, np.full((48, 48), 3.0, np.float32), ((5, slice(0, 48), slice(0, 48)), (5, 0, 0)))
+    shown.show(np.full((48, 48), 3.0, np.float32), ((5, slice(0, 48), slice(0, 48)), (5, 0, 0)))
     assert tuple(layer.translate) == (10.0, 0.0, 0.0) and calls.count("refresh") == 2  # moved: placed again
 
 

@@ -21,6 +21,7 @@ class Lifecycle:
     _stops: Any
     _closed: bool
     _source: Any
+    _shown: Any
     layer: Any
     target: Any
     denoise: Any
@@ -45,6 +46,8 @@ class Lifecycle:
         if self.worker is not None:
             self.worker.quit()
             self._follow_view(False)
+        if self._shown is not None:  # no stage of adding the preview layer runs after the dock has gone
+            self._shown.settle()
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         self.layer.teardown()
         self.target.teardown()

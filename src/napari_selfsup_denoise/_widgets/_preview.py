@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._layers import Snapshot, add_result, robust_limits
+from ._layers import Snapshot
 
 PREVIEW_YX = 256
 PREVIEW_Z = 16
@@ -118,43 +118,3 @@ def preview_translate(snap: Snapshot, start: tuple[int, ...]) -> tuple[float, ..
     lin = CompositeAffine(scale=p["scale"], rotate=p["rotate"], shear=p["shear"], ndim=nd).linear_matrix
     offset = np.asarray(start[:nd], dtype=float)
     return tuple(np.asarray(p["translate"], dtype=float) + lin @ offset)
-
-
-def show_preview(viewer: Any, snap: Snapshot, pv: np.ndarray, region: Region) -> Any:
-    """Add or update the ``"<name> preview"`` layer on top of the source."""
-    data = preview_layer_data(np.asarray(pv, dtype=np.float32), region)
-    translate = preview_translate(snap, region[1])
-    name = f"{snap.name} preview"
-    if name in viewer.layers:
-        layer = viewer.layers[name]
-        layer.data = data
-        if not np.allclose(layer.translate, translate):  # each setter re-slices the layer and the viewer's ranges
-            layer.translate = translate
-        return layer
-    # The source's limits (same intensity scale), fixed, so later previews show the improvement;
-    # limits taken from an early, barely trained preview would saturate the later ones.
-    try:
-        limits = tuple(viewer.layers[snap.name].contrast_limits)
-    except (KeyError, AttributeError):
-        limits = robust_limits(data)
-    return add_result(viewer, snap, data, "preview", translate=translate, contrast_limits=limits)
-
-
-def promote_preview(viewer: Any, snap: Snapshot, data: Any, limits: tuple[float, float] | None) -> Any:
-    """Turn the ``"<name> preview"`` layer into ``"<name> denoised"`` showing ``data``; None without a preview.
-
-    Reusing the layer keeps the result off napari's costly paths on the main
-    thread: removing a layer runs a full garbage collection, adding one builds
-    its visual and its controls.
-    """
-    name = f"{snap.name} preview"
-    if name not in viewer.layers:
-        return None
-    layer = viewer.layers[name]
-    layer.data = data
-    layer.translate = snap.placement["translate"]
-    if limits is not None:
-        layer.contrast_limits_range = limits
-        layer.contrast_limits = limits
-    layer.name = f"{snap.name} denoised"
-    return layer

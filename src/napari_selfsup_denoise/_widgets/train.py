@@ -18,7 +18,8 @@ from ._model_box import IMAGE_PLACEHOLDER, TARGET_PLACEHOLDER, ModelBox, ModelHo
 from ._phases import RunView
 from ._pickers import LayerCombo
 from ._plot import LossPlot, clock
-from ._preview import PreviewSource, promote_preview, show_preview, view_camera
+from ._preview import PreviewSource, view_camera
+from ._preview_layer import PreviewLayer
 from ._warm import ready, warm_up, when_ready
 from ._worker import Phase, Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
 from ._zero_shot import DenoiseNow
@@ -44,6 +45,7 @@ class TrainWidget(Lifecycle, QWidget):
         self._source: Any = None
         self._snap: Snapshot | None = None
         self._preview: PreviewSource | None = None
+        self._shown: PreviewLayer | None = None
         self._last_config: TrainConfig | None = None
         self._build()
         self.view = RunView(self.progress, self.status, self.stop_btn)
@@ -165,6 +167,7 @@ class TrainWidget(Lifecycle, QWidget):
             self.status.setText(f"failed: {exc}")
             return None
         self._source, self._snap, self._last_config = layer, snap, job.config
+        self._shown = None if self._preview is None else PreviewLayer(self.viewer, snap, self)
         if self._preview is not None:
             self._preview.follow(self.viewer, layer)
         self._stops.clear()
@@ -223,10 +226,10 @@ class TrainWidget(Lifecycle, QWidget):
         line = f"loss {ev.loss:.4g}{val} · {ev.steps_per_s:.1f} steps/s · {clock(ev.elapsed)}"
         self.view.step(ev.step, ev.total, ev.eta, line)
         self.plot.add(ev.step, ev.loss, ev.val_loss)
-        pv, snap = self._preview, self._snap
-        if ev.preview is not None and pv is not None and pv.used is not None and snap is not None:
+        pv, shown = self._preview, self._shown
+        if ev.preview is not None and pv is not None and pv.used is not None and shown is not None:
             pv.arrived()
-            show_preview(self.viewer, snap, ev.preview, pv.used)
+            shown.show(ev.preview, pv.used)
 
     # --- ending -----------------------------------------------------------------------------
 
@@ -243,7 +246,8 @@ class TrainWidget(Lifecycle, QWidget):
         snap = self._snap
         if res.denoised is None or snap is None or self._source not in self.viewer.layers:
             return
-        if promote_preview(self.viewer, snap, res.denoised, res.limits) is None:  # no layer removed or added
+        shown = self._shown
+        if shown is None or shown.promote(res.denoised, res.limits) is None:  # promoted: no layer removed or added
             add_result(self.viewer, snap, res.denoised, "denoised", contrast_limits=res.limits)
         if res.uncertainty is not None:
             add_result(self.viewer, snap, res.uncertainty, "uncertainty", colormap="magma", visible=False)
@@ -263,5 +267,5 @@ class TrainWidget(Lifecycle, QWidget):
         self._set_running(False)
 
     def _remove_preview(self) -> None:
-        if self._snap is not None and f"{self._snap.name} preview" in self.viewer.layers:
-            self.viewer.layers.remove(f"{self._snap.name} preview")
+        if self._shown is not None:
+            self._shown.remove()
