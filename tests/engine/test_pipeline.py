@@ -148,6 +148,38 @@ def test_one_pool_of_chunk_writers_serves_every_batch_and_ends_with_the_run(tmp_
     np.testing.assert_allclose(out[:], _run(model, img.astype(np.float32), 16, "cpu", axes="TYX"), atol=1e-4)
 
 
+def test_one_block_batches_are_still_written_several_chunks_at_once(tmp_path, monkeypatch):
+    """Large tiles on the CPU make one-window batches: their blocks are held until the chunk writers can share them."""
+    zarr = pytest.importorskip("zarr")
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: blocks are written in turn")
+    monkeypatch.setitem(predict_mod.MAX_BATCH, "cpu", 1)
+    lock, flight, real = threading.Lock(), {"now": 0, "most": 0}, zarr.Array.__setitem__
+
+    def tracked(self, index, value):
+        with lock:
+            flight["now"] += 1
+            flight["most"] = max(flight["most"], flight["now"])
+        try:
+            time.sleep(0.02)
+            real(self, index, value)
+        finally:
+            with lock:
+                flight["now"] -= 1
+
+    model = _model()
+    img = np.random.default_rng(6).integers(0, 30, (2, 64, 96)).astype(np.uint16)
+    out = zarr.create_array(str(tmp_path / "o.zarr"), shape=img.shape, chunks=(1, 32, 32), dtype="float32")
+    monkeypatch.setattr(zarr.Array, "__setitem__", tracked)
+    events = []
+    drain(predict_mod.predict(model, img, PredictConfig(tile=32, precision="fp32", device="cpu"), axes="TYX", out=out),
+          events.append)  # fmt: skip
+    monkeypatch.setattr(zarr.Array, "__setitem__", real)
+    assert events[0].info["batch"] == 1 and len(events) - 1 == 12  # every tile reported once written
+    assert flight["most"] >= 2  # one at a time on the old code
+    np.testing.assert_allclose(out[:], _run(model, img.astype(np.float32), 32, "cpu", axes="TYX"), atol=1e-4)
+
+
 def test_chunk_cache_reads_each_chunk_once_for_overlapping_windows():
     class Counting:
         def __init__(self, a):

@@ -30,7 +30,7 @@ import torch
 from ..axes import to_canonical
 from ..config import PredictConfig
 from ._fast_conv import batch_one_conv3d
-from .arrays import touched_units, write_block
+from .arrays import storage_unit, touched_units, write_block
 from .data import dihedral
 from .device import autocast, is_oom, resolve_precision
 from .events import PredictProgress
@@ -105,6 +105,8 @@ class Sink:
         self.direct = fast and all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in self.outs.values())
         self._canon = {k: to_canonical(a, axes) for k, a in self.outs.items()} if self.direct else {}
         self._pool: ThreadPoolExecutor | None = None  # the chunk writers, one pool for the whole run
+        self.workers = min(CHUNK_WRITERS, os.cpu_count() or 1)
+        self.chunked = bool(self.outs) and all(storage_unit(a) is not None for a in self.outs.values())
 
     def view(self, key: str, s: int, t: int, box: Box) -> torch.Tensor:
         """The output's block ``(C, *core)`` as a writable tensor (direct sinks only)."""
@@ -133,9 +135,8 @@ class Sink:
                 seen.clear()
                 break
             seen.update((key, *u) for u in units)
-        workers = min(CHUNK_WRITERS, os.cpu_count() or 1)
-        if seen and workers > 1 and self._pool is None:
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="selfsup-chunk")
+        if seen and self.workers > 1 and self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="selfsup-chunk")
         run_all(lambda b: self.write(*b), blocks, self._pool if seen else None)
 
     def close(self) -> None:
@@ -157,6 +158,7 @@ class Pipeline:
         self.splits, self.limit = 0, 1 << 30
         # numpy in, float32 numpy out, on the CPU: reading is taking views, writing is done by the de-normalisation
         self.inline = not self.cuda and isinstance(canon, np.ndarray) and sink.direct
+        self._held: list[tuple[Tile, list[tuple[Box, dict[str, Any]]]]] = []  # computed, not yet written
 
     def read(self, work: list[list[Tile]], i: int) -> list[Raw]:
         """Reader thread: the raw blocks of batch ``i`` (pinned for a GPU), its missing chunks fetched first
@@ -220,16 +222,23 @@ class Pipeline:
             out[key] = block.cpu()  # a no-op on the CPU and for the pinned CUDA copy
         return out
 
-    def write(self, job: tuple[list[tuple[Tile, list[tuple[Box, dict[str, Any]]]]], Any]) -> list[Tile]:
-        """Writer thread: wait for the batch's copies, write its blocks; the tiles finished."""
-        done, event = job
+    def write(self, job: tuple[list[tuple[Tile, list[tuple[Box, dict[str, Any]]]]], Any, bool]) -> list[Tile]:
+        """Writer thread: wait for the batch's copies, write its blocks; the tiles finished (written).
+
+        Blocks for a chunked (zarr) output are held until the chunk writers can take as many at once
+        (or the last batch): batches of fewer blocks (one large tile on the CPU) are then still encoded in parallel.
+        """
+        done, event, last = job
         if event is not None:
             event.synchronize()
-        self.sink.write_all([
-            (key, tile.s, tile.t, box, block.numpy())
-            for tile, pieces in done for box, blocks in pieces for key, block in blocks.items() if block is not None
-        ])  # fmt: skip
-        return [tile for tile, _ in done]
+        self._held += done
+        blocks = [(key, tile.s, tile.t, box, block.numpy()) for tile, pieces in self._held
+                  for box, out in pieces for key, block in out.items() if block is not None]  # fmt: skip
+        if self.sink.chunked and not last and len(blocks) < self.sink.workers:
+            return []
+        self.sink.write_all(blocks)
+        held, self._held = self._held, []
+        return [tile for tile, _ in held]
 
     def _step(self, group: list[Tile], raws: list[Raw]) -> tuple[list[Any], Any]:
         """Compute one batch; the writer's job: the tiles to write with their outputs, and the copy's event."""
@@ -253,7 +262,7 @@ class Pipeline:
             for i, raws in reader or ((i, self.read(work, i)) for i in range(len(work))):
                 if stop is not None and stop.is_set():
                     break
-                job = self._step(work[i], raws)
+                job = (*self._step(work[i], raws), i == len(work) - 1)
                 yield from itertools.chain.from_iterable(writer.submit(job)) if writer else self.write(job)
             yield from itertools.chain.from_iterable(writer.drain() if writer else [])
         finally:
