@@ -13,6 +13,8 @@ with a 10 ms QTimer:
   ``gap_result_s`` (from then until the ``<name> denoised`` layer is in the
   viewer: the preview layer renamed, or a new layer when there was no preview);
   a figure that cannot be measured is NaN and ``nan_because`` says why;
+- ``gap_training_cpu_s``, ``gap_result_cpu_s``: the most CPU time the main thread spent between
+  two ticks in the same spans (what blocked it itself, not waiting for the interpreter lock or a core);
 - ``--stop-after S``: ``stop_latency_s``, the time from pressing Stop (S seconds after
   the first step) until the first denoised tile reaches the main thread (target < 1 s), split into
   ``stop_to_ended_s`` (until training says it has ended: the step in progress, which the engine
@@ -164,6 +166,8 @@ def _figures(watch: Watch, result: str, why: bool) -> dict[str, Any]:
         "gap_idle_s": round(watch.max_gap("open", "train"), 3),
         "gap_training_s": round(watch.max_gap("train", "denoising"), 3),
         "gap_result_s": round(watch.max_gap("denoising", "result"), 3),
+        "gap_training_cpu_s": round(watch.max_gap_cpu("train", "denoising"), 3),
+        "gap_result_cpu_s": round(watch.max_gap_cpu("denoising", "result"), 3),
         "train_to_result_s": round(watch.marks.get("result", float("nan")) - watch.marks["train"], 2),
     }
     out["end_of_training_s"] = _span(watch, "last step", "trained")

@@ -32,13 +32,14 @@ class Watch:
         from qtpy.QtCore import QTimer
 
         self.ticks: list[float] = []
+        self.cpu: list[float] = []  # the main thread's CPU time at each tick (time.thread_time)
         self.marks: dict[str, float] = {}
         self.stacks: Counter[str] = Counter()
         self.calls: dict[str, list[tuple[float, float]]] = {}
         self._main = threading.main_thread().ident
         self._timer = QTimer()
         self._timer.setInterval(10)
-        self._timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+        self._timer.timeout.connect(self._tick)
         self._timer.start()
         self._done = threading.Event()
         self._me: int | None = None
@@ -46,6 +47,10 @@ class Watch:
             thread = threading.Thread(target=self._sample, daemon=True)
             thread.start()
             self._me = thread.ident
+
+    def _tick(self) -> None:
+        self.ticks.append(time.perf_counter())
+        self.cpu.append(time.thread_time())
 
     def _sample(self) -> None:
         while not self._done.wait(0.01):
@@ -80,15 +85,20 @@ class Watch:
         return out
 
     def gaps(self, n: int = 8) -> list[str]:
-        """The ``n`` longest gaps after the dock opened: when (seconds after Train), how long, in which phase."""
+        """The ``n`` longest gaps after the dock opened: when (seconds after Train), how long, in which phase.
+
+        Each also says how much of it the main thread spent on a CPU: the rest it waited (for the
+        interpreter lock held by another thread, or for a core).
+        """
         t0, start = self.marks["train"], self.marks.get("open", self.marks["train"])
         order = sorted(self.marks.items(), key=lambda kv: kv[1])
         found = []
-        for a, b in zip(self.ticks, self.ticks[1:]):
+        for i, (a, b) in enumerate(zip(self.ticks, self.ticks[1:])):
             if b - a > GAP_S and a >= start:
                 phase = [k for k, v in order if v <= a][-1]
-                found.append((b - a, a - t0, phase))
-        return [f"{g * 1000:.0f} ms at {t:.2f} s (after '{ph}')" for g, t, ph in sorted(found, reverse=True)[:n]]
+                found.append((b - a, a - t0, phase, self.cpu[i + 1] - self.cpu[i]))
+        top = sorted(found, reverse=True)[:n]
+        return [f"{g * 1000:.0f} ms at {t:.2f} s (after '{ph}'; main CPU {c * 1000:.0f} ms)" for g, t, ph, c in top]
 
     def mark(self, name: str) -> None:
         """Remember when ``name`` happened (first time only)."""
@@ -101,6 +111,14 @@ class Watch:
             return float("nan")
         inside = [lo] + [t for t in self.ticks if lo < t < hi] + [hi]
         return max(b - a for a, b in zip(inside, inside[1:]))
+
+    def max_gap_cpu(self, start: str, end: str) -> float:
+        """The most CPU time the main thread spent between two ticks between two marks (load-independent)."""
+        lo, hi = self.marks.get(start), self.marks.get(end)
+        if lo is None or hi is None:
+            return float("nan")
+        inside = [i for i, t in enumerate(self.ticks) if lo < t < hi]
+        return max((self.cpu[i + 1] - self.cpu[i] for i in inside if i + 1 < len(self.cpu)), default=float("nan"))
 
     def stop(self) -> None:
         """Stop sampling."""
