@@ -18,6 +18,7 @@ import zarr
 
 from napari_selfsup_denoise import train
 from napari_selfsup_denoise.batch import BatchOptions, Interrupted, Reporter, denoise_files
+from napari_selfsup_denoise.engine import predict as predict_mod
 from napari_selfsup_denoise.io import open_training_data, read_image
 
 TINY = {"max_steps": 60, "patch_size": 32, "batch_size": 4, "base_channels": 8, "depth": 2, "seed": 0}
@@ -81,8 +82,11 @@ class _StopAfter(Reporter):
             self.stop.set()
 
 
-@pytest.mark.parametrize("fmt", ["zarr", "tiff"])
-def test_interrupted_then_resumed_equals_clean_run(tmp_path, stack, model, fmt):
+@pytest.mark.parametrize(("fmt", "one_window"), [("zarr", False), ("tiff", False), ("zarr", True)])
+def test_interrupted_then_resumed_equals_clean_run(tmp_path, stack, model, fmt, one_window, monkeypatch):
+    """``one_window``: a forward pass per tile, so the writer holds blocks to write them several at once."""
+    if one_window:
+        monkeypatch.setitem(predict_mod.MAX_BATCH, "cpu", 1)
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, stack, imagej=True, metadata={"axes": "TYX"})
     ext = ".zarr" if fmt == "zarr" else ".tif"
