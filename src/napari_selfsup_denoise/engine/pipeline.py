@@ -51,7 +51,7 @@ from .windows import (
 
 PREFETCH = 2  # batches read ahead
 WRITE_BEHIND = 2  # batches waiting to be written
-AHEAD_PIXELS = 1 << 22  # core pixels of the next tiles of a frame whose chunks a read may fetch with its own
+AHEAD_PIXELS = 1 << 21  # core pixels of the next tiles of a frame whose chunks a read may fetch with its own
 CHUNK_WRITERS = 8  # a batch's blocks written at once at most, where each has its own zarr chunks (shards)
 
 
@@ -85,15 +85,16 @@ def _forward(model: Any, x: torch.Tensor, pcfg: PredictConfig, dtype: torch.dtyp
     return {k: v / len(transforms) for k, v in acc.items()}
 
 
-def _ahead(work: list[list[Tile]], i: int) -> list[Tile]:
-    """The tiles after batch ``i`` in its sample and time point, up to :data:`AHEAD_PIXELS` of their cores."""
-    last, px, out = work[i][-1], 0, []
+def _ahead(work: list[list[Tile]], i: int, pad: int, sizes: tuple[int, ...]) -> list[tuple[Any, ...]]:
+    """One canonical index over the windows (cores +- ``pad``) of the next tiles (:data:`AHEAD_PIXELS`) of i's frame."""
+    last, px, lo, hi = work[i][-1], 0, list(sizes), [0] * len(sizes)
     for t in itertools.chain.from_iterable(itertools.islice(work, i + 1, None)):
         if (t.s, t.t) != (last.s, last.t) or px >= AHEAD_PIXELS:
             break
         px += t.pixels
-        out.append(t)
-    return out
+        lo, hi = [min(a, b - pad) for a, (b, _) in zip(lo, t.box)], [max(a, b + pad) for a, (_, b) in zip(hi, t.box)]
+    span = [slice(max(0, a), min(n, b)) for a, b, n in zip(lo, hi, sizes)]
+    return [(last.s, last.t, slice(None), *([slice(0, 1)] * (3 - len(span))), *span)] if px else []
 
 
 class Sink:
@@ -164,9 +165,9 @@ class Pipeline:
         """Reader thread: the raw blocks of batch ``i`` (pinned for a GPU), its missing chunks fetched first
         together with those of the next tiles of its frame (:data:`AHEAD_PIXELS`) where the cache allows."""
         m, group = self.model, work[i]
-        ix = lambda ts: [raw_index(self.canon.shape, t.s, t.t, t.box, m.margin, m.multiple, m.ndim) for t in ts]  # noqa: E731
         if hasattr(self.canon, "prefetch"):
-            self.canon.prefetch(ix(group), lambda: ix(_ahead(work, i)))
+            own = [raw_index(self.canon.shape, t.s, t.t, t.box, m.margin, m.multiple, m.ndim) for t in group]
+            self.canon.prefetch(own, lambda: _ahead(work, i, m.margin + m.multiple, self.sizes))
         return [read_raw(self.canon, t.s, t.t, t.box, m.margin, m.multiple, m.ndim, self.cuda) for t in group]
 
     def _forward_batch(self, items: list[tuple[Tile, Raw, Box]]) -> dict[str, torch.Tensor]:
@@ -183,8 +184,7 @@ class Pipeline:
 
     def compute(self, items: list[tuple[Tile, Raw, Box]]) -> list[list[tuple[Box, dict[str, Any]]]]:
         """Outputs of each item as ``(box, {key: host block or None if written in place})`` pieces."""
-        if len(items) > self.limit:
-            n = self.limit
+        if (n := self.limit) < len(items):
             return [r for i in range(0, len(items), n) for r in self.compute(items[i : i + n])]
         try:
             res = self._forward_batch(items)
