@@ -40,32 +40,51 @@ def test_source_stays_selected_while_the_preview_shows(open_widget, qtbot, small
     assert tuple(result.translate) == tuple(src.translate) and result.visible
 
 
-def _preview(make_napari_viewer: Any) -> tuple[Any, Any, Any]:
+def _preview(make_napari_viewer: Any, monkeypatch: Any) -> tuple[Any, Any, Any]:
+    from napari_selfsup_denoise._widgets import _preview_layer
     from napari_selfsup_denoise._widgets._layers import snapshot
-    from napari_selfsup_denoise._widgets._preview_layer import PreviewLayer
 
+    monkeypatch.setattr(_preview_layer, "STAGE_MS", 300)  # turns far enough apart to look between them
     viewer = make_napari_viewer()
     src = viewer.add_image(np.zeros((48, 48), np.float32), name="cells", translate=(2.0, 3.0))
-    return viewer, src, PreviewLayer(viewer, snapshot(src))
+    return viewer, src, _preview_layer.PreviewLayer(viewer, snapshot(src))
 
 
-def test_the_preview_event_only_builds_the_layer(make_napari_viewer, qtbot):
-    viewer, src, shown = _preview(make_napari_viewer)
+def test_the_preview_event_only_builds_the_layer(make_napari_viewer, qtbot, monkeypatch):
+    viewer, src, shown = _preview(make_napari_viewer, monkeypatch)
     region = ((slice(8, 40), slice(0, 32)), (8, 0))
     layer = shown.show(np.ones((32, 32), np.float32), region)
     assert layer not in viewer.layers and shown.adding  # napari's visual and controls: on later turns
-    qtbot.waitUntil(lambda: not shown.adding)
+    qtbot.waitUntil(lambda: layer in viewer.layers)
+    assert layer not in _controls(viewer) and not layer.visible  # the controls: on the next turn
+    qtbot.waitUntil(lambda: not shown.adding, timeout=5000)
     assert layer in viewer.layers and layer.visible and layer in _controls(viewer)
     assert list(viewer.layers.selection) == [src]
     assert tuple(layer.translate) == (10.0, 3.0) and layer.name == "cells preview"
 
 
-def test_a_run_ending_while_the_layer_is_added_leaves_no_preview(make_napari_viewer, qtbot):
-    viewer, _, shown = _preview(make_napari_viewer)
+def test_selecting_or_removing_layers_before_the_controls_exist(make_napari_viewer, qtbot, monkeypatch):
+    viewer, src, shown = _preview(make_napari_viewer, monkeypatch)
+    layer = shown.show(np.ones((32, 32), np.float32), ((slice(0, 32), slice(0, 32)), (0, 0)))
+    qtbot.waitUntil(lambda: layer in viewer.layers)
+    viewer.layers.selection.active = layer  # napari's panel looks its controls up: it waits for them
+    qtbot.waitUntil(lambda: not shown.adding, timeout=5000)
+    panel = viewer.window._qt_viewer.controls
+    assert panel.currentWidget() is _controls(viewer)[layer]
+    shown.show(np.ones((32, 32), np.float32), ((slice(0, 32), slice(0, 32)), (0, 0)))
+    viewer.layers.remove(layer)  # a new preview after the user removed it
+    layer2 = shown.show(np.ones((32, 32), np.float32), ((slice(0, 32), slice(0, 32)), (0, 0)))
+    qtbot.waitUntil(lambda: layer2 in viewer.layers)
+    viewer.layers.remove(layer2)  # removed before its controls: napari's panel finds them
+    assert [x.name for x in viewer.layers] == ["cells"]
+
+
+def test_a_run_ending_while_the_layer_is_added_leaves_no_preview(make_napari_viewer, qtbot, monkeypatch):
+    viewer, _, shown = _preview(make_napari_viewer, monkeypatch)
     region = ((slice(0, 32), slice(0, 32)), (0, 0))
     shown.show(np.ones((32, 32), np.float32), region)
     shown.remove()
-    qtbot.wait(50)
+    qtbot.wait(400)
     assert [x.name for x in viewer.layers] == ["cells"]
     shown.show(np.ones((32, 32), np.float32), region)
     qtbot.waitUntil(lambda: "cells preview" in viewer.layers)  # inserted; controls and showing still to come
@@ -74,3 +93,23 @@ def test_a_run_ending_while_the_layer_is_added_leaves_no_preview(make_napari_vie
     assert result is not None and result.name == "cells denoised" and result.visible
     assert result in _controls(viewer) and list(viewer.layers.selection) == [result]
     assert tuple(result.translate) == (2.0, 3.0) and not shown.adding
+
+
+def test_without_preview_the_result_is_inserted_hidden_then_shown_and_selected(
+    open_widget, qtbot, noisy64, small, wait_idle
+):
+    viewer, _, widget = open_widget()
+    src = viewer.add_image(noisy64, name="cells", scale=(2.0, 2.0), translate=(3.0, 4.0))
+    small(widget, steps=5)
+    widget.form.preview.setChecked(False)
+    at_insert: list[tuple[bool, list[str]]] = []
+    viewer.layers.events.inserted.connect(
+        lambda e: at_insert.append((e.value.visible, [x.name for x in viewer.layers.selection]))
+    )
+    widget.start_training()
+    wait_idle(widget)
+    qtbot.waitUntil(lambda: "cells denoised" in viewer.layers and viewer.layers["cells denoised"].visible)
+    assert at_insert == [(False, ["cells"])]  # old code: [(True, ["cells"])], then selected in the same turn
+    result = viewer.layers["cells denoised"]
+    assert list(viewer.layers.selection) == [result] and result in _controls(viewer)
+    assert tuple(result.translate) == tuple(src.translate) and tuple(result.scale) == (2.0, 2.0)

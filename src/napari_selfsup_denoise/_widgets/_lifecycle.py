@@ -22,6 +22,7 @@ class Lifecycle:
     _closed: bool
     _source: Any
     _shown: Any
+    _adding: Any
     layer: Any
     target: Any
     denoise: Any
@@ -46,8 +47,9 @@ class Lifecycle:
         if self.worker is not None:
             self.worker.quit()
             self._follow_view(False)
-        if self._shown is not None:  # no stage of adding the preview layer runs after the dock has gone
-            self._shown.settle()
+        for adding in (self._shown, self._adding):  # no stage of adding a layer runs after the dock has gone
+            if adding is not None:
+                adding.settle()
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         self.layer.teardown()
         self.target.teardown()

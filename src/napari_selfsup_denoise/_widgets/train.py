@@ -19,7 +19,7 @@ from ._phases import RunView
 from ._pickers import LayerCombo
 from ._plot import LossPlot, clock
 from ._preview import PreviewSource, view_camera
-from ._preview_layer import PreviewLayer
+from ._preview_layer import PreviewLayer, StagedAdd, add_result_staged
 from ._warm import ready, warm_up, when_ready
 from ._worker import Phase, Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
 from ._zero_shot import DenoiseNow
@@ -46,6 +46,7 @@ class TrainWidget(Lifecycle, QWidget):
         self._snap: Snapshot | None = None
         self._preview: PreviewSource | None = None
         self._shown: PreviewLayer | None = None
+        self._adding: StagedAdd | None = None  # the result layer, added over a few turns
         self._last_config: TrainConfig | None = None
         self._build()
         self.view = RunView(self.progress, self.status, self.stop_btn)
@@ -97,8 +98,8 @@ class TrainWidget(Lifecycle, QWidget):
     # --- state -----------------------------------------------------------------------------
 
     def is_idle(self) -> bool:
-        """True when no training or denoising of the result runs."""
-        return self.worker is None
+        """True when no training or denoising of the result runs, and the result layer is in place."""
+        return self.worker is None and not (self._adding is not None and self._adding.adding)
 
     def _set_running(self, running: bool) -> None:
         self.train_btn.setEnabled(not running)
@@ -248,7 +249,7 @@ class TrainWidget(Lifecycle, QWidget):
             return
         shown = self._shown
         if shown is None or shown.promote(res.denoised, res.limits) is None:  # promoted: no layer removed or added
-            add_result(self.viewer, snap, res.denoised, "denoised", contrast_limits=res.limits)
+            self._adding = add_result_staged(self.viewer, snap, res.denoised, res.limits, self)
         if res.uncertainty is not None:
             add_result(self.viewer, snap, res.uncertainty, "uncertainty", colormap="magma", visible=False)
 
