@@ -140,7 +140,7 @@ def _drive(app: Any, viewer: Any, widget: Any, watch: Watch, args: argparse.Name
             QThreadPool.globalInstance().waitForDone()  # what quitting napari waits for (its aboutToQuit)
             return closed | {"quit_wait_s": round(time.perf_counter() - t, 3)}
     shown_by = time.perf_counter() + 5.0  # a new result layer is shown a few event-loop turns after it is added
-    while not _shown(viewer, result) and result in viewer.layers and time.perf_counter() < shown_by:
+    while not widget.is_idle() and time.perf_counter() < shown_by:  # is_idle: the result layer is in place
         app.processEvents()
         time.sleep(0.002)
     if _shown(viewer, result):
