@@ -76,6 +76,7 @@ def load_case(name: str, crop: int) -> tuple[np.ndarray, np.ndarray, float]:
 def run_one(a: argparse.Namespace, case: str, algorithm: str, seed: int, batch: int | None) -> dict[str, Any]:
     """Train once, denoise with the self-check, return the row (blind-spot: both outputs' PSNR too)."""
     from napari_selfsup_denoise import train
+    from napari_selfsup_denoise.engine._training import peak_rate
     from napari_selfsup_denoise.metrics import psnr
 
     clean, noisy, data_range = load_case(case, a.crop)
@@ -101,6 +102,7 @@ def run_one(a: argparse.Namespace, case: str, algorithm: str, seed: int, batch: 
         "seed": seed,
         "batch": model.config.batch_size,
         "lr": model.config.learning_rate,
+        "peak_lr": peak_rate(model.config, model.summary["planned_steps"]),  # the peak rule may lower "lr"
         "steps": model.summary["steps"],
         "planned_steps": model.summary.get("planned_steps"),  # a timed run replays as --steps PLANNED (same seed)
         "best_step": model.summary.get("best_step"),
