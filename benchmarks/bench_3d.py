@@ -38,10 +38,25 @@ def _drain(gen: Any) -> tuple[list[Any], Any]:
             return events, end.value
 
 
+def _count_onednn() -> None:
+    """Count the 3D convolutions ``engine/_fast_conv.py`` hands straight to oneDNN (not through aten.convolution)."""
+    import torch
+    from torch.utils.flop_counter import conv_flop_count, flop_registry, register_flop_formula
+
+    op = torch.ops.aten.mkldnn_convolution
+    if op in flop_registry or op.default in flop_registry:
+        return
+
+    @register_flop_formula(op)
+    def _flop(x_shape: Any, w_shape: Any, *_args: Any, out_shape: Any = None, **_kw: Any) -> int:
+        return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
+
+
 def _counted(func: Any) -> tuple[float, float, Any]:
     """(GFLOP, seconds, result) of ``func()`` (matmul and convolution operations, forward and backward)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    _count_onednn()
     counter = FlopCounterMode(display=False)
     t = time.perf_counter()
     with counter:

@@ -33,3 +33,15 @@ MEANING = {
     "intensity": "this image's intensity spread is far from the training image's",
     "intensity_shift": "this image's intensity level is far from the training image's",
 }
+# Where a figure below its range means something else than one above it.
+MEANING_LOW = {
+    "prior_residual": (
+        "the network's mean is closer to the noisy image than the noise allows: it reproduces part of the noise"
+        " (noise correlated between neighbouring pixels, or a fitted noise level too high)"
+    ),
+}
+
+
+def meaning(name: str, value: float, low: float) -> str:
+    """What a figure outside its range means, for a value below (``value < low``) or above it."""
+    return MEANING_LOW[name] if value < low and name in MEANING_LOW else MEANING[name]

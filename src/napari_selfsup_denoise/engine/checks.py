@@ -43,7 +43,7 @@ from ._check_choice import OutputChoice, choose_output
 from ._check_figures import Model
 from ._check_result import Figure, SelfCheck, figure
 from .arrays import canonical
-from .check_ranges import MEANING, RANGES
+from .check_ranges import RANGES, meaning
 from .data import DataError, fit_normalisation
 from .device import module_device
 
@@ -95,7 +95,9 @@ def verdict(figures: list[Figure], stage: str, pixels: int, held_out: bool, outp
         if pixels == 0:
             text = "intensities match the training image's" if figures else "not checked (constant, or NaN values)"
         return SelfCheck(tuple(figures), stage, pixels, held_out, "", "", text, "")
-    why = "; ".join(f"{MEANING[f.name]} ({f.name} {f.value:.2f}, expected {f.low:.2f}-{f.high:.2f})" for f in failed)
+    why = "; ".join(
+        f"{meaning(f.name, f.value, f.low)} ({f.name} {f.value:.2f}, expected {f.low:.2f}-{f.high:.2f})" for f in failed
+    )
     if "input" in parts:
         suspect, fallback = "input", ""
         advice = "retrain on this image, or fine-tune the model on it"

@@ -1,0 +1,18 @@
+"""A failed self-check says which way a figure left its range where the two sides mean different things."""
+
+from __future__ import annotations
+
+from napari_selfsup_denoise.engine._check_result import Figure
+from napari_selfsup_denoise.engine.checks import verdict
+
+
+def _prior_residual(value: float) -> str:
+    figure = Figure("prior_residual", value, 0.8, 1.35, "prior")
+    return verdict([figure], "training", 1000, True).verdict
+
+
+def test_a_network_mean_too_close_to_the_noisy_image_is_not_called_too_far():
+    low = _prior_residual(0.55)  # the real time-lapse: the mean reproduces part of the noise
+    assert "closer to the noisy image than the noise allows" in low
+    assert "more than the noise" not in low
+    assert "differs from the noisy image by more than the noise" in _prior_residual(1.9)
