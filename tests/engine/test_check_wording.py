@@ -16,3 +16,10 @@ def test_a_network_mean_too_close_to_the_noisy_image_is_not_called_too_far():
     assert "closer to the noisy image than the noise allows" in low
     assert "more than the noise" not in low
     assert "differs from the noisy image by more than the noise" in _prior_residual(1.9)
+
+
+def test_a_network_mean_too_close_to_the_noisy_image_points_to_structn2v():
+    low = verdict([Figure("prior_residual", 0.55, 0.8, 1.35, "prior")], "training", 1000, True)
+    assert "structn2v" in low.advice and "correlated" in low.advice
+    high = verdict([Figure("prior_residual", 1.9, 0.8, 1.35, "prior")], "training", 1000, True)
+    assert "structn2v" not in high.advice

@@ -85,6 +85,14 @@ def figures_for(model: Model, crops: list[dict[str, np.ndarray]]) -> list[Figure
     ]
 
 
+# A network mean closer to the noisy image than the noise allows: the blind spot did not hide each pixel's noise
+# (the real telomere time-lapse: neighbouring pixels' noise correlated 0.48 along Y; docs/benchmarks.md, session 8).
+CORRELATED_ADVICE = (
+    "if the noise is correlated between neighbouring pixels (stripes, a camera's row or column noise), try "
+    "structN2V masking along that axis (--algorithm structn2v --set struct_axis='\"Y\"' or '\"X\"')"
+)
+
+
 def verdict(figures: list[Figure], stage: str, pixels: int, held_out: bool, output: str = "posterior") -> SelfCheck:
     """Judge ``figures``: which part is suspect, the safer output, and what to tell the user."""
     failed = [f for f in figures if not f.passed]
@@ -108,6 +116,8 @@ def verdict(figures: list[Figure], stage: str, pixels: int, held_out: bool, outp
             if "prior" in parts
             else "retrain with a longer budget, check the axes, or try the blind-spot algorithm"
         )
+        if any(f.name == "prior_residual" and f.value < f.low for f in failed):
+            advice = CORRELATED_ADVICE
     else:
         suspect, fallback = "posterior", "prior" if output == "posterior" else ""
         advice = "use the prior mean (output=prior / --prior), set the noise model (--noise-model), or retrain"
