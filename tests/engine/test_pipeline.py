@@ -222,25 +222,33 @@ def test_chunk_cache_hands_out_blocks_of_one_fetch_without_copying():
     assert not np.shares_memory(first, two)
 
 
+class _Logged:
+    """A zarr array whose reads are logged in ``calls``."""
+
+    def __init__(self, a, calls):
+        self.a, self.shape, self.dtype, self.chunks, self.calls = a, a.shape, a.dtype, a.chunks, calls
+
+    def __getitem__(self, ix):
+        self.calls.append(ix)
+        return self.a[ix]
+
+
+def _logged_zarr(zarr, tmp_path, img):
+    """``img`` in a zarr array of 1 x 16 x 16 chunks, read through :class:`_Logged`; returns it and its call log."""
+    z = zarr.create_array(str(tmp_path / "in.zarr"), shape=img.shape, chunks=(1, 16, 16), dtype=img.dtype)
+    z[:] = img
+    calls: list = []
+    return _Logged(z, calls), calls
+
+
 def test_a_batch_of_windows_fetches_its_chunks_ahead_in_one_call_per_frame(tmp_path):
     """The reader asks for a batch's chunks at once (zarr decodes those of a call concurrently): same blocks."""
     zarr = pytest.importorskip("zarr")
     from napari_selfsup_denoise.engine.arrays import CanonicalView
 
     img = np.random.default_rng(8).integers(0, 900, (3, 40, 56)).astype(np.uint16)
-    z = zarr.create_array(str(tmp_path / "in.zarr"), shape=img.shape, chunks=(1, 16, 16), dtype=img.dtype)
-    z[:] = img
-    model, calls = _model(), []
-
-    class Counting:
-        def __init__(self, a):
-            self.a, self.shape, self.dtype, self.chunks = a, a.shape, a.dtype, a.chunks
-
-        def __getitem__(self, ix):
-            calls.append(ix)
-            return self.a[ix]
-
-    cache = ChunkCache(Counting(z))
+    model, (src, calls) = _model(), _logged_zarr(zarr, tmp_path, img)
+    cache = ChunkCache(src)
     canon = CanonicalView(cache, "TYX")
     cpu = torch.device("cpu")
     pipe = pipeline_mod.Pipeline(model, canon, PredictConfig(tile=16), cpu, pipeline_mod.Sink({}, "TYX", 2, cpu))
@@ -258,19 +266,8 @@ def test_one_tile_batches_fetch_the_chunks_of_their_frame_in_one_call(tmp_path):
     from napari_selfsup_denoise.engine.arrays import CanonicalView
 
     img = np.random.default_rng(9).integers(0, 900, (2, 40, 56)).astype(np.uint16)
-    z = zarr.create_array(str(tmp_path / "in.zarr"), shape=img.shape, chunks=(1, 16, 16), dtype=img.dtype)
-    z[:] = img
-    model, calls = _model(), []
-
-    class Counting:
-        def __init__(self, a):
-            self.a, self.shape, self.dtype, self.chunks = a, a.shape, a.dtype, a.chunks
-
-        def __getitem__(self, ix):
-            calls.append(ix)
-            return self.a[ix]
-
-    cpu, cache = torch.device("cpu"), ChunkCache(Counting(z))
+    model, (src, calls) = _model(), _logged_zarr(zarr, tmp_path, img)
+    cpu, cache = torch.device("cpu"), ChunkCache(src)
     sink = pipeline_mod.Sink({}, "TYX", 2, cpu)
     pipe = pipeline_mod.Pipeline(model, CanonicalView(cache, "TYX"), PredictConfig(tile=16), cpu, sink)
     work = [[pipeline_mod.Tile(0, t, ((y, y + 16), (x, x + 16)))] for t in (0, 1) for y in (0, 16) for x in (0, 16, 32)]
