@@ -92,17 +92,20 @@ def read_raw(canon: Any, s: int, t: int, box: Box, margin: int, multiple: int, n
         block = block.astype(np.float32)
     elif not block.flags.writeable:  # torch shares only writable memory
         block = block.copy()
-    tensor = torch.from_numpy(block)
-    if tensor.is_floating_point() and not _finite(tensor):
+    if block.dtype.kind == "f" and not _finite(block):
         raise DataError(f"the image holds NaN or infinite values (sample {s}, time {t}, near {box})")
+    tensor = torch.from_numpy(block)
     if pin:
         tensor = torch.empty(block.shape, dtype=tensor.dtype, pin_memory=True).copy_(tensor)
     return Raw(tensor, tuple(sl.start for sl in index[6 - ndim :]))
 
 
-def _finite(block: torch.Tensor) -> bool:
-    """True when ``block`` holds no NaN or infinity (a sum first: one pass without a temporary in the common case)."""
-    return bool(torch.isfinite(block.sum())) or bool(torch.isfinite(block).all())
+def _finite(block: np.ndarray) -> bool:
+    """True when ``block`` holds no NaN or infinity (a sum first: one pass without a temporary in the common case).
+
+    In numpy: a torch reduction would start an OpenMP team in the reader thread (see :class:`Normaliser`).
+    """
+    return bool(np.isfinite(block.sum())) or bool(np.isfinite(block).all())
 
 
 def _runs(idx: np.ndarray) -> list[tuple[slice, slice, bool]]:
@@ -124,11 +127,14 @@ def _runs(idx: np.ndarray) -> list[tuple[slice, slice, bool]]:
 
 
 class Normaliser:
-    """Per-channel normalisation ``(x - offset) / scale`` and its inverse, one fused pass per channel.
+    """Per-channel normalisation ``(x - offset) / scale`` and its inverse.
 
-    Each channel is ``b + a * x`` with a 0-dim CPU tensor ``b`` and a Python
-    float ``a`` (torch's scalar fast path on any device; several times faster
-    than broadcasting per-channel tensors on the CPU).
+    On a GPU each channel is one fused pass ``b + a * x`` (a 0-dim CPU tensor
+    ``b``, a Python float ``a``: torch's scalar fast path). On the CPU these
+    memory-bound passes run in numpy, in the calling thread: a torch operation
+    there starts an OpenMP team whose idle threads spin after it, taking the
+    core that the reader's and writer's codecs need (the pipeline's host
+    passes gain nothing from a second thread; the codecs do).
     """
 
     def __init__(self, norm: Normalisation) -> None:
@@ -137,10 +143,16 @@ class Normaliser:
         zero_d = lambda v: [torch.tensor(float(x), dtype=torch.float32) for x in v]  # noqa: E731
         self.inv, self.bias = [float(x) for x in 1.0 / scale], zero_d(-offset / scale)
         self.scale, self.offset = [float(x) for x in scale], zero_d(offset)
+        f32 = lambda v: [np.float32(x) for x in v]  # noqa: E731
+        # the same float32 constants for numpy on the CPU (see the class docstring)
+        self._host = f32(self.inv), f32(-offset / scale), f32(self.scale), f32(offset)
 
     def window_into(self, dst: torch.Tensor, raw: torch.Tensor, idx: list[np.ndarray], origin: tuple[int, ...]) -> None:
         """Mirror ``raw`` into ``dst`` ``(C, *window)`` following ``idx`` and normalise it, piece by piece."""
         per_axis = [_runs(i - o) for i, o in zip(idx, origin)]
+        if dst.device.type == "cpu" and raw.device.type == "cpu":
+            self._window_host(dst.numpy(), raw.numpy(), per_axis)
+            return
         for pieces in itertools.product(*per_axis):
             src = raw[(slice(None), *(p[1] for p in pieces))]
             flips = [d + 1 for d, p in enumerate(pieces) if p[2]]
@@ -154,8 +166,27 @@ class Normaliser:
             for c in range(dst.shape[0]):
                 torch.add(self.bias[c], src[c], alpha=self.inv[c], out=part[c])
 
+    def _window_host(self, dst: np.ndarray, raw: np.ndarray, per_axis: list[list[tuple[slice, slice, bool]]]) -> None:
+        """:meth:`window_into` on host arrays: each piece cast, mirrored (a reversed view) and normalised in numpy."""
+        inv, bias = self._host[:2]
+        for pieces in itertools.product(*per_axis):
+            src = raw[(slice(None), *(p[1] for p in pieces))]
+            src = src[(slice(None), *(slice(None, None, -1 if p[2] else 1) for p in pieces))]
+            part = dst[(slice(None), *(p[0] for p in pieces))]
+            src = np.broadcast_to(src, part.shape)  # a one-pixel axis fills its whole run
+            for c in range(dst.shape[0]):  # the cast happens inside the multiplication (one pass over the input)
+                np.multiply(src[c], inv[c], out=part[c], dtype=np.float32, casting="unsafe")
+                np.add(part[c], bias[c], out=part[c])
+
     def denormalise_into(self, key: str, block: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``block`` ``(C, *core)`` in the image's intensity scale (``uncertainty`` only scaled), written to ``out``."""
+        if block.device.type == "cpu" and out.device.type == "cpu":
+            b, o, (_, _, scale, offset) = block.numpy(), out.numpy(), self._host
+            for c in range(block.shape[0]):
+                np.multiply(b[c], scale[c], out=o[c])
+                if key != "uncertainty":
+                    np.add(o[c], offset[c], out=o[c])
+            return out
         for c in range(block.shape[0]):
             if key == "uncertainty":
                 torch.mul(block[c], self.scale[c], out=out[c])
