@@ -34,11 +34,17 @@ def test_denoise_now_adds_the_zero_shot_result_and_its_check(open_widget, noisy6
     viewer.add_image(noisy64, name="cells", scale=(2.0, 2.0))
     now = widget.denoise_now
     assert now.button.isEnabled()
+    at_insert: list[tuple[bool, list[str]]] = []
+    viewer.layers.events.inserted.connect(
+        lambda e: at_insert.append((e.value.visible, [x.name for x in viewer.layers.selection]))
+    )
     now.button.click()
     assert not now.button.isEnabled()  # while it runs
-    wait_for(lambda: now.worker is None)
+    wait_for(now.is_idle)
     assert errors() == []
     out = viewer.layers["cells denoised (zero-shot)"]
+    assert at_insert == [(False, ["cells"])]  # old code: [(True, ["cells"])], selected in the same turn (item 13)
+    assert out.visible and list(viewer.layers.selection) == [out]
     assert out.data.shape == noisy64.shape and out.data.dtype == np.float32
     np.testing.assert_allclose(out.scale, (2.0, 2.0))
     assert "zero-shot (noise sigma" in now.status.text() and "self-check" in now.status.text()
@@ -109,7 +115,7 @@ def test_denoise_now_shows_what_the_image_check_said(
     viewer.add_image(noisy64, name="cells")
     start = len(notification_manager.records)
     widget.denoise_now.button.click()
-    wait_for(lambda: widget.denoise_now.worker is None)
+    wait_for(widget.denoise_now.is_idle)
     assert errors() == []
     status = widget.denoise_now.status.text()
     assert all(s in status for s in shown), status

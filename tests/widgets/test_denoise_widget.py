@@ -54,11 +54,17 @@ def test_in_memory_layer_and_stop_button_state(open_widget, qtbot, model, errors
     assert widget.section.run_btn.isEnabled()
     img = np.random.default_rng(2).normal(100, 10, (80, 72)).astype(np.float32)
     viewer.add_image(img, name="other")
+    at_insert: list[tuple[bool, list[str]]] = []
+    viewer.layers.events.inserted.connect(
+        lambda e: at_insert.append((e.value.visible, [x.name for x in viewer.layers.selection]))
+    )
     widget.section.run_btn.click()
     assert widget.section.stop_btn.isEnabled()
     wait_idle(widget.section)
     assert errors() == []
-    assert isinstance(viewer.layers["other denoised"].data, np.ndarray)
+    out = viewer.layers["other denoised"]
+    assert isinstance(out.data, np.ndarray) and out.visible and list(viewer.layers.selection) == [out]
+    assert at_insert == [(False, ["other"])]  # old code: [(True, ["other"])], selected in the same turn (item 13)
     assert widget.section.run_btn.isEnabled() and not widget.section.stop_btn.isEnabled()
 
 

@@ -41,10 +41,10 @@ def test_source_stays_selected_while_the_preview_shows(open_widget, qtbot, small
 
 
 def _preview(make_napari_viewer: Any, monkeypatch: Any) -> tuple[Any, Any, Any]:
-    from napari_selfsup_denoise._widgets import _preview_layer
+    from napari_selfsup_denoise._widgets import _preview_layer, _staged
     from napari_selfsup_denoise._widgets._layers import snapshot
 
-    monkeypatch.setattr(_preview_layer, "STAGE_MS", 300)  # turns far enough apart to look between them
+    monkeypatch.setattr(_staged, "STAGE_MS", 300)  # turns far enough apart to look between them
     viewer = make_napari_viewer()
     src = viewer.add_image(np.zeros((48, 48), np.float32), name="cells", translate=(2.0, 3.0))
     return viewer, src, _preview_layer.PreviewLayer(viewer, snapshot(src))
@@ -90,9 +90,63 @@ def test_a_run_ending_while_the_layer_is_added_leaves_no_preview(make_napari_vie
     qtbot.waitUntil(lambda: "cells preview" in viewer.layers)  # inserted; controls and showing still to come
     assert shown.adding
     result = shown.promote(np.zeros((48, 48), np.float32), (0.0, 1.0))
+    qtbot.waitUntil(lambda: not shown.adding, timeout=5000)
     assert result is not None and result.name == "cells denoised" and result.visible
     assert result in _controls(viewer) and list(viewer.layers.selection) == [result]
-    assert tuple(result.translate) == (2.0, 3.0) and not shown.adding
+    assert tuple(result.translate) == (2.0, 3.0)
+    shown.remove()  # the end of the run: the result stays
+    assert [x.name for x in viewer.layers] == ["cells", "cells denoised"]
+
+
+def _states(viewer: Any, layer: Any, qtbot: Any, until: Any) -> list[tuple[Any, ...]]:
+    """The layer's distinct states, sampled every 20 ms until ``until()``: controls, visible, name, selected."""
+    from qtpy.QtCore import QTimer
+
+    seen: list[tuple[Any, ...]] = []
+
+    def _sample() -> None:
+        state = (layer in _controls(viewer), layer.visible, layer.name, [x.name for x in viewer.layers.selection])
+        if not seen or seen[-1] != state:
+            seen.append(state)
+
+    timer = QTimer()
+    timer.timeout.connect(_sample)
+    timer.start(20)
+    _sample()
+    qtbot.waitUntil(until, timeout=5000)
+    _sample()
+    timer.stop()
+    return seen
+
+
+def test_the_result_replaces_the_preview_one_step_per_turn(make_napari_viewer, qtbot, monkeypatch):
+    """Stop's case: the result arrives while the preview is still being added; the steps left run first."""
+    viewer, _, shown = _preview(make_napari_viewer, monkeypatch)
+    layer = shown.show(np.ones((32, 32), np.float32), ((slice(0, 32), slice(0, 32)), (0, 0)))
+    qtbot.waitUntil(lambda: layer in viewer.layers)
+    assert shown.promote(np.zeros((48, 48), np.float32), (0.0, 1.0)) is layer
+    assert layer.name == "cells preview" and layer.data.shape == (32, 32)  # old code: all done in this call
+    steps = _states(viewer, layer, qtbot, lambda: not shown.adding)
+    assert steps == [
+        (False, False, "cells preview", ["cells"]),
+        (True, False, "cells preview", ["cells"]),  # its controls
+        (True, True, "cells preview", ["cells"]),  # shown
+        (True, True, "cells denoised", ["cells"]),  # the result's data and name
+        (True, True, "cells denoised", ["cells denoised"]),  # selected
+    ]
+    assert layer.data.shape == (48, 48) and tuple(layer.translate) == (2.0, 3.0)
+
+
+def test_a_preview_removed_while_it_is_promoted_gives_a_new_result_layer(make_napari_viewer, qtbot, monkeypatch):
+    viewer, _, shown = _preview(make_napari_viewer, monkeypatch)
+    layer = shown.show(np.ones((32, 32), np.float32), ((slice(0, 32), slice(0, 32)), (0, 0)))
+    qtbot.waitUntil(lambda: not shown.adding, timeout=5000)
+    shown.promote(np.full((48, 48), 5.0, np.float32), (0.0, 10.0))
+    viewer.layers.remove(layer)
+    qtbot.waitUntil(lambda: not shown.adding, timeout=5000)
+    result = viewer.layers["cells denoised"]
+    assert result is not layer and result.visible and float(result.data.max()) == 5.0
+    assert list(viewer.layers.selection) == [result] and tuple(result.translate) == (2.0, 3.0)
 
 
 def test_without_preview_the_result_is_inserted_hidden_then_shown_and_selected(

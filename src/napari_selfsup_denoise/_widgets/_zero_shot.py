@@ -10,8 +10,10 @@ from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..config import PredictConfig
 from ._axes import layer_axes
-from ._layers import LayerError, Snapshot, add_result, allocate_output, snapshot
+from ._layers import LayerError, Snapshot, allocate_output, snapshot
 from ._phases import TEXTS
+from ._preview_layer import add_result_staged
+from ._staged import StagedAdd
 from ._worker import Phase, check_status, checked_predict, notify, start_worker
 
 ABOUT = (
@@ -49,6 +51,7 @@ class DenoiseNow(QWidget):
         super().__init__(parent)
         self.viewer, self._layer, self._axes = viewer, layer, axes
         self.worker: Any = None
+        self._adding: StagedAdd | None = None  # the result layer, added one step per turn
         self._stop = threading.Event()
         self.button = QPushButton("Denoise now (built-in prior, no training)")
         self.button.setToolTip(ABOUT)
@@ -59,6 +62,10 @@ class DenoiseNow(QWidget):
         lay.addWidget(self.button)
         lay.addWidget(self.status)
         self.button.clicked.connect(self._on_clicked)
+
+    def is_idle(self) -> bool:
+        """True when no denoising runs and the result layer is in place."""
+        return self.worker is None and not (self._adding is not None and self._adding.adding)
 
     def _on_clicked(self) -> None:
         self.run()
@@ -100,7 +107,7 @@ class DenoiseNow(QWidget):
         noise = {k: v for k, v in (model.summary or {}).items() if k.startswith("noise_")}
         fitted = ", ".join(f"{k[6:]} {v:.3g}" for k, v in noise.items() if isinstance(v, float))
         self.status.setText(f"zero-shot (noise {fitted}) · {check_status(model, res.decision)}")
-        add_result(self.viewer, snap, res.out, "denoised (zero-shot)", contrast_limits=res.limits)
+        self._adding = add_result_staged(self.viewer, snap, res.out, res.limits, self, "denoised (zero-shot)")
 
     def _on_error(self, exc: Exception) -> None:
         self.status.setText(f"failed: {exc}")
@@ -114,3 +121,5 @@ class DenoiseNow(QWidget):
         self._stop.set()
         if self.worker is not None:
             self.worker.quit()
+        if self._adding is not None:  # no step of adding the result runs after the dock has gone
+            self._adding.settle()

@@ -26,6 +26,8 @@ from ._layers import LayerError, add_result, allocate_output, safe_name, snapsho
 from ._model_box import ModelBox, ModelHolder
 from ._phases import TEXTS, set_value
 from ._pickers import LayerCombo
+from ._preview_layer import add_result_staged
+from ._staged import StagedAdd
 from ._warm import warm_up
 from ._worker import Phase, check_status, checked_predict, notify, start_worker
 
@@ -46,6 +48,7 @@ class DenoiseSection(QWidget):
         self.viewer, self.holder = viewer, holder
         self.worker: Any = None
         self._source: Any = None  # the layer being denoised
+        self._adding: StagedAdd | None = None  # the result layer, added one step per turn
         self._stop = threading.Event()
         self.layer = LayerCombo(viewer)
         self.axes = QLineEdit()
@@ -96,8 +99,8 @@ class DenoiseSection(QWidget):
         lay.addWidget(self.progress)
 
     def is_idle(self) -> bool:
-        """True when no prediction runs."""
-        return self.worker is None
+        """True when no prediction runs and the result layer is in place."""
+        return self.worker is None and not (self._adding is not None and self._adding.adding)
 
     def _set_running(self, running: bool) -> None:
         model = self.holder.model
@@ -223,8 +226,8 @@ class DenoiseSection(QWidget):
             notify("denoising stopped; no layer added")
             return
         self.progress.setFormat(f"done · {check_status(self.holder.model, res.decision)}")
-        add_result(self.viewer, snap, res.out, "denoised", contrast_limits=res.limits)
-        if res.unc is not None:
+        self._adding = add_result_staged(self.viewer, snap, res.out, res.limits, self)
+        if res.unc is not None:  # an option kept out of the form (uncertainty not calibrated): added in one turn
             add_result(self.viewer, snap, res.unc, "uncertainty", colormap="magma")
         if path is not None:
             notify(f"denoised '{snap.name}' written to {path}")
@@ -246,6 +249,8 @@ class DenoiseSection(QWidget):
         self._stop.set()
         if self.worker is not None:
             self.worker.quit()
+        if self._adding is not None:  # no step of adding the result runs after the dock has gone
+            self._adding.settle()
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         self.layer.teardown()
 

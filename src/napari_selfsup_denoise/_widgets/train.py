@@ -19,7 +19,8 @@ from ._phases import RunView
 from ._pickers import LayerCombo
 from ._plot import LossPlot, clock
 from ._preview import PreviewSource, view_camera
-from ._preview_layer import PreviewLayer, StagedAdd, add_result_staged
+from ._preview_layer import PreviewLayer, add_result_staged
+from ._staged import StagedAdd
 from ._warm import ready, warm_up, when_ready
 from ._worker import Phase, Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
 from ._zero_shot import DenoiseNow
@@ -98,8 +99,8 @@ class TrainWidget(Lifecycle, QWidget):
     # --- state -----------------------------------------------------------------------------
 
     def is_idle(self) -> bool:
-        """True when no training or denoising of the result runs, and the result layer is in place."""
-        return self.worker is None and not (self._adding is not None and self._adding.adding)
+        """True when no training or denoising of the result runs, and the result layer is in place (and selected)."""
+        return self.worker is None and not any(a is not None and a.adding for a in (self._shown, self._adding))
 
     def _set_running(self, running: bool) -> None:
         self.train_btn.setEnabled(not running)
