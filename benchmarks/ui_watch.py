@@ -34,6 +34,7 @@ class Watch:
         self.ticks: list[float] = []
         self.cpu: list[float] = []  # the main thread's CPU time at each tick (time.thread_time)
         self.marks: dict[str, float] = {}
+        self.mark_cpu: dict[str, float] = {}  # the main thread's CPU time at each mark
         self.stacks: Counter[str] = Counter()
         self.calls: dict[str, list[tuple[float, float]]] = {}
         self._main = threading.main_thread().ident
@@ -101,8 +102,9 @@ class Watch:
         return [f"{g * 1000:.0f} ms at {t:.2f} s (after '{ph}'; main CPU {c * 1000:.0f} ms)" for g, t, ph, c in top]
 
     def mark(self, name: str) -> None:
-        """Remember when ``name`` happened (first time only)."""
-        self.marks.setdefault(name, time.perf_counter())
+        """Remember when ``name`` happened (first time only), and the main thread's CPU time then."""
+        if name not in self.marks:
+            self.marks[name], self.mark_cpu[name] = time.perf_counter(), time.thread_time()
 
     def max_gap(self, start: str, end: str) -> float:
         """The longest interval between ticks (including the edges) between two marks."""
@@ -113,12 +115,16 @@ class Watch:
         return max(b - a for a, b in zip(inside, inside[1:]))
 
     def max_gap_cpu(self, start: str, end: str) -> float:
-        """The most CPU time the main thread spent between two ticks between two marks (load-independent)."""
+        """The most CPU time the main thread spent between two ticks between two marks (load-independent).
+
+        The edges count as in :meth:`max_gap`: from the first mark to the first tick, and from
+        the last tick to the second mark (marks record the main thread's CPU time too).
+        """
         lo, hi = self.marks.get(start), self.marks.get(end)
         if lo is None or hi is None:
             return float("nan")
-        inside = [i for i, t in enumerate(self.ticks) if lo < t < hi]
-        return max((self.cpu[i + 1] - self.cpu[i] for i in inside if i + 1 < len(self.cpu)), default=float("nan"))
+        cpu = [self.mark_cpu[start]] + [c for t, c in zip(self.ticks, self.cpu) if lo < t < hi] + [self.mark_cpu[end]]
+        return max(b - a for a, b in zip(cpu, cpu[1:]))
 
     def stop(self) -> None:
         """Stop sampling."""
