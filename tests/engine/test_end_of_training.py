@@ -164,3 +164,30 @@ def test_a_stop_validates_only_to_choose_between_candidates(monkeypatch):
     assert calls == [] and first.summary["steps"] == 2 and first.summary["best_val_loss"] is None
     again = stopped_after_two(init=first)  # its starting weights are validated: a choice to make after Stop
     assert len(calls) == 2 and again.summary["best_val_loss"] is not None
+
+
+def test_a_3d_n2v_check_reads_half_the_margin_and_gives_the_full_margin_figures(stack, monkeypatch):
+    """Old code: the check's 3D N2V windows carried the full margin (24 at the defaults: 155 GFLOP after Stop
+    on the 3D sample, where half the margin gives 44 and the same figures)."""
+    stop = threading.Event()
+    model = train_mod.train(stack, CFG_3D.replace(max_steps=12), stop=stop)
+    model = _last(model)
+    canon = canonical(stack, "ZYX")
+    boxes = checks.budgeted(model, fig.image_boxes(tuple(canon.shape), 3))
+    with _forward_voxels(UNet) as narrow:
+        crops = fig.predicted_crops(model, canon, boxes, "cpu")
+    monkeypatch.setattr(budget, "MARGIN_SHARE_3D", 1.0)
+    with _forward_voxels(UNet) as full:
+        reference = fig.predicted_crops(model, canon, boxes, "cpu")
+    assert sum(narrow) < 0.6 * sum(full)
+    got = {f.name: f.value for f in checks.figures_for(model, crops)}
+    want = {f.name: f.value for f in checks.figures_for(model, reference)}
+    assert got.keys() == want.keys() and all(abs(got[k] - want[k]) < 2e-3 for k in want), (got, want)
+
+
+def _last(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as end:
+            return end.value

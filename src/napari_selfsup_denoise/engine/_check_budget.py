@@ -13,6 +13,15 @@ the live preview), but never fewer than :data:`MIN_VOXELS` pixels remain: enough
 for ~1 % standard error on the figures' variance ratios, whose ranges span tens of
 percent. Crops shrink along their largest extent first, towards their centre, to
 multiples of the pooling grid. The 2D defaults' crops come back unchanged.
+
+A 3D network other than blind-spot (N2V, N2V2, structN2V) is checked on windows
+that carry half its margin (:func:`check_margin`; on the pooling grid): its
+receptive field reaches the full margin, but what lies beyond half of it moved
+no figure of the 3D N2V models measured by more than 1e-4 (the figures' ranges
+span tens of percent), and the check after Stop fell from 155 to 48 GFLOP on the
+3D sample (docs/benchmarks.md, "The end of a 3D run, after Stop"). A blind-spot
+network needs its full margin (its branches read a fixed context), and its check
+costs 9 GFLOP there.
 """
 
 from __future__ import annotations
@@ -28,6 +37,18 @@ Box = tuple[int, tuple[int, int], tuple[int, int], tuple[int, int]]
 CHECK_STEPS = 2.5  # a check's windows cost at most this many training steps (every 2D default case fits)
 MIN_VOXELS = 16_384  # pixels a check keeps whatever the limits: ~1 % standard error on its variance ratios
 MAX_VOXELS_3D = 16_384  # 3D: voxels a check's crops hold in all (each costs 5-15 times that in its window)
+MARGIN_SHARE_3D = 0.5  # share of the margin a 3D check window carries (networks other than blind-spot)
+
+
+def check_margin(margin: int, multiple: int, ndim: int, blind: bool) -> int:
+    """Context per side of a self-check's windows for a network of ``margin``, ``multiple`` and ``ndim``.
+
+    The network's own margin, except for a 3D network that is not ``blind`` (blind-spot):
+    :data:`MARGIN_SHARE_3D` of it, rounded up to a multiple of ``multiple``.
+    """
+    if ndim != 3 or blind:
+        return margin
+    return min(margin, -(-math.ceil(margin * MARGIN_SHARE_3D) // multiple) * multiple)
 
 
 def budget_voxels(batch: int | None, patch: Sequence[int] | None) -> int | None:

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from ..config import PredictConfig, TrainConfig
+from ._check_budget import check_margin
 from .events import drain
+from .methods import Method
 from .noise import estimate_noise, posterior
 from .predict import ModelLike, predict
 
@@ -35,6 +37,41 @@ class Model(ModelLike, Protocol):
     @property
     def algorithm(self) -> str:
         """The algorithm name."""
+
+
+class _Narrowed:
+    """``model`` as prediction sees it in a self-check whose windows carry ``margin`` (:func:`.check_margin`)."""
+
+    def __init__(self, model: ModelLike, margin: int) -> None:
+        self._model, self._margin = model, margin
+        self.net: torch.nn.Module = model.net
+        self.method: Method = model.method
+        self.ndim: int = model.ndim
+        self.norm = model.norm
+
+    @property
+    def margin(self) -> int:
+        """The check's context per side."""
+        return self._margin
+
+    @property
+    def multiple(self) -> int:
+        """Window sizes must be multiples of this."""
+        return self._model.multiple
+
+    def resolve_axes(self, shape: tuple[int, ...], axes: str | None) -> str:
+        """Axes for an image of ``shape``, as the model resolves them."""
+        return self._model.resolve_axes(shape, axes)
+
+    def check_channels(self, channels: int) -> None:
+        """Raise if the image has another number of channels than the model."""
+        self._model.check_channels(channels)
+
+
+def checked_model(model: Model) -> ModelLike:
+    """``model`` with the margin its self-check windows carry (itself unless :func:`.check_margin` narrows it)."""
+    margin = check_margin(model.margin, model.multiple, model.ndim, model.algorithm == "blindspot")
+    return model if margin == model.margin else _Narrowed(model, margin)
 
 
 # (sample index, (z0, z1), (y0, y1), (x0, x1)) in canonical coordinates
@@ -109,16 +146,17 @@ def predicted_crops(model: Model, canon: Any, boxes: list[Box], device: str) -> 
     blind = model.algorithm == "blindspot"
     pcfg = PredictConfig(device=device, output="prior", uncertainty=True) if blind else PredictConfig(device=device)
     spatial = tuple(canon.shape[3:])
+    seen = checked_model(model)
     out = []
     for box in boxes:
         s, t = divmod(box[0], canon.shape[1])
-        win, core = _context(box, model.margin, spatial, model.ndim)
+        win, core = _context(box, seen.margin, spatial, model.ndim)
         z = win[0] if model.ndim == 3 else slice(box[1][0], box[1][1])
         arr = np.asarray(canon[s, t, :, z, win[-2], win[-1]], dtype=np.float32)
         arr = arr if model.ndim == 3 else arr[:, 0]
         axes = "CZYX" if model.ndim == 3 else "CYX"
         region = (slice(None), *core)
-        res = drain(predict(model, arr, pcfg, axes=axes, region=region))
+        res = drain(predict(seen, arr, pcfg, axes=axes, region=region))
         crop = {"y": arr[region]}
         if blind:
             crop["prior"], crop["prior_sd"] = res[0][region], res[1][region]

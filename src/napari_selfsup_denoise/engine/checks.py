@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import _check_figures as fig
-from ._check_budget import budget_voxels, fit
+from ._check_budget import budget_voxels, check_margin, fit
 from ._check_choice import OutputChoice, choose_output
 from ._check_figures import Model
 from ._check_result import Figure, SelfCheck, figure
@@ -137,7 +137,8 @@ def budgeted(model: Model, boxes: list[fig.Box], patch: tuple[int, ...] | None =
         patch = getattr(model, "summary", {}).get("patch")
     if patch is None and cfg.patch_size is not None:
         patch = (cfg.patch_size_z or 1,) * (model.ndim == 3) + (cfg.patch_size,) * 2
-    return fit(boxes, model.ndim, model.margin, model.multiple, budget_voxels(cfg.batch_size, patch))
+    margin = check_margin(model.margin, model.multiple, model.ndim, model.algorithm == "blindspot")
+    return fit(boxes, model.ndim, margin, model.multiple, budget_voxels(cfg.batch_size, patch))
 
 
 def check_training(model: Model, sampler: Any) -> SelfCheck:
