@@ -7,7 +7,9 @@ with a 10 ms QTimer:
 
 - ``open_s``: how long opening the dock blocked the main thread (Qt widgets, torch's import);
 - ``gap_idle_s``: the longest event-loop gap between the dock opening and Train
-  (the background imports of ``_widgets/_warm.py`` run then);
+  (the background imports of ``_widgets/_warm.py`` run then); ``train_enabled_s``: when
+  Train was pressed, ``--idle`` seconds after the dock opened or, if later, as soon as it
+  was enabled (it waits for those imports);
 - the longest event-loop gap from Train to the result layer (target < 0.1 s),
   split into ``gap_training_s`` (Train -> first denoising event) and
   ``gap_result_s`` (from then until the ``<name> denoised`` layer is shown and selected in the
@@ -220,6 +222,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     widget.form.set_budget(args.seconds, "seconds")
     widget.form.preview.setChecked(not args.no_preview)
     _idle(app, args.idle)
+    while not widget.train_btn.isEnabled():  # "Train (loading…)" until the background imports have ended
+        _idle(app, 0.01)
+    out["train_enabled_s"] = round(time.perf_counter() - watch.marks["open"], 2)
     if args.why:
         for name in ("start_training", "_on_progress", "_on_result", "_on_finished", "_remove_preview"):
             watch.timed(widget, name)

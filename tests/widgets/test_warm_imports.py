@@ -66,8 +66,9 @@ def test_opening_a_dock_starts_the_warm_up(open_widget, monkeypatch):
 
 
 # A fresh interpreter on the test display: both docks opened while the background imports are held back. The
-# main thread must not import torch to open them (it blocked napari for over a second, issue 10 item 13); once
-# the imports run, the device line and the "start from" line are filled in.
+# main thread must not import torch to open them (it blocked napari for over a second, issue 10 item 13), nor
+# can Train or Denoise now be pressed (they would import it); once the imports run, the device line and the
+# "start from" line are filled in and the buttons enabled.
 OPEN_DOCKS = """
 import json, sys, threading, time
 import napari
@@ -83,7 +84,8 @@ viewer.window.add_plugin_dock_widget("napari-selfsup-denoise", "Denoise with a m
 for _ in range(10):
     app.processEvents()
     time.sleep(0.02)
-seen = {"torch": "torch" in sys.modules, "line": train.device_label.text()}
+buttons = lambda: [train.train_btn.isEnabled(), train.denoise_now.button.isEnabled(), train.train_btn.text()]
+seen = {"torch": "torch" in sys.modules, "line": train.device_label.text(), "buttons": buttons()}
 gate.set()
 end = time.time() + 120
 while train.device_label.text() == seen["line"] and time.time() < end:
@@ -91,6 +93,10 @@ while train.device_label.text() == seen["line"] and time.time() < end:
     time.sleep(0.02)
 seen |= {"filled": train.device_label.text(), "start": train.form.start_from.resolved.text()}
 _warm._thread.join(120)  # not exiting while the thread is inside an import
+while not train.train_btn.isEnabled() and time.time() < end:  # enabled once the whole warm-up has ended
+    app.processEvents()
+    time.sleep(0.02)
+seen["buttons_then"] = buttons()
 viewer.close()
 print(json.dumps(seen))
 """
@@ -104,6 +110,8 @@ def test_opening_the_docks_leaves_torch_to_the_background_thread():
     seen = json.loads(run.stdout.strip().splitlines()[-1])
     assert seen["torch"] is False, "opening a dock imported torch on the main thread"
     assert seen["line"] == "device: checking…"
+    assert seen["buttons"] == [False, False, "Train (loading…)"], seen  # old code: Train and Denoise now enabled
+    assert seen["buttons_then"] == [True, True, "Train"], seen
     assert seen["filled"].startswith("device: cpu"), seen
     assert "checking" not in seen["start"] and seen["start"].startswith("→ "), seen
 

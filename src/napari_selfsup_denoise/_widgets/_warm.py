@@ -8,7 +8,8 @@ imports ``torch._dynamo``). The docks start :func:`warm_up` when they open: it
 imports :data:`FIRST` (what the device line, the defaults and the "start from"
 line need), asks torch once whether a GPU is there, sets :func:`ready`, then
 imports :data:`MODULES`. Until :func:`ready`, the docks show "checking…" and
-touch nothing that imports torch. This module imports no Qt at import time, so a
+touch nothing that imports torch; until :func:`warmed`, Train and Denoise now
+say "(loading…)" and cannot be pressed. This module imports no Qt at import time, so a
 test can check the lists without a display.
 """
 
@@ -42,6 +43,7 @@ MODULES = (
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _ready = threading.Event()
+_done = threading.Event()
 # The longest wait, when napari quits, for the imports in progress (a cold torch import takes a few seconds).
 QUIT_WAIT_S = 30.0
 
@@ -72,12 +74,26 @@ def ready() -> bool:
     return _ready.is_set() or all(_imported(name) for name in FIRST)
 
 
+def warmed() -> bool:
+    """True once :data:`FIRST` and :data:`MODULES` are imported (or the warm-up failed: the error comes later).
+
+    The docks' Train and Denoise now buttons wait for it: pressed earlier, Train imported torch on
+    the main thread, which waited for the background import (napari froze 1.5-2.4 s), and the rest
+    of the warm-up (``torch._dynamo``: C calls of 0.1-0.3 s that hold the interpreter lock) fell
+    inside the run's first seconds.
+    """
+    return _done.is_set() or all(_imported(name) for name in FIRST + MODULES)
+
+
 def _run() -> None:
     try:
-        probe_devices()
+        try:
+            probe_devices()
+        finally:
+            _ready.set()  # a failed import is then raised where the dock uses it, with its message
+        import_engine()
     finally:
-        _ready.set()  # a failed import is then raised where the dock uses it, with its message
-    import_engine()
+        _done.set()
 
 
 def _finish_before_quit() -> None:
@@ -106,9 +122,12 @@ def warm_up() -> threading.Thread:
         return _thread
 
 
-def when_ready(parent: Any, callback: Callable[[], None], every_ms: int = 50) -> None:
-    """Call ``callback`` on the main thread once :func:`ready` (at once if it is); ``parent`` owns the poll timer."""
-    if ready():
+def when_ready(parent: Any, callback: Callable[[], None], every_ms: int = 50, test: Callable[[], bool] = ready) -> None:
+    """Call ``callback`` on the main thread once ``test()`` (:func:`ready` by default; at once if it is already).
+
+    ``parent`` owns the poll timer.
+    """
+    if test():
         callback()
         return
     from qtpy.QtCore import QTimer
@@ -117,7 +136,7 @@ def when_ready(parent: Any, callback: Callable[[], None], every_ms: int = 50) ->
     timer.setInterval(every_ms)
 
     def _poll() -> None:
-        if ready():
+        if test():
             timer.stop()
             timer.deleteLater()
             callback()

@@ -14,8 +14,10 @@ from ._layers import LayerError, Snapshot, allocate_output, snapshot
 from ._phases import TEXTS
 from ._preview_layer import add_result_staged
 from ._staged import StagedAdd
+from ._warm import warmed, when_ready
 from ._worker import Phase, check_status, checked_predict, notify, start_worker
 
+LABEL = "Denoise now (built-in prior, no training)"
 ABOUT = (
     "Denoise the picked layer at once with the built-in prior: a blind-spot network pre-trained on generated "
     "images (no microscopy data), with a noise model fitted to this layer. Seconds, no training; "
@@ -53,7 +55,7 @@ class DenoiseNow(QWidget):
         self.worker: Any = None
         self._adding: StagedAdd | None = None  # the result layer, added one step per turn
         self._stop = threading.Event()
-        self.button = QPushButton("Denoise now (built-in prior, no training)")
+        self.button = QPushButton(LABEL)
         self.button.setToolTip(ABOUT)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -62,6 +64,12 @@ class DenoiseNow(QWidget):
         lay.addWidget(self.button)
         lay.addWidget(self.status)
         self.button.clicked.connect(self._on_clicked)
+        self._on_ready()
+        when_ready(self, self._on_ready, test=warmed)  # clicked before, it would import torch on the main thread
+
+    def _on_ready(self) -> None:
+        self.button.setEnabled(self.worker is None and warmed())
+        self.button.setText(LABEL if warmed() else f"{LABEL} (loading…)")
 
     def is_idle(self) -> bool:
         """True when no denoising runs and the result layer is in place."""

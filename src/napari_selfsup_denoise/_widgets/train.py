@@ -21,7 +21,7 @@ from ._plot import LossPlot, clock
 from ._preview import PreviewSource, view_camera
 from ._preview_layer import PreviewLayer, add_result_staged
 from ._staged import StagedAdd
-from ._warm import ready, warm_up, when_ready
+from ._warm import ready, warm_up, warmed, when_ready
 from ._worker import Phase, Stops, TrainResult, check_status, notify, start_worker, train_then_denoise
 from ._zero_shot import DenoiseNow
 from .denoise import DenoiseSection
@@ -62,6 +62,7 @@ class TrainWidget(Lifecycle, QWidget):
         self.device_label.setText("device: checking…")
         warm_up()  # after building: its C-extension loads hold the interpreter lock, and would slow the build
         when_ready(self, self._on_ready)  # the device line and the device's defaults need torch
+        when_ready(self, lambda: self._set_running(self.worker is not None), test=warmed)
         self._set_running(False)
 
     def _build(self) -> None:
@@ -103,7 +104,9 @@ class TrainWidget(Lifecycle, QWidget):
         return self.worker is None and not any(a is not None and a.adding for a in (self._shown, self._adding))
 
     def _set_running(self, running: bool) -> None:
-        self.train_btn.setEnabled(not running)
+        # Until the background imports end (_warm.warmed), Train would import torch on the main thread.
+        self.train_btn.setEnabled(not running and warmed())
+        self.train_btn.setText("Train" if warmed() else "Train (loading…)")
         self.stop_btn.setEnabled(running)
         self.form.setEnabled(not running)
 
