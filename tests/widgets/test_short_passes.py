@@ -57,6 +57,48 @@ def test_the_3d_sample_is_denoised_in_shorter_passes_at_about_the_same_cost(algo
     assert sum(widget) <= _passes.SLOWER * sum(engine), (engine, asked.max_pass_voxels, widget)
 
 
+def _every_candidate(model, image, axes, pcfg):
+    """The bound short_passes chose before it stopped at the first candidate above the cost: all of them planned."""
+    import dataclasses
+    import math
+
+    from napari_selfsup_denoise.engine.arrays import canonical
+    from napari_selfsup_denoise.engine.predict import pass_voxels, pick_tile
+    from napari_selfsup_denoise.engine.preview_cost import FORWARD_SHARE, step_voxels
+    from napari_selfsup_denoise.engine.tiling import Grid
+
+    shape = tuple(int(n) for n in canonical(image, axes).shape)
+    limit = _passes.PASS_STEPS * step_voxels(model.config, model.ndim) / FORWARD_SHARE
+    costs = {None: pass_voxels(model, shape, axes, pcfg)}
+    if max(costs[None]) <= limit:
+        return None
+    spatial, grid = shape[6 - model.ndim :], Grid(model.ndim, model.multiple, model.margin)
+    for tile in grid.candidates(pick_tile(model, pcfg, spatial), spatial):
+        bound = math.prod(grid.window(tile, spatial))
+        costs[bound] = pass_voxels(model, shape, axes, dataclasses.replace(pcfg, max_pass_voxels=bound))
+    cheapest = min(sum(c) for c in costs.values())
+    near = {b: c for b, c in costs.items() if sum(c) <= _passes.SLOWER * cheapest}
+    short = [b for b, c in near.items() if max(c) <= limit]
+    return min(short, key=lambda b: sum(near[b])) if short else min(near, key=lambda b: (max(near[b]), sum(near[b])))
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "shape"),
+    [("blindspot", (32, 192, 192)), ("n2v", (32, 192, 192)), ("blindspot", (20, 100, 300)), ("n2v", (60, 64, 500))],
+)
+def test_the_bound_is_found_without_planning_the_smallest_tiles(algorithm, shape, plenty_of_memory, monkeypatch):
+    """Planning every candidate down to the smallest tile made ~150,000 passes' objects in the worker (3D sample)."""
+    from napari_selfsup_denoise.engine import predict
+
+    model, image, pcfg = _model(algorithm, "ZYX"), np.zeros(shape, np.float32), PredictConfig(device="cpu")
+    expected = _every_candidate(model, image, "ZYX", pcfg)
+    planned: list[int] = []
+    real = predict.pass_voxels
+    monkeypatch.setattr(predict, "pass_voxels", lambda *a: planned.append(len(passes := real(*a))) or passes)
+    assert _passes.short_passes(model, image, "ZYX", pcfg).max_pass_voxels == expected
+    assert max(planned) < 100, planned  # old code: up to 147,456 passes planned for the 3D sample
+
+
 def test_a_2d_image_keeps_the_engines_plan(plenty_of_memory):
     model, image = _model("n2v", "YX"), np.zeros((512, 512), np.float32)
     for pcfg in (PredictConfig(device="cpu"), PredictConfig(tile=64), PredictConfig(max_pass_voxels=10**5)):

@@ -10,6 +10,11 @@ with the bound whose largest pass is the shortest among those that put at most
 :data:`SLOWER` times the network voxels of the cheapest one through the network.
 The engine plans the tiles and passes under the bound and counts them
 (:func:`..engine.predict.pass_voxels`); the output does not depend on them.
+Candidate tiles are tried largest first, and the search ends at the first one
+above that cost: the smaller ones only add margins (on the 3D sample the last
+of 15 candidates alone planned 147,456 passes: 0.57 s of CPU in the worker, whose
+full garbage collections over those objects held the interpreter lock 18-49 ms
+each while napari waited).
 """
 
 from __future__ import annotations
@@ -54,10 +59,13 @@ def short_passes(model: Any, image: Any, axes: str | None, pcfg: Any) -> Any:
     if max(costs[None]) <= limit:
         return pcfg
     spatial, grid = shape[6 - model.ndim :], Grid(model.ndim, model.multiple, model.margin)
+    cheapest = sum(costs[None])
     for tile in grid.candidates(pick_tile(model, pcfg, spatial), spatial):  # each tile's window as a bound
         bound = math.prod(grid.window(tile, spatial))
         costs[bound] = pass_voxels(model, shape, axes, dataclasses.replace(pcfg, max_pass_voxels=bound))
-    cheapest = min(sum(c) for c in costs.values())
+        cheapest = min(cheapest, sum(costs[bound]))
+        if sum(costs[bound]) > SLOWER * cheapest:  # smaller tiles put still more margin through: none is near
+            break
     near = {b: c for b, c in costs.items() if sum(c) <= SLOWER * cheapest}
     short = [b for b, c in near.items() if max(c) <= limit]
     best = min(short, key=lambda b: sum(near[b])) if short else min(near, key=lambda b: (max(near[b]), sum(near[b])))
