@@ -191,11 +191,12 @@ def test_model_file_mode_follows_umask(tmp_path, model_file):
 
 
 # items 14 and 15: user errors get a plain message and exit 2; nonsense budgets and sizes are refused
-def _truncated(tmp_path: Path, frames: np.ndarray) -> Path:
+def _truncated(tmp_path: Path, frames: np.ndarray, kind: str, keep: float) -> Path:
     full = tmp_path / "full.tif"
-    tifffile.imwrite(full, np.concatenate([frames] * 2), imagej=True, metadata={"axes": "TYX"})
+    kw = {"imagej": {"imagej": True, "metadata": {"axes": "TYX"}}, "ome": {"ome": True}, "plain": {"metadata": None}}
+    tifffile.imwrite(full, np.concatenate([frames] * 3), **kw[kind])
     cut = tmp_path / "cut.tif"
-    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * keep)])
     return cut
 
 
@@ -222,8 +223,11 @@ def test_denoise_on_a_missing_device_is_a_usage_error(tmp_path, capsys, tif, mod
     _refused(capsys, argv, "CUDA is not available")
 
 
-def test_truncated_tiff_is_a_plain_error(tmp_path, capsys, frames):
-    err = _refused(capsys, ["train", str(_truncated(tmp_path, frames)), "-o", str(tmp_path / "m"), *QUICK], "truncated")
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.999])
+@pytest.mark.parametrize("kind", ["imagej", "ome", "plain"])  # OME and plain multi-page were read as their 1st plane
+def test_truncated_tiff_is_a_plain_error(tmp_path, capsys, frames, kind, keep):
+    cut = _truncated(tmp_path, frames, kind, keep)
+    err = _refused(capsys, ["train", str(cut), "-o", str(tmp_path / "m"), *QUICK], "truncated or damaged")
     assert "unexpected" not in err
 
 

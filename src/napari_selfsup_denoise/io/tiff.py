@@ -14,6 +14,7 @@ import numpy as np
 
 from ..axes import AxesError, validate_axes
 from .image import Image, InputError, norm_unit
+from .tiff_check import check_complete
 
 _TIFF_TO_OURS = {"X": "X", "Y": "Y", "Z": "Z", "T": "T", "C": "C"}
 _TIFF_UNIT = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "meter": "m"}
@@ -53,9 +54,9 @@ def read_tiff(p: Path) -> Image:
         tf = tifffile.TiffFile(p)
         series = tf.series[0]
     except Exception as exc:  # tifffile raises many types for broken files
-        raise InputError(f"{p} is not a readable TIFF file ({exc})") from exc
+        raise InputError(f"{p} is not a readable TIFF file, or is truncated or damaged ({exc})") from exc
     try:
-        _check_complete(tf, series, p)
+        check_complete(tf, series, p)
     except InputError:
         tf.close()
         raise
@@ -79,20 +80,6 @@ def read_tiff(p: Path) -> Image:
     img._closers.append(tf)
     img.scale, img.unit = _tiff_pixel_sizes(tf)
     return img
-
-
-def _check_complete(tf: Any, series: Any, p: Path) -> None:
-    """Raise :class:`InputError` for a truncated file (pixels past its end, or fewer images than ImageJ says)."""
-    size = os.path.getsize(p)
-    if series.dataoffset is not None:  # contiguous: one extent
-        end = int(series.dataoffset) + int(series.nbytes)
-    else:
-        pages = (pg.aspage() if hasattr(pg, "aspage") else pg for pg in series.pages if pg is not None)
-        end = max((o + c for pg in pages for o, c in zip(pg.dataoffsets, pg.databytecounts)), default=0)
-    ij_images = int((tf.imagej_metadata or {}).get("images", 1)) if tf.is_imagej else 1
-    if end > size or (ij_images > 1 and str(getattr(series, "kind", "imagej")).lower() != "imagej"):
-        raise InputError(f"{p} is truncated or damaged (its pixel data or ImageJ images are missing past "
-                         f"byte {size}); copy the file again from its source")  # fmt: skip
 
 
 def _tiff_pixel_sizes(tf: Any) -> tuple[dict[str, float], str | None]:
