@@ -1,4 +1,4 @@
-"""The prediction pipeline's host passes on the CPU: numpy maths, no torch arithmetic (no OpenMP team)."""
+"""The pipeline's host side on the CPU: numpy maths (no OpenMP team), the chunk cache's bound."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from torch.overrides import TorchFunctionMode
 from napari_selfsup_denoise import PredictConfig, TrainConfig
 from napari_selfsup_denoise.config import resolve_defaults
 from napari_selfsup_denoise.engine import predict as predict_mod
+from napari_selfsup_denoise.engine.arrays import ChunkCache
 from napari_selfsup_denoise.engine.data import Normalisation
 from napari_selfsup_denoise.engine.events import drain
 from napari_selfsup_denoise.engine.model import Model
@@ -68,3 +69,34 @@ def test_host_window_is_the_mirrored_normalised_block(dtype):
     np.testing.assert_allclose(back.numpy(), mirrored, rtol=1e-6, atol=1e-4)
     spread = norm.denormalise_into("uncertainty", dst, torch.empty(dst.shape))
     np.testing.assert_allclose(spread.numpy(), expected * np.array([20.0, 3.0])[:, None, None], rtol=1e-6)
+
+
+def _held_bytes(cache: ChunkCache) -> int:
+    """The memory the cache really keeps alive: every distinct array its chunks are views of."""
+    owners = {
+        id(v.base if v.base is not None else v): v.base if v.base is not None else v for v in cache._cache.values()
+    }
+    return sum(a.nbytes for a in owners.values())
+
+
+def test_chunk_cache_counts_the_fetched_boxes_its_chunks_keep_alive():
+    """Kept chunks are views of their fetched box: one chunk kept of each of many boxes keeps them all alive."""
+    base = np.arange(8 * 256, dtype=np.uint16).reshape(8, 256)  # one row of 32 chunks of 8 x 8 (128 bytes)
+
+    class Array:
+        shape, dtype, chunks = base.shape, base.dtype, (8, 8)
+
+        def __getitem__(self, ix):
+            return base[ix].copy()  # a fresh array per read, as zarr returns
+
+    cache = ChunkCache(Array(), max_bytes=8 * 128)
+    for x in range(0, 256, 32):
+        np.testing.assert_array_equal(cache[0:8, x : x + 32], base[:, x : x + 32])  # a box of 4 chunks
+        for first in range(max(0, x - 96), x + 1, 32):  # the first chunk of each of the last 4 boxes kept in use
+            np.testing.assert_array_equal(cache[0:8, first : first + 8], base[:, first : first + 8])
+        assert _held_bytes(cache) <= cache.max_bytes, (
+            x,
+            _held_bytes(cache),
+        )  # 1536 at the 3rd box on the old code
+        assert cache.nbytes == _held_bytes(cache)
+    np.testing.assert_array_equal(cache[0:8, 0:40], base[:, 0:40])  # dropped chunks are fetched again

@@ -112,8 +112,13 @@ class ChunkCache:
 
     Neighbouring tiles read overlapping windows (their halos); through the
     cache every chunk is fetched and decoded once as long as it stays among
-    the most recently used ``max_bytes``. A block inside one fetched box is
-    returned as a view of it: read it, do not write into it. Safe for one reader thread.
+    the most recently used. A block inside one fetched box is returned as a
+    view of it: read it, do not write into it. Safe for one reader thread.
+
+    Chunks are kept as views of the box they were fetched in, so a kept chunk
+    keeps its whole box alive: :attr:`nbytes` counts the boxes kept alive
+    (not only the chunks), and the least recently used chunks are dropped
+    until it is within ``max_bytes`` (the newest box alone may exceed it).
 
     Parameters
     ----------
@@ -130,6 +135,7 @@ class ChunkCache:
         self.max_bytes, self.nbytes, self.fetches = max_bytes, 0, 0
         self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
         self._home: dict[tuple[int, ...], tuple[np.ndarray, tuple[int, ...]]] = {}  # each chunk's fetched box
+        self._live: dict[int, int] = {}  # id of each box kept alive -> its chunks in the cache
 
     def _ranges(self, index: tuple[Any, ...]) -> list[tuple[int, int]] | None:
         """``(start, stop)`` per axis of a basic index, or None where it is not cached (strided, or too large)."""
@@ -182,9 +188,10 @@ class ChunkCache:
         if ranges is None:
             return np.asarray(self.arr[index])
         grid = chunk_keys(ranges, self.chunks)
+        for key in grid:  # the block's kept chunks first, so that the fetch does not drop them
+            if key in self._cache:
+                self._cache.move_to_end(key)
         self._fetch([k for k in grid if k not in self._cache])
-        for key in grid:
-            self._cache.move_to_end(key)
         data, origin = self._home[grid[0]]
         if all(self._home[k][0] is data for k in grid):  # one fetched box holds the block: a view of it
             block = data[tuple(slice(lo - o, hi - o) for (lo, hi), o in zip(ranges, origin))]
@@ -210,11 +217,22 @@ class ChunkCache:
         data = np.asarray(self.arr[box])
         self.fetches += 1
         for key in itertools.product(*(range(a, b) for a, b in zip(lo, hi))):
-            part = data[tuple(slice((k - a) * c, (k - a + 1) * c) for k, a, c in zip(key, lo, self.chunks))]
-            old = self._cache.pop(key, None)
-            self.nbytes += part.nbytes - (old.nbytes if old is not None else 0)
-            self._cache[key], self._home[key] = part, (data, tuple(s.start for s in box))
-        while self.nbytes > self.max_bytes and len(self._cache) > 1:
-            key, dropped = self._cache.popitem(last=False)
-            self.nbytes -= dropped.nbytes
-            del self._home[key]
+            if key in self._cache:
+                self._drop(key)
+            self._cache[key] = data[tuple(slice((k - a) * c, (k - a + 1) * c) for k, a, c in zip(key, lo, self.chunks))]
+            self._home[key] = (data, tuple(s.start for s in box))
+            if id(data) not in self._live:
+                self._live[id(data)] = 0
+                self.nbytes += data.nbytes
+            self._live[id(data)] += 1
+        while self.nbytes > self.max_bytes and self._home[next(iter(self._cache))][0] is not data:
+            self._drop(next(iter(self._cache)))
+
+    def _drop(self, key: tuple[int, ...]) -> None:
+        """Forget chunk ``key``; its box's bytes are no longer counted once none of its chunks is kept."""
+        del self._cache[key]
+        data, _ = self._home.pop(key)
+        self._live[id(data)] -= 1
+        if not self._live[id(data)]:
+            del self._live[id(data)]
+            self.nbytes -= data.nbytes
