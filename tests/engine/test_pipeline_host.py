@@ -1,4 +1,6 @@
-"""The pipeline's host side on the CPU: numpy maths (no OpenMP team), the chunk cache's bound."""
+"""The pipeline's host side on the CPU: numpy maths (no OpenMP team), the chunk cache's bound, zarr writes."""
+
+import asyncio
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from torch.overrides import TorchFunctionMode
 from napari_selfsup_denoise import PredictConfig, TrainConfig
 from napari_selfsup_denoise.config import resolve_defaults
 from napari_selfsup_denoise.engine import predict as predict_mod
-from napari_selfsup_denoise.engine.arrays import ChunkCache
+from napari_selfsup_denoise.engine.arrays import ChunkCache, write_blocks
 from napari_selfsup_denoise.engine.data import Normalisation
 from napari_selfsup_denoise.engine.events import drain
 from napari_selfsup_denoise.engine.model import Model
@@ -100,3 +102,23 @@ def test_chunk_cache_counts_the_fetched_boxes_its_chunks_keep_alive():
         )  # 1536 at the 3rd box on the old code
         assert cache.nbytes == _held_bytes(cache)
     np.testing.assert_array_equal(cache[0:8, 0:40], base[:, 0:40])  # dropped chunks are fetched again
+
+
+def test_blocks_written_in_one_zarr_call_raise_a_failure_after_every_write_has_ended(tmp_path, monkeypatch):
+    zarr = pytest.importorskip("zarr")
+    out = zarr.create_array(str(tmp_path / "o.zarr"), shape=(1, 8, 16), chunks=(1, 8, 8), dtype="float32")
+    real = zarr.AsyncArray.setitem
+
+    async def failing(self, selection, value, prototype=None):
+        if selection[-1].start == 0:
+            raise OSError("disk gone")
+        await asyncio.sleep(0.05)  # ends after the failure
+        await real(self, selection, value, prototype)
+
+    monkeypatch.setattr(zarr.AsyncArray, "setitem", failing)
+    blocks = [np.full((1, 1, 1, 1, 8, 8), v, np.float32) for v in (1.0, 2.0)]
+    index = [(slice(0, 1), slice(0, 1), slice(None), slice(0, 1), slice(0, 8), slice(x, x + 8)) for x in (0, 8)]
+    with pytest.raises(OSError, match="disk gone"):
+        write_blocks([(out, "TYX", ix, b) for ix, b in zip(index, blocks)])
+    np.testing.assert_array_equal(out[0, :, 8:], 2.0)  # the other write had ended
+    np.testing.assert_array_equal(out[0, :, :8], 0.0)

@@ -32,11 +32,15 @@ class CastArray:
     def __init__(self, arr: Any) -> None:
         self.arr, self.shape, self.dtype = arr, arr.shape, np.dtype(arr.dtype)
 
-    def __setitem__(self, index: Any, value: np.ndarray) -> None:
+    def cast(self, value: np.ndarray) -> np.ndarray:
+        """``value`` as the array stores it: rounded and clipped into an integer type, else converted."""
         if self.dtype.kind in "iu":
             info = np.iinfo(self.dtype)
             value = np.clip(np.rint(value), info.min, info.max)
-        self.arr[index] = np.asarray(value).astype(self.dtype, copy=False)
+        return np.asarray(value).astype(self.dtype, copy=False)
+
+    def __setitem__(self, index: Any, value: np.ndarray) -> None:
+        self.arr[index] = self.cast(value)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import os
 import threading
 import time
 from collections.abc import Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +29,11 @@ import torch
 from ..axes import to_canonical
 from ..config import PredictConfig
 from ._fast_conv import batch_one_conv3d
-from .arrays import storage_unit, touched_units, write_block
+from .arrays import storage_unit, touched_units, write_block, write_blocks
 from .data import dihedral
 from .device import autocast, is_oom, resolve_precision
 from .events import PredictProgress
-from .stages import Prefetch, WriteBehind, run_all
+from .stages import Prefetch, WriteBehind
 from .windows import (
     LIMITED,
     Box,
@@ -52,7 +51,7 @@ from .windows import (
 PREFETCH = 2  # batches read ahead
 WRITE_BEHIND = 2  # batches waiting to be written
 AHEAD_PIXELS = 1 << 21  # core pixels of the next tiles of a frame whose chunks a read may fetch with its own
-CHUNK_WRITERS = 8  # a batch's blocks written at once at most, where each has its own zarr chunks (shards)
+CHUNK_WRITERS = 8  # blocks written in one zarr call at most (held up to the cores), where each has its own chunks
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,6 @@ class Sink:
         fast = device.type == "cpu"
         self.direct = fast and all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in self.outs.values())
         self._canon = {k: to_canonical(a, axes) for k, a in self.outs.items()} if self.direct else {}
-        self._pool: ThreadPoolExecutor | None = None  # the chunk writers, one pool for the whole run
         self.workers = min(CHUNK_WRITERS, os.cpu_count() or 1)
         self.chunked = bool(self.outs) and all(storage_unit(a) is not None for a in self.outs.values())
 
@@ -120,14 +118,14 @@ class Sink:
 
     def write(self, key: str, s: int, t: int, box: Box, block: np.ndarray) -> None:
         """Write a block ``(C, *core)``."""
-        block = block[:, None] if self.ndim == 2 else block
-        write_block(self.outs[key], self.axes, self._index(s, t, box), block[None, None])
+        write_block(self.outs[key], self.axes, self._index(s, t, box), self._block(block))
 
     def write_all(self, blocks: list[tuple[str, int, int, Box, np.ndarray]]) -> None:
         """Write ``(key, s, t, box, block)`` blocks: at once where no two change the same zarr chunk, else in turn.
 
-        Zarr encodes and stores a chunk without the GIL, so distinct chunks are written in parallel;
-        a chunk shared by two blocks (or an output that is not a zarr array) is written one block at a time.
+        Blocks on distinct chunks go to zarr in one call, which encodes and stores them concurrently
+        (without the GIL); a chunk shared by two blocks (or an output that is not a zarr array) is written
+        one block at a time.
         """
         seen: set[tuple[Any, ...]] = set()
         for key, s, t, box, _ in blocks:
@@ -136,15 +134,18 @@ class Sink:
                 seen.clear()
                 break
             seen.update((key, *u) for u in units)
-        if seen and self.workers > 1 and self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="selfsup-chunk")
-        run_all(lambda b: self.write(*b), blocks, self._pool if seen else None)
+        if not seen:
+            for b in blocks:
+                self.write(*b)
+            return
+        placed = [
+            (self.outs[k], self.axes, self._index(s, t, box), self._block(block)) for k, s, t, box, block in blocks
+        ]
+        write_blocks(placed)
 
-    def close(self) -> None:
-        """End the chunk writers' threads (after their writes)."""
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+    def _block(self, block: np.ndarray) -> np.ndarray:
+        """A ``(C, *core)`` block as a canonical ``(1, 1, C, Z, Y, X)`` one."""
+        return (block[:, None] if self.ndim == 2 else block)[None, None]
 
 
 class Pipeline:
@@ -225,8 +226,8 @@ class Pipeline:
     def write(self, job: tuple[list[tuple[Tile, list[tuple[Box, dict[str, Any]]]]], Any, bool]) -> list[Tile]:
         """Writer thread: wait for the batch's copies, write its blocks; the tiles finished (written).
 
-        Blocks for a chunked (zarr) output are held until the chunk writers can take as many at once
-        (or the last batch): batches of fewer blocks (one large tile on the CPU) are then still encoded in parallel.
+        Blocks for a chunked (zarr) output are held until there are as many as cores (or the last batch), then
+        go to zarr in one call: batches of fewer blocks (one large tile on the CPU) are still encoded in parallel.
         """
         done, event, last = job
         if event is not None:
@@ -269,7 +270,6 @@ class Pipeline:
             if reader is not None and writer is not None:
                 reader.close()
                 writer.close(wait=False)
-            self.sink.close()
 
 
 def progress(

@@ -12,8 +12,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, wait
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 _POLL = 0.05
@@ -162,21 +161,6 @@ class WriteBehind:
             self._in.put_nowait(_END)  # wakes the thread now rather than at its next poll
         if threading.current_thread() is not self._thread:
             self._thread.join()
-
-
-def run_all(fn: Callable[[Any], Any], items: Sequence[Any], pool: Executor | None = None) -> None:
-    """``fn(item)`` for every item, in ``pool``'s threads where one is given; returns when all have ended.
-
-    The first failure is raised after every call has ended (nothing is left running behind it).
-    """
-    if pool is None or len(items) <= 1:
-        for item in items:
-            fn(item)
-        return
-    futures = [pool.submit(fn, item) for item in items]
-    wait(futures)
-    for f in futures:
-        f.result()
 
 
 def _empty(q: queue.Queue[Any]) -> None:
