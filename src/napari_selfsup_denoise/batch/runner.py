@@ -69,8 +69,13 @@ def plan_outputs(img: Image, output: str, many: bool, opts: BatchOptions) -> lis
     return specs
 
 
-def check_outputs(inputs: list[str], output: str, opts: BatchOptions) -> None:
+def check_outputs(inputs: list[str], output: str, opts: BatchOptions) -> list[tuple[Path, str, dict[str, Any]]]:
     """Check every output of ``inputs`` before any work (``run`` calls it before training).
+
+    Returns
+    -------
+    list of (path, state, record)
+        The outputs that exist (``partial`` or ``complete``) with their stored run records.
 
     Raises
     ------
@@ -79,14 +84,17 @@ def check_outputs(inputs: list[str], output: str, opts: BatchOptions) -> None:
         cannot be created, or whose ``--format`` contradicts its name.
     """
     paths, _ = expand_inputs(inputs)
-    many = _many(inputs, paths)
+    many, found = _many(inputs, paths), []
     for src in paths:
         img = read_image(src)
         try:
             for spec in plan_outputs(img, output, many, opts):
                 _store.check_existing(spec, overwrite=opts.overwrite, resume=opts.resume)
+                st, rec = _store.state(spec)
+                found += [(spec.dst, st, rec)] if st != "absent" else []
         finally:
             img.close()
+    return found
 
 
 def _mark(decision: Decision) -> dict[str, Any]:

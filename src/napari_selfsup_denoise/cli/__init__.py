@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from ._parser import build_parser
 
 EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
+_INTERRUPTED = {
+    "train": "interrupted while training; no model was saved",
+    "denoise": "interrupted; completed chunks are kept, run the same command again with --resume to continue",
+}
 
 
 def _error(msg: str) -> None:
@@ -39,8 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         _error(str(exc))
         return EXIT_STOPPED
-    except KeyboardInterrupt:
-        _error("interrupted; completed chunks are kept, run again with --resume to continue")
+    except KeyboardInterrupt as exc:  # cmd_run says how to continue (the command and its model file)
+        _error(str(exc) or _INTERRUPTED.get(args.command, _INTERRUPTED["denoise"]))
         return EXIT_INTERRUPTED
     except (*EXPECTED_ERRORS, ExportInputError, BmzUnavailableError) as exc:
         if args.debug:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..axes import spatial_ndim
-from ..batch import BatchOptions, check_outputs, denoise_files
+from ..batch import BatchOptions, Interrupted, check_outputs, denoise_files
 from ..config import CLI_FLAGS, UNCERTAINTY_REMOVED, ConfigError, TrainConfig, from_dict, to_dict
 from ..defaults import algorithm_choice
 from ..engine.checks import SelfCheck
@@ -22,6 +22,7 @@ from ..engine.model_file import read_metadata
 from ..io import expand_inputs, model_output_path, open_training_data
 from ._prior import BUILTIN, builtin_files, start_for, start_rows, zero_shot
 from ._progress import BarReporter, TrainBar, summary
+from ._resume import continue_command, resumed_model
 
 EXIT_SUSPECT = 4
 
@@ -183,14 +184,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``selfsup-denoise run``: check every output, train on the inputs, then denoise them.
 
     If the outputs cannot be written in the end, the model is kept in a fallback file (printed).
+    With ``--resume``, outputs that exist are continued only by the ``--save-model``
+    file that made them (no training); otherwise the command stops before training.
     """
-    inputs = _inputs(args)
-    keep = model_output_path(args.save_model, inputs, overwrite=args.overwrite) if args.save_model else None
-    check_outputs(args.inputs, args.output, _batch_options(args))
-    model = _train(args)
-    saved = _save(model, keep, inputs) if keep is not None else None
+    inputs, opts = _inputs(args), _batch_options(args)
+    found = check_outputs(args.inputs, args.output, opts)
+    saved: Path | None = None
+    if args.resume and not args.overwrite and found:
+        model, saved = resumed_model(args, found), Path(args.save_model)
+    else:
+        keep = model_output_path(args.save_model, inputs, overwrite=args.overwrite) if args.save_model else None
+        try:
+            model = _train(args)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt("interrupted while training; nothing was written (run the command again "
+                                    "to start over)") from None  # fmt: skip
+        saved = _save(model, keep, inputs) if keep is not None else None
     try:
         rc = _denoise(model, args, str(saved) if saved else None)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        kept = saved or _keep(model, Path(args.output).parent, inputs)
+        raise type(exc)(
+            f"interrupted; completed chunks are kept. To continue: {continue_command(args, kept)}"
+        ) from None
     except BaseException:
         if saved is None:
             _keep(model, Path(args.output).parent, inputs)
