@@ -126,6 +126,29 @@ def test_outputs_are_checked_before_training(tmp_path, capsys, tif, argv, needle
     assert (tmp_path / "existing.tif").read_bytes() == b"keep"
 
 
+def _unwritable_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o500)
+    if os.access(folder, os.W_OK):  # root ignores permission bits; sysfs refuses new files even to root
+        folder = Path("/sys")
+        probe = folder / ".selfsup-probe"
+        try:
+            probe.touch()
+        except OSError:
+            return folder
+        probe.unlink()
+        pytest.skip("no unwritable folder available to this user")
+    return folder
+
+
+@pytest.mark.parametrize("argv", [["run", "{tif}", "-o", "{locked}/x.tif"], ["train", "{tif}", "-o", "{locked}/m"],
+                                  ["run", "{tif}", "-o", "{out}", "--save-model", "{locked}/m"]],
+                         ids=["run", "train", "run-save-model"])  # fmt: skip
+def test_an_unwritable_folder_is_refused_before_training(tmp_path, capsys, tif, argv):
+    names = {"tif": tif, "locked": _unwritable_folder(tmp_path), "out": tmp_path / "out.tif"}
+    _refused(capsys, [a.format(**names) for a in argv] + QUICK, "not writable")
+
+
 def test_model_is_kept_in_a_fallback_file_when_saving_fails(tmp_path, capsys, tif, monkeypatch):
     from napari_selfsup_denoise.engine.model import Model
 
