@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+import zarr
 
 from napari_selfsup_denoise import train
 from napari_selfsup_denoise.batch import BatchOptions, Interrupted, OutputError, Reporter, denoise_files
+from napari_selfsup_denoise.config import ConfigError
 from napari_selfsup_denoise.io import read_image
 
 TINY = {"max_steps": 2, "patch_size": 32, "batch_size": 2, "base_channels": 8, "depth": 2, "seed": 0}
@@ -32,6 +35,12 @@ def model(frames):
 def _tif(path: Path, data: np.ndarray) -> str:
     tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TYX"})
     return str(path)
+
+
+def _zarr(path: Path, data: np.ndarray) -> None:
+    arr = zarr.create_array(str(path), shape=data.shape, chunks=(1, 32, 32), dtype=data.dtype,
+                            dimension_names=list("tyx"), overwrite=True)  # fmt: skip
+    arr[:] = data
 
 
 class _StopAfter(Reporter):
@@ -65,11 +74,49 @@ def test_resume_does_not_skip_a_complete_output_of_another_input(tmp_path, frame
     a = _tif(tmp_path / "a.tif", frames)
     out = str(tmp_path / f"out{ext}")
     assert denoise_files(model, [a], out, BatchOptions(tile=32))[0].status == "done"
+    before = Path(a).stat()
     _tif(tmp_path / "a.tif", frames + 50)  # same path and shape, other pixels
     res = denoise_files(model, [a], out, BatchOptions(tile=32, resume=True))
     assert res[0].status == "failed" and "input pixels" in res[0].reason and "input file" not in res[0].reason
     _tif(tmp_path / "a.tif", frames)
+    os.utime(a, ns=(before.st_atime_ns, before.st_mtime_ns))  # the same bytes and time: the same input again
     assert denoise_files(model, [a], out, BatchOptions(tile=32, resume=True))[0].status == "skipped"
+
+
+def _edit_unsampled_pixel(path: Path, frames: np.ndarray, kind: str) -> None:
+    """Change one pixel of ``path`` in a work unit the run record's pixel hash does not sample."""
+    from napari_selfsup_denoise.batch.plan import unit_grid
+
+    _, units = unit_grid(frames.shape, "TYX", 32, 2)
+    sampled = {0, len(units) // 2, len(units) - 1}
+    region = next(r for i, (_, r) in enumerate(units) if i not in sampled)
+    edited = frames.copy()
+    edited[tuple(s.start for s in region)] += 1
+    if kind == "tif":
+        mtime = path.stat().st_mtime_ns
+        _tif(path, edited)
+        if path.stat().st_mtime_ns == mtime:  # a file system with coarse times: the edit still comes later
+            os.utime(path, ns=(mtime, mtime + 10**9))
+    else:
+        _zarr(path, edited)
+
+
+@pytest.mark.parametrize("kind", ["tif", "zarr"])
+def test_resume_refuses_an_input_edited_where_the_pixel_sample_does_not_look(tmp_path, frames, model, kind):
+    src = tmp_path / f"a.{kind}"
+    _tif(src, frames) if kind == "tif" else _zarr(src, frames)
+    out = str(tmp_path / "out.zarr")
+    _partial(model, str(src), out)
+    _edit_unsampled_pixel(src, frames, kind)
+    res = denoise_files(model, [str(src)], out, BatchOptions(tile=32, resume=True))
+    assert res[0].status == "failed" and "input size or modification time" in res[0].reason, res[0].reason
+
+
+def test_the_uncertainty_option_is_refused_by_the_batch_api(tmp_path, frames, model):
+    src = _tif(tmp_path / "x.tif", frames)
+    with pytest.raises(ConfigError, match="removed until it is calibrated"):
+        denoise_files(model, [src], str(tmp_path / "o.tif"), BatchOptions(uncertainty=True))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.tif"]
 
 
 def test_resume_summary_counts_only_the_pixels_computed(tmp_path, frames, model):

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..axes import AxesError
-from ..config import ConfigError, PredictConfig, to_dict
+from ..config import UNCERTAINTY_REMOVED, ConfigError, PredictConfig, to_dict
 from ..engine.checks import Decision, decide
 from ..engine.data import DataError
 from ..engine.model import Model
 from ..engine.model_file import ModelFileError
-from ..io import Image, InputError, check_output_path, is_image_path, read_image
+from ..io import Image, InputError, check_output_path, file_identity, is_image_path, read_image
 from . import store as _store
 from .local import predict_units
 from .plan import (
@@ -174,6 +174,7 @@ class FileRunner:
             "options": _sha(json.dumps([to_dict(pcfg), str(dtype), axes, specs[0].fmt, len(specs)])),
             "input": str(Path(img.path).resolve()),
             "input_shape": f"{img.shape} {np.dtype(img.data.dtype)}",
+            "input_file": file_identity(img.path),
             "input_pixels": sample_hash(img.data, units),
         }
         return {"fingerprint": _sha(json.dumps(parts, sort_keys=True)), "parts": parts, "source": str(img.path)}
@@ -268,6 +269,8 @@ def denoise_files(
     list of Result
         One per input, in order; status ``done``, ``skipped`` or ``failed``.
     """
+    if opts.uncertainty:  # removed everywhere until calibrated (config.UNCERTAINTY_REMOVED)
+        raise ConfigError(f"uncertainty=True: {UNCERTAINTY_REMOVED}")
     if isinstance(model, Model):
         check_model_options(model, opts)
     rep = reporter or Reporter()

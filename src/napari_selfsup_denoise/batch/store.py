@@ -24,6 +24,7 @@ STATE_KEY = "selfsup_denoise"
 DONE_DIR = ".selfsup_done"
 _PARTS = {"model": "model", "options": "options (tile, --tta, --prior, --uncertainty, --dtype, axes, format)"}
 _PARTS |= {"input": "input file", "input_shape": "input shape or data type", "input_pixels": "input pixels"}
+_PARTS |= {"input_file": "input size or modification time"}
 
 
 class CastArray:

@@ -167,3 +167,18 @@ def format_of_path(path: str | os.PathLike[str]) -> str | None:
     if ".zarr" in low and split_zarr_path(path) is not None:
         return "zarr"
     return None
+
+
+_ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
+
+
+def file_identity(path: str | os.PathLike[str]) -> str:
+    """Size and modification time of an input: of a file, or of a Zarr store's metadata files.
+
+    Cheap (no pixels read) and stable while nothing writes the input; ``--resume``
+    compares it. A Zarr chunk edited in place leaves the metadata alone: the run
+    record's sampled pixel hash is what tells such an edit.
+    """
+    p = Path(path)
+    files = [p] if p.is_file() else [p / n for n in _ZARR_METADATA if (p / n).is_file()]
+    return " ".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
