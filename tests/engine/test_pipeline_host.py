@@ -1,4 +1,4 @@
-"""The pipeline's host side on the CPU: numpy maths (no OpenMP team), the chunk cache's bound, zarr writes."""
+"""The pipeline's host side on the CPU: no OpenMP team beside the codecs, the chunk cache's bound, zarr writes."""
 
 import asyncio
 
@@ -15,7 +15,7 @@ from napari_selfsup_denoise.engine.arrays import ChunkCache, write_blocks
 from napari_selfsup_denoise.engine.data import Normalisation
 from napari_selfsup_denoise.engine.events import drain
 from napari_selfsup_denoise.engine.model import Model
-from napari_selfsup_denoise.engine.windows import Normaliser, window_index
+from napari_selfsup_denoise.engine.windows import SERIAL_NUMEL, Normaliser, serial_pieces, window_index
 
 ARITHMETIC = {"add", "add_", "mul", "mul_", "sub", "div", "copy_", "flip", "sum", "isfinite", "clamp"}  # not no-ops
 
@@ -30,13 +30,17 @@ class _Identity(nn.Module):
 
 
 class _Record(TorchFunctionMode):
+    """Records the name and the largest tensor argument (elements) of every torch call."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.names: list[str] = []
+        self.calls: list[tuple[str, int]] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        self.names.append(getattr(func, "__name__", str(func)))
-        return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        sizes = [a.numel() for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        self.calls.append((getattr(func, "__name__", str(func)), max(sizes, default=0)))
+        return func(*args, **kwargs)
 
 
 def _identity_model() -> Model:
@@ -45,32 +49,51 @@ def _identity_model() -> Model:
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "float32"])
-def test_cpu_prediction_runs_its_host_passes_without_torch_arithmetic(dtype):
-    """A torch operation on the CPU starts an OpenMP team whose idle threads spin afterwards and take the
-    core the reader's and writer's codecs need; with an identity network no torch arithmetic may run."""
-    img = np.random.default_rng(0).poisson(100, (45, 38)).astype(dtype)
-    model = _identity_model()
+def test_zarr_prediction_on_the_cpu_runs_torch_only_in_the_calling_thread(tmp_path, dtype):
+    """Beside the reader and writer threads, every torch operation of the host passes is cut below torch's
+    grain size: a larger one starts an OpenMP team whose idle threads spin on the core zarr's codecs need."""
+    zarr = pytest.importorskip("zarr")
+    img = np.random.default_rng(0).poisson(100, (300, 290)).astype(dtype)
+    src = zarr.create_array(str(tmp_path / "in.zarr"), shape=img.shape, chunks=(128, 128), dtype=dtype)
+    src[:] = img
+    out = zarr.create_array(str(tmp_path / "out.zarr"), shape=img.shape, chunks=(128, 128), dtype="float32")
+    pcfg = PredictConfig(tile=256, precision="fp32", device="cpu")  # 264^2 windows: 69,696 elements
     with _Record() as rec:
-        out = drain(predict_mod.predict(model, img, PredictConfig(tile=16, precision="fp32", device="cpu")))
-    assert not ARITHMETIC & set(rec.names), sorted(ARITHMETIC & set(rec.names))
-    np.testing.assert_allclose(out, img.astype(np.float32), atol=1e-4)
+        drain(predict_mod.predict(_identity_model(), src, pcfg, axes="YX", out=out))
+    big = {(name, n) for name, n in rec.calls if name in ARITHMETIC and n >= SERIAL_NUMEL}
+    assert not big, sorted(big)  # add / copy_ over 69,696 elements on main
+    np.testing.assert_allclose(out[:], img.astype(np.float32), atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "uint8", "int32", "float32", "float64"])
-def test_host_window_is_the_mirrored_normalised_block(dtype):
+@pytest.mark.parametrize("shape", [(1, 9), (190, 200)])
+def test_normalising_in_serial_pieces_gives_the_values_of_whole_passes(dtype, shape):
     rng = np.random.default_rng(1)
-    raw = rng.integers(0, 250, (2, 1, 9)).astype(dtype)  # a one-pixel axis fills its run
-    norm = Normaliser(Normalisation("meanstd", (100.0, 7.0), (20.0, 3.0)))
-    idx = window_index(((0, 1), (0, 9)), (1, 9), 3, 4)
-    dst = torch.empty((2, len(idx[0]), len(idx[1])))
-    norm.window_into(dst, torch.from_numpy(raw), idx, (0, 0))
+    raw = rng.integers(0, 250, (2, *shape)).astype(dtype)  # (1, 9): a one-pixel axis fills its run
+    norm = Normalisation("meanstd", (100.0, 7.0), (20.7, 3.3))
+    idx = window_index(tuple((0, n) for n in shape), shape, 8, 4)  # 208 x 216 windows: cut in pieces
+    outs = []
+    for serial in (False, True):
+        dst = torch.empty((2, len(idx[0]), len(idx[1])))
+        Normaliser(norm, serial).window_into(dst, torch.from_numpy(raw), idx, (0, 0))
+        back = Normaliser(norm, serial).denormalise_into("denoised", dst, torch.empty(dst.shape))
+        spread = Normaliser(norm, serial).denormalise_into("uncertainty", dst, torch.empty(dst.shape))
+        outs.append((dst, back, spread))
+    for whole, cut in zip(*outs):
+        torch.testing.assert_close(cut, whole, rtol=0, atol=0)
     mirrored = raw[:, np.ix_(idx[0], idx[1])[0], np.ix_(idx[0], idx[1])[1]].astype(np.float64)
-    expected = (mirrored - np.array([100.0, 7.0])[:, None, None]) / np.array([20.0, 3.0])[:, None, None]
-    np.testing.assert_allclose(dst.numpy(), expected, rtol=1e-6, atol=1e-6)
-    back = norm.denormalise_into("denoised", dst, torch.empty(dst.shape))
-    np.testing.assert_allclose(back.numpy(), mirrored, rtol=1e-6, atol=1e-4)
-    spread = norm.denormalise_into("uncertainty", dst, torch.empty(dst.shape))
-    np.testing.assert_allclose(spread.numpy(), expected * np.array([20.0, 3.0])[:, None, None], rtol=1e-6)
+    expected = (mirrored - np.array([100.0, 7.0])[:, None, None]) / np.array([20.7, 3.3])[:, None, None]
+    np.testing.assert_allclose(outs[1][0].numpy(), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(outs[1][1].numpy(), mirrored, rtol=1e-6, atol=1e-4)
+
+
+def test_serial_pieces_cover_the_array_once_below_the_grain():
+    for shape in [(3, 70000), (1, 5, 300, 300), (40, 1000), (0, 7), (5,)]:
+        seen = np.zeros(shape, int)
+        for cut in serial_pieces(shape):
+            assert seen[cut].size < SERIAL_NUMEL
+            seen[cut] += 1
+        assert (seen == 1).all()
 
 
 def _held_bytes(cache: ChunkCache) -> int:

@@ -134,14 +134,11 @@ class Sink:
                 seen.clear()
                 break
             seen.update((key, *u) for u in units)
-        if not seen:
-            for b in blocks:
-                self.write(*b)
-            return
-        placed = [
-            (self.outs[k], self.axes, self._index(s, t, box), self._block(block)) for k, s, t, box, block in blocks
-        ]
-        write_blocks(placed)
+        placed = [(self.outs[k], self.axes, self._index(s, t, b), self._block(v)) for k, s, t, b, v in blocks]
+        if seen:
+            return write_blocks(placed)
+        for p in placed:
+            write_block(*p)
 
     def _block(self, block: np.ndarray) -> np.ndarray:
         """A ``(C, *core)`` block as a canonical ``(1, 1, C, Z, Y, X)`` one."""
@@ -154,12 +151,12 @@ class Pipeline:
     def __init__(self, model: Any, canon: Any, pcfg: PredictConfig, device: torch.device, sink: Sink) -> None:
         self.model, self.canon, self.pcfg, self.device, self.sink = model, canon, pcfg, device, sink
         self.dtype = resolve_precision(pcfg.precision, device)
-        self.norm = Normaliser(model.norm)
         self.sizes = tuple(canon.shape[6 - model.ndim :])
         self.cuda = device.type == "cuda"
         self.splits, self.limit = 0, 1 << 30
         # numpy in, float32 numpy out, on the CPU: reading is taking views, writing is done by the de-normalisation
         self.inline = not self.cuda and isinstance(canon, np.ndarray) and sink.direct
+        self.norm = Normaliser(model.norm, serial=not self.inline)  # beside the reader's and writer's threads
         self._held: list[tuple[Tile, list[tuple[Box, dict[str, Any]]]]] = []  # computed, not yet written
 
     def read(self, work: list[list[Tile]], i: int) -> list[Raw]:
@@ -169,7 +166,8 @@ class Pipeline:
         if hasattr(self.canon, "prefetch"):
             own = [raw_index(self.canon.shape, t.s, t.t, t.box, m.margin, m.multiple, m.ndim) for t in group]
             self.canon.prefetch(own, lambda: _ahead(work, i, m.margin + m.multiple, self.sizes))
-        return [read_raw(self.canon, t.s, t.t, t.box, m.margin, m.multiple, m.ndim, self.cuda) for t in group]
+        args = (m.margin, m.multiple, m.ndim, self.cuda, not self.inline)
+        return [read_raw(self.canon, t.s, t.t, t.box, *args) for t in group]
 
     def _forward_batch(self, items: list[tuple[Tile, Raw, Box]]) -> dict[str, torch.Tensor]:
         m = self.model

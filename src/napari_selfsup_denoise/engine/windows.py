@@ -76,8 +76,11 @@ def raw_index(shape: tuple[int, ...], s: int, t: int, box: Box, margin: int, mul
     return (s, t, slice(None), bounds[0] if ndim == 3 else slice(0, 1), bounds[-2], bounds[-1])
 
 
-def read_raw(canon: Any, s: int, t: int, box: Box, margin: int, multiple: int, ndim: int, pin: bool) -> Raw:
-    """Read the block under a tile's window (mirrored positions included), unconverted; checked for NaN.
+def read_raw(
+    canon: Any, s: int, t: int, box: Box, margin: int, multiple: int, ndim: int, pin: bool, serial: bool = False
+) -> Raw:
+    """Read the block under a tile's window (mirrored positions included), unconverted; checked for NaN
+    (in this thread only where ``serial``: see :func:`serial_pieces`).
 
     Raises
     ------
@@ -92,20 +95,38 @@ def read_raw(canon: Any, s: int, t: int, box: Box, margin: int, multiple: int, n
         block = block.astype(np.float32)
     elif not block.flags.writeable:  # torch shares only writable memory
         block = block.copy()
-    if block.dtype.kind == "f" and not _finite(block):
-        raise DataError(f"the image holds NaN or infinite values (sample {s}, time {t}, near {box})")
     tensor = torch.from_numpy(block)
+    if tensor.is_floating_point() and not _finite(tensor, serial):
+        raise DataError(f"the image holds NaN or infinite values (sample {s}, time {t}, near {box})")
     if pin:
         tensor = torch.empty(block.shape, dtype=tensor.dtype, pin_memory=True).copy_(tensor)
     return Raw(tensor, tuple(sl.start for sl in index[6 - ndim :]))
 
 
-def _finite(block: np.ndarray) -> bool:
-    """True when ``block`` holds no NaN or infinity (a sum first: one pass without a temporary in the common case).
+def _finite(block: torch.Tensor, serial: bool = False) -> bool:
+    """True when ``block`` holds no NaN or infinity (a sum first: one pass without a temporary in the common case)."""
+    if all(bool(torch.isfinite(block[cut].sum())) for cut in (serial_pieces(block.shape) if serial else [()])):
+        return True
+    return bool(np.isfinite(block.numpy()).all())
 
-    In numpy: a torch reduction would start an OpenMP team in the reader thread (see :class:`Normaliser`).
+
+SERIAL_NUMEL = 1 << 15  # torch runs an elementwise op or reduction of fewer elements in the calling thread
+
+
+def serial_pieces(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    """Index pieces of an array of ``shape``, each of fewer than :data:`SERIAL_NUMEL` elements (leading axes cut first).
+
+    A torch operation on the CPU over more elements starts an OpenMP team, whose idle threads then spin,
+    taking the core that the pipeline's reader and writer (zarr's codecs) need; cut into these pieces, the same
+    operation gives the same values (elementwise) in the calling thread.
     """
-    return bool(np.isfinite(block.sum())) or bool(np.isfinite(block).all())
+    if not shape:
+        return [()]
+    inner = int(np.prod(shape[1:]))
+    if inner < SERIAL_NUMEL:
+        step = max(1, (SERIAL_NUMEL - 1) // max(inner, 1))
+        return [(slice(a, a + step),) for a in range(0, shape[0], step)]
+    return [(slice(i, i + 1), *rest) for i in range(shape[0]) for rest in serial_pieces(shape[1:])]
 
 
 def _runs(idx: np.ndarray) -> list[tuple[slice, slice, bool]]:
@@ -127,31 +148,27 @@ def _runs(idx: np.ndarray) -> list[tuple[slice, slice, bool]]:
 
 
 class Normaliser:
-    """Per-channel normalisation ``(x - offset) / scale`` and its inverse.
+    """Per-channel normalisation ``(x - offset) / scale`` and its inverse, one fused pass per channel.
 
-    On a GPU each channel is one fused pass ``b + a * x`` (a 0-dim CPU tensor
-    ``b``, a Python float ``a``: torch's scalar fast path). On the CPU these
-    memory-bound passes run in numpy, in the calling thread: a torch operation
-    there starts an OpenMP team whose idle threads spin after it, taking the
-    core that the reader's and writer's codecs need (the pipeline's host
-    passes gain nothing from a second thread; the codecs do).
+    Each channel is ``b + a * x`` with a 0-dim CPU tensor ``b`` and a Python
+    float ``a`` (torch's scalar fast path on any device; several times faster
+    than broadcasting per-channel tensors on the CPU). With ``serial``, CPU
+    passes run in the calling thread, cut into :func:`serial_pieces` (same values).
     """
 
-    def __init__(self, norm: Normalisation) -> None:
+    def __init__(self, norm: Normalisation, serial: bool = False) -> None:
         scale = np.asarray(norm.scale, np.float64)
         offset = np.asarray(norm.offset, np.float64)
         zero_d = lambda v: [torch.tensor(float(x), dtype=torch.float32) for x in v]  # noqa: E731
         self.inv, self.bias = [float(x) for x in 1.0 / scale], zero_d(-offset / scale)
         self.scale, self.offset = [float(x) for x in scale], zero_d(offset)
-        f32 = lambda v: [np.float32(x) for x in v]  # noqa: E731
-        # the same float32 constants for numpy on the CPU (see the class docstring)
-        self._host = f32(self.inv), f32(-offset / scale), f32(self.scale), f32(offset)
+        self.serial = serial
 
     def window_into(self, dst: torch.Tensor, raw: torch.Tensor, idx: list[np.ndarray], origin: tuple[int, ...]) -> None:
         """Mirror ``raw`` into ``dst`` ``(C, *window)`` following ``idx`` and normalise it, piece by piece."""
         per_axis = [_runs(i - o) for i, o in zip(idx, origin)]
-        if dst.device.type == "cpu" and raw.device.type == "cpu":
-            self._window_host(dst.numpy(), raw.numpy(), per_axis)
+        if self.serial and dst.device.type == "cpu" and raw.device.type == "cpu":
+            self._window_serial(dst.numpy(), raw.numpy(), per_axis)
             return
         for pieces in itertools.product(*per_axis):
             src = raw[(slice(None), *(p[1] for p in pieces))]
@@ -166,32 +183,28 @@ class Normaliser:
             for c in range(dst.shape[0]):
                 torch.add(self.bias[c], src[c], alpha=self.inv[c], out=part[c])
 
-    def _window_host(self, dst: np.ndarray, raw: np.ndarray, per_axis: list[list[tuple[slice, slice, bool]]]) -> None:
-        """:meth:`window_into` on host arrays: each piece cast, mirrored (a reversed view) and normalised in numpy."""
-        inv, bias = self._host[:2]
+    def _window_serial(self, dst: np.ndarray, raw: np.ndarray, per_axis: list[list[tuple[slice, slice, bool]]]) -> None:
+        """:meth:`window_into` in this thread: numpy casts and mirrors (reversed views), torch normalises in pieces."""
         for pieces in itertools.product(*per_axis):
             src = raw[(slice(None), *(p[1] for p in pieces))]
             src = src[(slice(None), *(slice(None, None, -1 if p[2] else 1) for p in pieces))]
             part = dst[(slice(None), *(p[0] for p in pieces))]
-            src = np.broadcast_to(src, part.shape)  # a one-pixel axis fills its whole run
-            for c in range(dst.shape[0]):  # the cast happens inside the multiplication (one pass over the input)
-                np.multiply(src[c], inv[c], out=part[c], dtype=np.float32, casting="unsafe")
-                np.add(part[c], bias[c], out=part[c])
+            if src.dtype != part.dtype or src.shape != part.shape or any(p[2] for p in pieces):
+                np.copyto(part, src, casting="unsafe")  # cast, mirror and broadcast in one pass
+                src = part
+            s_t, p_t = torch.from_numpy(src), torch.from_numpy(part)
+            for c, cut in itertools.product(range(dst.shape[0]), serial_pieces(part.shape[1:])):
+                torch.add(self.bias[c], s_t[c][cut], alpha=self.inv[c], out=p_t[c][cut])
 
     def denormalise_into(self, key: str, block: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``block`` ``(C, *core)`` in the image's intensity scale (``uncertainty`` only scaled), written to ``out``."""
-        if block.device.type == "cpu" and out.device.type == "cpu":
-            b, o, (_, _, scale, offset) = block.numpy(), out.numpy(), self._host
-            for c in range(block.shape[0]):
-                np.multiply(b[c], scale[c], out=o[c])
-                if key != "uncertainty":
-                    np.add(o[c], offset[c], out=o[c])
-            return out
+        serial = self.serial and block.device.type == "cpu"
         for c in range(block.shape[0]):
-            if key == "uncertainty":
-                torch.mul(block[c], self.scale[c], out=out[c])
-            else:
-                torch.add(self.offset[c], block[c], alpha=self.scale[c], out=out[c])
+            for cut in serial_pieces(tuple(block.shape[1:])) if serial else [()]:
+                if key == "uncertainty":
+                    torch.mul(block[c][cut], self.scale[c], out=out[c][cut])
+                else:
+                    torch.add(self.offset[c], block[c][cut], alpha=self.scale[c], out=out[c][cut])
         return out
 
 
