@@ -15,7 +15,13 @@ from napari_selfsup_denoise.engine.arrays import ChunkCache, write_blocks
 from napari_selfsup_denoise.engine.data import Normalisation
 from napari_selfsup_denoise.engine.events import drain
 from napari_selfsup_denoise.engine.model import Model
-from napari_selfsup_denoise.engine.windows import SERIAL_NUMEL, Normaliser, serial_pieces, window_index
+from napari_selfsup_denoise.engine.windows import (
+    SERIAL_NUMEL,
+    Normaliser,
+    empty_batch,
+    serial_pieces,
+    window_index,
+)
 
 ARITHMETIC = {"add", "add_", "mul", "mul_", "sub", "div", "copy_", "flip", "sum", "isfinite", "clamp"}  # not no-ops
 
@@ -145,3 +151,13 @@ def test_blocks_written_in_one_zarr_call_raise_a_failure_after_every_write_has_e
         write_blocks([(out, "TYX", ix, b) for ix, b in zip(index, blocks)])
     np.testing.assert_array_equal(out[0, :, 8:], 2.0)  # the other write had ended
     np.testing.assert_array_equal(out[0, :, :8], 0.0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_batch_of_windows_is_made_channels_last_without_a_copy(channels):
+    cpu = torch.device("cpu")
+    with _Record() as rec:
+        x = empty_batch(2, channels, (64, 48), cpu)
+    assert x.is_contiguous(memory_format=torch.channels_last) and x.shape == (2, channels, 64, 48)
+    assert [name for name, _ in rec.calls] == ["empty"]  # empty, then a copy into channels_last on main
+    assert empty_batch(1, 2, (8, 8, 8), torch.device("cpu")).is_contiguous()

@@ -210,8 +210,8 @@ class Normaliser:
 
 def empty_batch(n: int, channels: int, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """Uninitialised batch of windows; channels_last for 2D (the convolutions' fast layout)."""
-    x = torch.empty((n, channels, *shape), dtype=torch.float32, device=device)
-    return x.contiguous(memory_format=torch.channels_last) if len(shape) == 2 else x
+    layout = torch.channels_last if len(shape) == 2 else torch.contiguous_format  # made so: nothing copied
+    return torch.empty((n, channels, *shape), dtype=torch.float32, device=device, memory_format=layout)
 
 
 def core_slices(box: Box, margin: int) -> tuple[slice, ...]:
