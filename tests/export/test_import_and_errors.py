@@ -126,3 +126,20 @@ def test_package_mode_follows_umask(packages, tmp_path):
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["shared.zip"]  # no temporary file left
+
+
+def test_export_never_writes_inside_an_input(packages, tmp_path):
+    import zarr
+
+    from napari_selfsup_denoise.io import OutputError
+
+    model, _, image = packages["n2v"]
+    store = tmp_path / "layer.zarr"
+    arr = zarr.create_array(str(store), shape=image.shape, dtype=image.dtype)
+    arr[:] = image
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    with pytest.raises(OutputError, match="input"):  # the image's own store (the API)
+        export_bmz(model, store / "pkg.zip", image=arr)
+    with pytest.raises(OutputError, match="input"):  # a layer's file, as the widget passes it
+        export_bmz(model, store / "pkg", inputs=[store])
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before

@@ -165,7 +165,7 @@ class ModelBox(QWidget):
         """Write the current model as a BMZ package in a worker (``values``: name, authors, license); the worker."""
         from ._bmz import start_export
 
-        return start_export(self.holder.model, path, values, self._notify)
+        return start_export(self.holder.model, path, {**values, "inputs": self._inputs()}, self._notify)
 
     def load(self, path: str | Path) -> Any:
         """Load a model file and make it current; errors become notifications."""

@@ -6,6 +6,7 @@ import os
 import secrets
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import tifffile
 import torch
 
 from ..engine.model import Model
+from ..io import check_output_path
 from ._arch import Architecture, ArchitectureError, architecture
 from ._readme import REFERENCES, default_name, readme
 from ._spec import SDMODEL_NAME, check_name, describe
@@ -100,6 +102,7 @@ def export_bmz(
     license: str = "CC-BY-4.0",
     cite: list[tuple[str, str]] | None = None,
     overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> Path:
     """Write a BioImage Model Zoo package (a ``.zip``); needs the ``[bmz]`` extra.
 
@@ -126,6 +129,9 @@ def export_bmz(
         Citations; defaults to the paper(s) of the algorithm.
     overwrite : bool
         Replace an existing ``path``.
+    inputs : iterable of path-like
+        Files the package must never replace or lie inside (the image's file or
+        Zarr store); a Zarr ``image``'s own local store is added.
 
     Returns
     -------
@@ -134,6 +140,7 @@ def export_bmz(
     """
     _check_installed()
     target = check_target(path, overwrite)
+    check_output_path(target, [*inputs, *_store_of(image)], overwrite=True, what="package")
     name = name or default_name(model)
     description = description or f"Self-supervised {model.algorithm} denoiser trained with napari-selfsup-denoise."
     check_name(name)
@@ -169,6 +176,12 @@ def export_bmz(
         descr = describe(model, d, arch, name=name, description=description, authors=authors or [_user()],
                          license=license, cite=cite, tile=tile)  # fmt: skip
         return _save(descr, target)
+
+
+def _store_of(image: Any) -> list[str]:
+    """The local folder of a Zarr array's store, where no package may go; none for other arrays."""
+    root = getattr(getattr(image, "store", None), "root", None)
+    return [str(root)] if isinstance(root, (str, os.PathLike)) else []
 
 
 def _save(descr: Any, target: Path) -> Path:
