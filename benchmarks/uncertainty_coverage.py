@@ -8,6 +8,10 @@ nuclei (clean above its median) and in the background. A single scale factor fit
 half of the pixels (even rows) is then tested on the other half (odd rows), to see whether a
 scalar calibration would be enough - it needs the clean image, which users do not have.
 
+The uncertainty output is removed from the CLI, the widget and ``Model.denoise`` until it
+is calibrated (``config.UNCERTAINTY_REMOVED``); this script asks the engine's prediction
+path for it directly (``PredictConfig(uncertainty=True)``), as whoever calibrates it will.
+
 Example::
 
     SELFSUP_DENOISE_THREADS=1 python benchmarks/uncertainty_coverage.py --steps 400
@@ -39,7 +43,9 @@ def report(name: str, err: np.ndarray, sd: np.ndarray) -> None:
 def main() -> None:
     """Train, predict with uncertainty, print the table."""
     from napari_selfsup_denoise.api import train
-    from napari_selfsup_denoise.config import TrainConfig
+    from napari_selfsup_denoise.config import PredictConfig, TrainConfig
+    from napari_selfsup_denoise.engine.events import drain
+    from napari_selfsup_denoise.engine.predict import predict
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=400)
@@ -48,7 +54,7 @@ def main() -> None:
     clean, noisy, _ = nuclei_pg30()
     cfg = TrainConfig(algorithm="blindspot", axes="YX", max_steps=args.steps, max_seconds=None, seed=args.seed)
     model = train(noisy, cfg)
-    den, sd = model.denoise(noisy, axes="YX", uncertainty=True)
+    den, sd = drain(predict(model, noisy, PredictConfig(uncertainty=True), axes="YX"))  # the posterior and its sd
     err = den - clean
     print(f"nuclei_pg30 {clean.shape}, blind-spot {args.steps} steps, seed {args.seed}")
     report("all pixels", err, sd)
