@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -261,6 +262,20 @@ def test_nonsense_budgets_and_tiles_are_refused(tmp_path, tif, argv):
     with pytest.raises(SystemExit) as exc:
         main(["run", str(tif), "-o", str(tmp_path / "o.tif"), *QUICK, *argv])
     assert exc.value.code == 2
+
+
+def test_tiles_the_command_line_refuses_warn_in_the_api(model_file, frames):
+    from napari_selfsup_denoise import load_model
+    from napari_selfsup_denoise.config import PredictConfig
+
+    needle = "below 32, the smallest tile the command line accepts"
+    with pytest.warns(UserWarning, match=needle):
+        PredictConfig(tile=16)
+    with pytest.warns(UserWarning, match=needle):
+        load_model(model_file).denoise(frames[0].astype(np.float32), tile=8, check=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PredictConfig(tile=32), PredictConfig()
 
 
 def test_one_pixel_images_are_too_small(tmp_path, capsys, model_file):

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 
 from ..batch import FORMATS
-from ..config import ALGORITHM_DEFAULTS, ALGORITHMS
+from ..config import ALGORITHM_DEFAULTS, ALGORITHMS, MIN_TILE
 from ..defaults import AUTO_PICKS
 
 _EPILOG = """\
@@ -25,9 +25,6 @@ def _positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return v
-
-
-MIN_TILE = 32
 
 
 def _seconds(text: str) -> float:
