@@ -49,8 +49,11 @@ def train(
 
     Notes
     -----
-    The default ``algorithm="auto"`` picks per 2D / 3D (today blind-spot for both;
-    ``model.summary["algorithm_choice"]`` says which and why); ``algorithm="n2v"`` picks N2V.
+    The default ``algorithm="auto"`` picks per 2D / 3D (today blind-spot for both), unless
+    the noise is correlated between neighbouring pixels (measured first): then structN2V
+    along that axis. ``model.summary["algorithm_choice"]`` says which and why;
+    ``algorithm="n2v"`` picks N2V (an explicit choice on correlated noise is kept, with a
+    :class:`~.engine.route.CorrelatedNoiseWarning`).
     Blind-spot training starts from the built-in prior (``start_from="builtin"``, the
     default); where it is missing or does not fit, a :class:`PriorWarning` says so and
     training starts from random weights. ``model.summary["start"]`` records the start.
@@ -60,11 +63,13 @@ def train(
     >>> model = train(noisy, axes="YX", max_seconds=60)  # doctest: +SKIP
     >>> clean = model.denoise(noisy)  # doctest: +SKIP
     """
+    from .engine.route import route_for
     from .engine.train import train as train_gen
     from .prior import resolve_start
 
     cfg = (config or TrainConfig()).replace(**options) if options else (config or TrainConfig())
-    start = None if init is not None else resolve_start(cfg, tuple(image.shape))
+    # The start of what will run: auto measures the noise first (correlated noise: structN2V, no prior).
+    start = None if init is not None else resolve_start(route_for(cfg, image).config, tuple(image.shape))
     if start is not None and start.source.get("fallback"):
         warnings.warn(str(start.source["detail"]), PriorWarning, stacklevel=2)
 

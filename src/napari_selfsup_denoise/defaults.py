@@ -57,6 +57,22 @@ AUTO_PICKS: dict[int, tuple[str, str]] = {
 }
 
 
+# ``auto`` on noise correlated between neighbouring pixels (engine/noise_correlation.py measures it before training):
+# the algorithm, and why. structN2V masks the correlated axis (``struct_axis``, set by engine/route.py).
+# Measured on camera_g25 with its noise filtered along Y (lag-1 0.49), 175 steps, 1 thread, seed 0 (docs/benchmarks.md):
+# blind-spot from the prior 21.03 dB (noisy 20.15: it learns the noise), structN2V along Y 26.02, N2V 26.07. N2V ties
+# at this budget but sees the correlated neighbours, so longer training can learn the noise; structN2V cannot.
+AUTO_CORRELATED: dict[int, tuple[str, str]] = {
+    2: ("structn2v", "on noise correlated 0.49 along Y, structN2V gave 26.0 dB, blind-spot 21.0 (camera_g25)"),
+    3: ("structn2v", "measured in 2D only: on noise correlated 0.49 along Y, structN2V 26.0 dB, blind-spot 21.0"),
+}
+
+
+def correlated_pick(ndim: int) -> tuple[str, str]:
+    """What ``auto`` trains in ``ndim`` dimensions when the noise is correlated along an axis, and why."""
+    return AUTO_CORRELATED[ndim]
+
+
 def pick_algorithm(algorithm: str, ndim: int) -> str:
     """The algorithm a run of ``algorithm`` uses in ``ndim`` spatial dimensions (``auto`` resolved)."""
     return AUTO_PICKS[ndim][0] if algorithm == AUTO else algorithm

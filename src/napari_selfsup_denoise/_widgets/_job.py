@@ -7,7 +7,7 @@ from typing import Any
 
 from ..axes import AxesError, spatial_ndim, validate_axes
 from ..config import TrainConfig, resolve_defaults
-from ..defaults import AUTO, algorithm_choice
+from ..defaults import AUTO
 from ._axes import layer_axes
 from ._form import device_type
 from ._layers import LayerError, Snapshot, allocate_output, check_size, snapshot
@@ -72,6 +72,7 @@ def target_data(req: Request, cfg: TrainConfig, snap: Snapshot) -> Any:
 
 def prepare(req: Request) -> tuple[TrainJob, Snapshot, PreviewSource | None]:
     """Copy the data and build the job; raises ValueError with a plain message when it cannot run."""
+    from ..engine.route import route_for
     from ..prior import resolve_start  # torch: the docks open without it (_warm.py)
 
     if req.layer is None:
@@ -80,6 +81,10 @@ def prepare(req: Request) -> tuple[TrainJob, Snapshot, PreviewSource | None]:
     cfg = resolve_config(req, tuple(snap.data.shape))
     axes = str(cfg.axes)
     check_size(snap, axes)
+    auto = req.config.algorithm == AUTO and req.init is None  # measure the noise first: it may pick structn2v
+    routed = route_for(req.config.replace(axes=axes), snap.data) if auto else None
+    if routed is not None and routed.config.algorithm != AUTO:
+        cfg = resolve_defaults(routed.config, spatial_ndim(axes), device_type(cfg.device))
     target = target_data(req, cfg, snap)
     preview = PreviewSource(snap, axes) if req.preview else None
     unc = req.uncertainty and cfg.algorithm == "blindspot"
@@ -98,6 +103,6 @@ def prepare(req: Request) -> tuple[TrainJob, Snapshot, PreviewSource | None]:
         uncertainty=unc,
         out=out,
         uncertainty_out=unc_out,
-        choice=algorithm_choice(AUTO, spatial_ndim(axes)) if req.config.algorithm == AUTO and req.init is None else "",
+        choice=routed.choice if routed is not None else "",
     )
     return job, snap, preview

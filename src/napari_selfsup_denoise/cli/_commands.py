@@ -19,6 +19,7 @@ from ..engine.checks import SelfCheck
 from ..engine.events import drain
 from ..engine.model import Model, load_model
 from ..engine.model_file import read_metadata
+from ..engine.route import route_for
 from ..io import expand_inputs, model_output_path, open_training_data
 from ._prior import BUILTIN, builtin_files, start_for, start_rows, zero_shot
 from ._progress import BarReporter, TrainBar, summary
@@ -57,13 +58,14 @@ def _train(args: argparse.Namespace) -> Model:
     try:
         cfg = train_config(args, axes)
         choice = images[0].axes_choice(args.axes)  # the reason shown: "TYX (from the file)", "ZYX? (guessed: ...)"
-        what = algorithm_choice(cfg.algorithm, spatial_ndim(axes))  # "blindspot (auto: 2D: ...)" for the default
+        routed = route_for(cfg, data)  # auto measures the noise's correlation first (it may pick structn2v)
+        what = routed.choice or algorithm_choice(cfg.algorithm, spatial_ndim(axes))  # "blindspot (auto: 2D: ...)"
         print(f"training {what} on {len(images) - (len(args.target or []))} input(s), axes {axes}"
               f"{'?' if choice.guessed else ''} ({choice.why}), "
               f"shape {tuple(data.shape)}", file=sys.stderr)  # fmt: skip
         from ..engine.train import train
 
-        start = start_for(cfg, tuple(data.shape), args.device)
+        start = start_for(routed.config, tuple(data.shape), args.device)
         bar = TrainBar(args.quiet)
         try:
             model = drain(train(data, cfg, target=target, start=start), bar)

@@ -153,6 +153,8 @@ class PatchSampler:
         Random 90-degree rotations and flips in YX.
     target : array-like, optional
         Second noisy acquisition (Noise2Noise), cut at the same coordinates.
+    half_turns : bool
+        Turn by 0 or 180 degrees only (with the flips), so Y stays Y: for structN2V's mask along Y or X.
     device : torch.device, optional
         The training device. When the normalised data fits there (:func:`.patches.fits`), it is held
         there and batches are cut there (:class:`.patches.DevicePatches`: the same batches, no
@@ -169,8 +171,9 @@ class PatchSampler:
         augment: bool = True,
         target: Any = None,
         device: torch.device | None = None,
+        half_turns: bool = False,
     ) -> None:
-        self.canon, self.target, self.norm = canon, target, norm
+        self.canon, self.target, self.norm, self.turns = canon, target, norm, 2 if half_turns else 3
         self.patch, self.rng, self.augment = patch, rng, augment
         n = canon.shape[0] * canon.shape[1]
         spatial = canon.shape[3:]
@@ -233,7 +236,7 @@ class PatchSampler:
         picks = []
         for _ in range(size):  # draws in the order of the host path, patch by patch
             n, corner = self._draw(rng, val)
-            k, flip = (int(rng.integers(4)), bool(rng.integers(2))) if augment else (0, False)
+            k, flip = (int(rng.integers(4)) & self.turns, bool(rng.integers(2))) if augment else (0, False)
             picks.append((n, corner, k, flip))
         if self.on_device is not None:
             x, *ts = self.on_device.cut(picks)

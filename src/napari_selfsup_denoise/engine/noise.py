@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .noise_correlation import laplacian_share, measure_planes
+
 KINDS = ("gaussian", "poisson-gaussian", "known")
 MIN_VAR = 1e-6
 # The learned variance never drops below this share of the classical estimate: a noise level that
@@ -105,7 +107,8 @@ def _fit_channel(planes: list[np.ndarray]) -> tuple[float, float, float, float, 
         mad = np.median(np.abs(rk - np.median(rk)))  # robust against edges in the signal
         centres.append(float(np.mean(m[idx == k])))
         variances.append(float((1.4826 * mad) ** 2))
-    cen, var = np.asarray(centres), np.asarray(variances)
+    # The Laplacian sees less of noise correlated between neighbours (the real telomere time-lapse: ~0.47 of it)
+    cen, var = np.asarray(centres), np.asarray(variances) / laplacian_share(measure_planes(planes))
     a, b = np.polyfit(cen, var, 1) if len(cen) >= 2 and np.ptp(cen) > 0 else (0.0, float(np.mean(var)))
     if a <= 0:
         a, b = 0.0, float(np.median(var))

@@ -28,6 +28,7 @@ from .device import configure_threads, describe, pick_device, resolve_precision
 from .events import TrainProgress
 from .methods import get_method
 from .model import Model, training_sample
+from .route import CorrelatedNoiseWarning, Route, route, start_after
 from .start import InitialWeights, start_record
 
 VAL_EVERY = 50
@@ -109,7 +110,10 @@ def train(
     asked, typed_lr = cfg.algorithm, None if isinstance(cfg, ResolvedConfig) else cfg.learning_rate
     canon, tcanon, axes, norm = _prepare(image, cfg, target, init)
     ndim, device = spatial_ndim(axes), pick_device(cfg.device)
-    cfg = resolve_defaults(cfg.replace(axes=axes), ndim, device.type)  # the one place unset fields are filled in
+    routed = route(cfg.replace(axes=axes), canon, ndim) if init is None else Route(cfg.replace(axes=axes))
+    if routed.warning:  # an explicit choice that leaves correlated noise unmasked: kept, and said before training
+        warnings.warn(routed.warning, CorrelatedNoiseWarning, stacklevel=2)
+    cfg = resolve_defaults(routed.config, ndim, device.type)  # the one place unset fields are filled in
     configure_threads()
     dtype = resolve_precision(cfg.precision, device)
     if cfg.seed is not None:
@@ -117,6 +121,7 @@ def train(
     method = get_method(cfg)
     net = init.net if init is not None else method.build(ndim, canon.shape[2])
     if init is None:
+        start = start_after(start, cfg.algorithm, net) if asked == AUTO else start  # auto may pick another net
         if start is not None:
             start.load_into(net)
         method.prepare(net, canon, norm)  # e.g. start a noise model from the image
@@ -125,9 +130,9 @@ def train(
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     min_edge = int(getattr(net, "min_patch", 0))
     patch = choose_patch(cfg, canon.shape[3:], ndim, int(net.multiple), min_edge)  # type: ignore[arg-type]
-    sampler = PatchSampler(
-        canon, norm, patch, np.random.default_rng(cfg.seed), cfg.val_fraction, cfg.augment, tcanon, device=device
-    )
+    turns = cfg.algorithm == "structn2v" and (ndim == 2 or cfg.struct_axis.upper() != "Z")  # Y must stay Y
+    sampler = PatchSampler(canon, norm, patch, np.random.default_rng(cfg.seed), cfg.val_fraction, cfg.augment,
+                           tcanon, device=device, half_turns=turns)  # fmt: skip
     opt = make_optimiser(method, net, cfg.learning_rate, device)
     model = Model(net, cfg, axes, ndim, canon.shape[2], norm, method=method)
     model.sample = training_sample(canon, ndim, max(SAMPLE_EDGE[ndim], 2 * model.margin + model.multiple))
@@ -165,10 +170,10 @@ def train(
     yield _ended(st, sched)  # the final validation and the self-check follow
     model = _finish(model, sampler, st)
     model.summary["planned_steps"], model.summary["replans"] = sched.total, sched.replans
-    model.summary["message"] = ". ".join(m for m in (*notes, model.summary["message"]) if m)
+    model.summary["message"] = ". ".join(m for m in (routed.warning, *notes, model.summary["message"]) if m)
     model.summary["start"] = start_record(start, init is not None)
     if asked == AUTO:
-        model.summary["algorithm_choice"] = algorithm_choice(asked, ndim)
+        model.summary["algorithm_choice"] = routed.choice or algorithm_choice(asked, ndim)
     return model
 
 
@@ -241,19 +246,10 @@ def _one_step(
         pv, st.last_preview = preview_now(model, preview, device), el
     if st.noise is None or st.step % NOISE_EVERY == 0:  # a handful of small tensor ops + device syncs
         st.noise = model.method.state(net, model.norm.scale) or None
-    noise = st.noise
     return TrainProgress(
-        step=st.step,
-        total=max(total, st.step),
-        loss=st.loss,
-        val_loss=st.val_loss,
-        elapsed=el,
-        eta=(total - st.step) / max(st.rate, 1e-9),
-        steps_per_s=st.rate,
-        lr=lr,
-        preview=pv,
-        noise=noise,
-    )
+        step=st.step, total=max(total, st.step), loss=st.loss, val_loss=st.val_loss, elapsed=el,
+        eta=(total - st.step) / max(st.rate, 1e-9), steps_per_s=st.rate, lr=lr, preview=pv, noise=st.noise,
+    )  # fmt: skip
 
 
 def _track_val(model: Model, sampler: PatchSampler, st: RunState) -> None:
