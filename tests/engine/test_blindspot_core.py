@@ -148,3 +148,20 @@ def test_module_hooks_see_every_level_of_every_direction():
         core.core_forward(net, torch.randn(1, 2, 16 + 2 * m, 8 + 2 * m), m)
     for block in [*net.branch.enc, *(dec.conv2 for dec in net.branch.dec)]:
         assert sum(c is block for c in calls) == net.directions
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_each_direction_is_turned_back_in_one_copy_with_the_same_values(ndim):
+    """On the CPU the turned-back features are copied once through numpy's (backward-running) views."""
+    from napari_selfsup_denoise.engine.nets.blindspot import _empty, _turn, _turn_back_into
+
+    shape = (1, 5, 12, 12) if ndim == 2 else (1, 5, 8, 8, 8)
+    base = torch.randn(*shape, generator=torch.Generator().manual_seed(3))
+    assert _turn(base, 0) is base  # torch.rot90 by 0 copied it into the channels-first layout
+    for k in range(4 if ndim == 2 else 6):
+        part = _empty(base, tuple(_turn(base, k).shape))
+        part.copy_(_turn(base, k))
+        part = part.narrow(2, 1, part.shape[2] - 2)  # a cut, as the core path hands over
+        out = _empty(base, (1, 10, *_turn(part, k, inverse=True).shape[2:]))
+        _turn_back_into(out[:, 5:], part, k)
+        torch.testing.assert_close(out[:, 5:], _turn(part, k, inverse=True), rtol=0, atol=0)

@@ -25,6 +25,7 @@ in front (oneDNN's backward pass is slow for paddings over one).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -167,9 +168,12 @@ class Branch(nn.Module):
 
 
 def _turn(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
-    """Direction ``k``: 2D rotations by ``k * 90`` degrees; 3D axis ``2 + k // 2`` to the front, flipped if odd."""
+    """Direction ``k``: 2D rotations by ``k * 90`` degrees; 3D axis ``2 + k // 2`` to the front, flipped if odd.
+
+    Direction 0 is ``x`` itself (``torch.rot90`` by 0 would copy it into the channels-first layout).
+    """
     if x.ndim == 4:
-        return torch.rot90(x, -k if inverse else k, dims=(2, 3))
+        return torch.rot90(x, -k if inverse else k, dims=(2, 3)) if k % 4 else x
     axis, flip = 2 + k // 2, k % 2 == 1
     if inverse and flip:
         x = torch.flip(x, dims=(2,))
@@ -177,6 +181,21 @@ def _turn(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
     if not inverse and flip:
         x = torch.flip(x, dims=(2,))
     return x
+
+
+_HOST_COPY = (torch.float32, torch.float64, torch.float16)  # dtypes numpy holds
+
+
+def _turn_back_into(out: torch.Tensor, x: torch.Tensor, k: int) -> None:
+    """``out`` = ``x`` turned back from direction ``k``, in one copy (on the CPU in numpy, whose views may run
+    backwards: torch flips into a copy first, and its copies between these views are several times slower;
+    not while tracing, which sees only torch operations)."""
+    if out.device.type != "cpu" or x.dtype not in _HOST_COPY or out.dtype != x.dtype or torch.jit.is_tracing():
+        out.copy_(_turn(x, k, inverse=True))
+    elif x.ndim == 4:
+        np.copyto(out.numpy(), np.rot90(x.numpy(), -k, axes=(2, 3)))
+    else:  # the inverse of _turn's 3D direction: flip axis 2 back if odd, then swap it back
+        np.copyto(out.numpy(), np.swapaxes(x.numpy()[:, :, ::-1] if k % 2 else x.numpy(), 2, 2 + k // 2))
 
 
 class BlindSpotNet(nn.Module):
@@ -254,12 +273,11 @@ class BlindSpotNet(nn.Module):
         """
         out: torch.Tensor | None = None
         for k in range(self.directions):
-            view = _turn(x, k)
-            part = _turn(self.branch(view), k, inverse=True)
-            if out is None:
+            part = self.branch(_turn(x, k))
+            if out is None:  # direction 0 comes first: not turned
                 c = part.shape[1]
                 out = _empty(part, (x.shape[0], c * self.directions, *part.shape[2:]))
-            out[:, k * c : (k + 1) * c].copy_(part)
+            _turn_back_into(out[:, k * c : (k + 1) * c], part, k)
         assert out is not None
         return out
 

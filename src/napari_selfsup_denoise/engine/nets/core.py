@@ -29,7 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .blindspot import BlindSpotNet, Branch, HalfBlock, _empty, _first_input, _leaky, _turn, half_pool
+from .blindspot import BlindSpotNet, Branch, HalfBlock, _empty, _first_input, _leaky, _turn, _turn_back_into, half_pool
 from .reach import branch_reach
 
 FLOAT_BYTES = 4
@@ -245,13 +245,13 @@ def _features(net: BlindSpotNet, x: torch.Tensor, margin: int, back: int, side: 
         view = _crop(_turn(x, k), margin, margin - side)
         view = view.narrow(2, margin - back, view.shape[2] - margin + back)
         if net.branch.dec:
-            part = _turn(_branch_core(net.branch, view, back, side), k, inverse=True)
+            part = _branch_core(net.branch, view, back, side)
         else:
-            part = _turn(_crop(net.branch(view).narrow(2, back, view.shape[2] - back), 0, side), k, inverse=True)
-        if out is None:
+            part = _crop(net.branch(view).narrow(2, back, view.shape[2] - back), 0, side)
+        if out is None:  # direction 0 comes first: not turned
             c = part.shape[1]
             out = _empty(part, (x.shape[0], c * net.directions, *part.shape[2:]))
-        out[:, k * c : (k + 1) * c].copy_(part)
+        _turn_back_into(out[:, k * c : (k + 1) * c], part, k)
         del part
     assert out is not None
     return out
