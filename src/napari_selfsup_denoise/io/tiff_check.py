@@ -50,8 +50,8 @@ def _message(p: Path, what: str) -> str:
 def _directories_whole(tf: Any, size: int) -> bool:
     """Whether every IFD of the main chain, with its tag values, lies inside the file and the chain ends (offset 0)."""
     tiff, fh = tf.tiff, tf.filehandle
-    if tiff.is_ndpi:  # 32-bit entries with 64-bit offsets: not walked here
-        return True
+    if tiff.is_ndpi or (tiff.version == 42 and size > 2**32):  # 64-bit NDPI offsets; a classic TIFF past 4 GB
+        return True  # (LSM, ImageJ) has 32-bit offsets that wrap: not walked here (its pixel extents are checked)
     fh.seek(4 if tiff.version == 42 else 8)
     offset, seen = int(struct.unpack(tiff.offsetformat, fh.read(tiff.offsetsize))[0]), set()
     while offset != 0:
