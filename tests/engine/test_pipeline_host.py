@@ -161,3 +161,19 @@ def test_a_batch_of_windows_is_made_channels_last_without_a_copy(channels):
     assert x.is_contiguous(memory_format=torch.channels_last) and x.shape == (2, channels, 64, 48)
     assert [name for name, _ in rec.calls] == ["empty"]  # empty, then a copy into channels_last on main
     assert empty_batch(1, 2, (8, 8, 8), torch.device("cpu")).is_contiguous()
+
+
+def test_blocks_written_in_one_zarr_call_are_cast_as_one_at_a_time(tmp_path):
+    """Through the batch writer's CastArray (an integer output): rounded and clipped the same way."""
+    zarr = pytest.importorskip("zarr")
+    from napari_selfsup_denoise.batch.store import CastArray
+
+    values = np.array([[-3.4, 70000.6, 12.5, 12.49]], np.float32).repeat(8, 0).repeat(4, 1)  # 8 x 16
+    outs = [zarr.create_array(str(tmp_path / f"{i}.zarr"), shape=(1, 8, 16), chunks=(1, 8, 8), dtype="uint16")
+            for i in range(2)]  # fmt: skip
+    index = [(slice(0, 1), slice(0, 1), slice(None), slice(0, 1), slice(0, 8), slice(x, x + 8)) for x in (0, 8)]
+    blocks = [values[None, None, None, None, :, x : x + 8] for x in (0, 8)]
+    write_blocks([(CastArray(outs[0]), "TYX", ix, b) for ix, b in zip(index, blocks)])
+    CastArray(outs[1])[0:1] = values[None]
+    np.testing.assert_array_equal(outs[0][:], outs[1][:])
+    assert outs[0][0, 0, :8].tolist() == [0] * 4 + [65535] * 4
