@@ -71,6 +71,8 @@ class TrainJob:
     out: Any = None
     uncertainty_out: Any = None
     choice: str = ""  # what "Automatic" picked and why (the config is resolved, so the engine cannot tell)
+    route: TrainConfig | None = None  # "auto": the config to route in the worker before training
+    decide: Callable[[TrainJob], TrainJob] | None = None  # does that (_job.routed), first thing in the worker
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class TrainResult:
     uncertainty: Any = None
     check: Any = None
     limits: tuple[float, float] | None = None
+    config: TrainConfig | None = None  # the config that ran ("auto" decided in the worker)
 
 
 def checked_predict(
@@ -153,6 +156,8 @@ def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, Trai
     """Train (yielding TrainProgress), then denoise the training data (yielding PredictProgress)."""
     from ..engine.train import train
 
+    if job.decide is not None:  # "auto": the noise is measured here, not on the main thread
+        job = job.decide(job)
     model = yield from train(
         job.data, job.config, stop=stops.train, target=job.target, preview=job.preview, init=job.init,
         start=job.start,
@@ -160,14 +165,14 @@ def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, Trai
     if job.choice:
         model.summary["algorithm_choice"] = job.choice
     if not job.denoise or stops.predict.is_set():
-        return TrainResult(model)
+        return TrainResult(model, config=job.config)
     pcfg = PredictConfig(device=job.config.device, precision=job.config.precision, uncertainty=job.uncertainty)
     res = yield from checked_predict(
         model, job.data, pcfg, model.axes, stop=stops.predict, out=job.out, uncertainty_out=job.uncertainty_out
     )
     if res is None:  # stopped (Stop while denoising, the layer removed, or the dock closed)
-        return TrainResult(model)
-    return TrainResult(model, res.out, res.unc, check=res.decision, limits=res.limits)
+        return TrainResult(model, config=job.config)
+    return TrainResult(model, res.out, res.unc, check=res.decision, limits=res.limits, config=job.config)
 
 
 def report(exc: BaseException) -> str:

@@ -242,6 +242,8 @@ class TrainWidget(Lifecycle, QWidget):
         if self._closed:
             return
         self.holder.set(res.model)
+        if res.config is not None:  # "auto" was decided in the worker: the settings export what ran
+            self._last_config = res.config
         summary = res.model.summary or {}
         checked = check_status(res.model, res.check)
         done = f"done: {summary.get('steps', '?')} steps, ended by {summary.get('ended_by', '?')}"
