@@ -49,13 +49,23 @@ class _Record(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Torch (and the engine's own setting) at two threads: with one, no team starts and nothing is cut."""
+    before = torch.get_num_threads()
+    monkeypatch.setenv("SELFSUP_DENOISE_THREADS", "2")
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 def _identity_model() -> Model:
     cfg = resolve_defaults(TrainConfig(algorithm="n2v", depth=1, base_channels=4, axes="YX"))
     return Model(_Identity(), cfg, "YX", 2, 1, Normalisation("meanstd", (100.0,), (20.0,)))
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "float32"])
-def test_zarr_prediction_on_the_cpu_runs_torch_only_in_the_calling_thread(tmp_path, dtype):
+def test_zarr_prediction_on_the_cpu_runs_torch_only_in_the_calling_thread(tmp_path, dtype, two_threads):
     """Beside the reader and writer threads, every torch operation of the host passes is cut below torch's
     grain size: a larger one starts an OpenMP team whose idle threads spin on the core zarr's codecs need."""
     zarr = pytest.importorskip("zarr")
@@ -73,7 +83,7 @@ def test_zarr_prediction_on_the_cpu_runs_torch_only_in_the_calling_thread(tmp_pa
 
 @pytest.mark.parametrize("dtype", ["uint16", "uint8", "int32", "float32", "float64"])
 @pytest.mark.parametrize("shape", [(1, 9), (190, 200)])
-def test_normalising_in_serial_pieces_gives_the_values_of_whole_passes(dtype, shape):
+def test_normalising_in_serial_pieces_gives_the_values_of_whole_passes(dtype, shape, two_threads):
     rng = np.random.default_rng(1)
     raw = rng.integers(0, 250, (2, *shape)).astype(dtype)  # (1, 9): a one-pixel axis fills its run
     norm = Normalisation("meanstd", (100.0, 7.0), (20.7, 3.3))
@@ -177,3 +187,17 @@ def test_blocks_written_in_one_zarr_call_are_cast_as_one_at_a_time(tmp_path):
     CastArray(outs[1])[0:1] = values[None]
     np.testing.assert_array_equal(outs[0][:], outs[1][:])
     assert outs[0][0, 0, :8].tolist() == [0] * 4 + [65535] * 4
+
+
+def test_one_thread_runs_whole_passes(monkeypatch):
+    """With one torch thread no OpenMP team can start: the passes are not cut (each piece costs a call)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        norm = Normaliser(Normalisation("meanstd", (1.0,), (2.0,)), serial=True)
+        block = torch.ones((1, 300, 300))
+        with _Record() as rec:
+            norm.denormalise_into("denoised", block, torch.empty(block.shape))
+    finally:
+        torch.set_num_threads(before)
+    assert [name for name, _ in rec.calls if name in ARITHMETIC] == ["add"]

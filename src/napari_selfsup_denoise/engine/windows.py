@@ -105,7 +105,7 @@ def read_raw(
 
 def _finite(block: torch.Tensor, serial: bool = False) -> bool:
     """True when ``block`` holds no NaN or infinity (a sum first: one pass without a temporary in the common case)."""
-    if all(bool(torch.isfinite(block[cut].sum())) for cut in (serial_pieces(block.shape) if serial else [()])):
+    if all(bool(torch.isfinite(block[cut].sum())) for cut in (_cuts(block.shape) if serial else [()])):
         return True
     return bool(np.isfinite(block.numpy()).all())
 
@@ -127,6 +127,11 @@ def serial_pieces(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
         step = max(1, (SERIAL_NUMEL - 1) // max(inner, 1))
         return [(slice(a, a + step),) for a in range(0, shape[0], step)]
     return [(slice(i, i + 1), *rest) for i in range(shape[0]) for rest in serial_pieces(shape[1:])]
+
+
+def _cuts(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    """:func:`serial_pieces`, or the whole array where torch runs one thread (no team to start, no cost to cut)."""
+    return serial_pieces(shape) if torch.get_num_threads() > 1 else [()]
 
 
 def _runs(idx: np.ndarray) -> list[tuple[slice, slice, bool]]:
@@ -193,14 +198,14 @@ class Normaliser:
                 np.copyto(part, src, casting="unsafe")  # cast, mirror and broadcast in one pass
                 src = part
             s_t, p_t = torch.from_numpy(src), torch.from_numpy(part)
-            for c, cut in itertools.product(range(dst.shape[0]), serial_pieces(part.shape[1:])):
+            for c, cut in itertools.product(range(dst.shape[0]), _cuts(part.shape[1:])):
                 torch.add(self.bias[c], s_t[c][cut], alpha=self.inv[c], out=p_t[c][cut])
 
     def denormalise_into(self, key: str, block: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``block`` ``(C, *core)`` in the image's intensity scale (``uncertainty`` only scaled), written to ``out``."""
         serial = self.serial and block.device.type == "cpu"
         for c in range(block.shape[0]):
-            for cut in serial_pieces(tuple(block.shape[1:])) if serial else [()]:
+            for cut in _cuts(tuple(block.shape[1:])) if serial else [()]:
                 if key == "uncertainty":
                     torch.mul(block[c][cut], self.scale[c], out=out[c][cut])
                 else:
