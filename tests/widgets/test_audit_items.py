@@ -1,0 +1,64 @@
+"""Issue 10 audit items on the widget side: an image at another intensity scale, and BMZ export inside a store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+DENOISE_WIDGET = "Denoise with a model"
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A tiny 2D N2V model trained (without Qt) on the blobs of ``noisy64``, seeded."""
+    from napari_selfsup_denoise.api import train
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    img = (100 + 50 * np.sin(yy / 7.0) * np.cos(xx / 9.0) + rng.normal(0, 10, (64, 64))).astype(np.float32)
+    common = {"max_steps": 5, "max_seconds": None, "patch_size": 32, "batch_size": 4, "base_channels": 8, "depth": 2}
+    return train(img, axes="YX", algorithm="n2v", seed=0, **common)
+
+
+def _warnings(start: int) -> list[str]:
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    records = notification_manager.records[start:]
+    return [str(n.message) for n in records if n.severity == NotificationSeverity.WARNING]
+
+
+def test_a_layer_at_ten_times_the_intensity_is_warned_about(open_widget, model, noisy64, wait_idle, errors):
+    """Item 8: "Denoise with a model" on a layer 10x brighter than the training image says so and says to retrain."""
+    from napari.utils.notifications import notification_manager
+
+    viewer, _, widget = open_widget(DENOISE_WIDGET)
+    widget.holder.set(model)
+    viewer.add_image(noisy64, name="same")
+    viewer.add_image(noisy64 * 10, name="bright")
+    for name, warned in (("same", False), ("bright", True)):
+        start = len(notification_manager.records)
+        assert widget.section.denoise(viewer.layers[name]) is not None, errors()
+        wait_idle(widget.section)
+        assert errors() == []
+        hits = [m for m in _warnings(start) if "intensity" in m and "retrain" in m]
+        assert bool(hits) == warned, (name, _warnings(start))
+        assert f"{name} denoised" in viewer.layers  # a warning, not a refusal: the result is still shown
+
+
+def test_bmz_export_never_writes_inside_the_layer_store(open_widget, qtbot, tmp_path, model, errors):
+    """Item 1: the widget's "Export to BioImage Model Zoo" refuses a package path inside the layer's Zarr store."""
+    pytest.importorskip("bioimageio.spec", reason="the [bmz] extra is not installed")
+    zarr = pytest.importorskip("zarr")
+    src = tmp_path / "cells.zarr"
+    arr = zarr.create_array(str(src), shape=(64, 64), chunks=(32, 32), dtype="float32")
+    arr[:] = np.random.default_rng(0).normal(100, 10, (64, 64))
+    before = sorted(p.relative_to(src) for p in src.rglob("*"))
+    viewer, _, widget = open_widget()
+    widget.layer.set_layer(viewer.open(str(src), plugin="napari")[0])
+    widget.holder.set(model)
+    target = src / "model.zip"
+    widget.model_box.export_bmz(target, name="Inside the store", authors=["Ada Lovelace"], license="MIT")
+    qtbot.waitUntil(lambda: bool(errors()) or target.exists(), timeout=120_000)  # old code: the package was written
+    assert any("would overwrite the input" in m for m in errors()), errors()
+    assert not target.exists() and sorted(p.relative_to(src) for p in src.rglob("*")) == before
+    np.testing.assert_array_equal(zarr.open_array(str(src))[:], arr[:])
