@@ -62,3 +62,22 @@ def test_bmz_export_never_writes_inside_the_layer_store(open_widget, qtbot, tmp_
     assert any("would overwrite the input" in m for m in errors()), errors()
     assert not target.exists() and sorted(p.relative_to(src) for p in src.rglob("*")) == before
     np.testing.assert_array_equal(zarr.open_array(str(src))[:], arr[:])
+
+
+def test_a_time_lapse_opened_from_its_file_trains_a_2d_model(open_widget, tmp_path, small, train_to_end):
+    """Item 7: 30 frames (a plain stack that short is guessed ZYX) trained from an ImageJ TYX file give a 2D model."""
+    tifffile = pytest.importorskip("tifffile")
+    path = tmp_path / "movie.tif"
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:48, :48]
+    clean = 300 + 200 * np.sin(yy / 5.0) * np.cos(xx / 7.0)
+    movie = (clean + rng.normal(0, 30, (30, 48, 48))).clip(0).astype(np.uint16)
+    tifffile.imwrite(path, movie, imagej=True, metadata={"axes": "TYX"})
+    viewer, _, widget = open_widget()
+    viewer.open(str(path), plugin="napari")  # as File > Open does
+    widget.layer.set_layer(viewer.layers[0])
+    small(widget, steps=3)
+    train_to_end(widget)
+    model = widget.holder.model
+    assert model is not None and model.summary["steps"] == 3
+    assert (model.ndim, model.axes) == (2, "TYX"), (model.ndim, model.axes)
