@@ -81,3 +81,24 @@ def test_a_time_lapse_opened_from_its_file_trains_a_2d_model(open_widget, tmp_pa
     model = widget.holder.model
     assert model is not None and model.summary["steps"] == 3
     assert (model.ndim, model.axes) == (2, "TYX"), (model.ndim, model.axes)
+
+
+def test_the_tile_box_offers_auto_or_at_least_the_command_line_minimum(open_widget, qtbot):
+    """Item 15b: the tile box never holds 1-31 (the command line refuses them); stepping skips them."""
+    from napari_selfsup_denoise.config import MIN_TILE
+
+    _, _, widget = open_widget(DENOISE_WIDGET)
+    box = widget.section.tile
+    assert (box.value(), box.text()) == (0, "auto")
+    box.stepUp()
+    assert box.value() == MIN_TILE  # old code: 1
+    box.stepDown()
+    assert (box.value(), box.text()) == (0, "auto")  # old code: 31 from MIN_TILE
+    box.setValue(4)
+    assert box.value() == MIN_TILE  # old code: 4, passed on as PredictConfig(tile=4)
+    box.lineEdit().setText("16")
+    box.interpretText()  # as on Enter or leaving the field
+    assert box.value() == MIN_TILE
+    box.setValue(64)
+    box.stepDown()
+    assert box.value() == 63 and box.maximum() == 8192

@@ -14,7 +14,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -28,6 +27,7 @@ from ._phases import TEXTS, set_value
 from ._pickers import LayerCombo
 from ._preview_layer import add_result_staged
 from ._staged import StagedAdd
+from ._tile import TileBox
 from ._warm import warm_up
 from ._worker import Phase, check_status, checked_predict, notify, start_worker
 
@@ -56,9 +56,7 @@ class DenoiseSection(QWidget):
         self.axes_why = QLabel("")  # the axes that will be used when the field is empty, and why
         self.axes_why.setWordWrap(True)
         self.axes.textEdited.connect(self._on_axes_changed)
-        self.tile = QSpinBox()
-        self.tile.setRange(0, 8192)
-        self.tile.setSpecialValueText("auto")
+        self.tile = TileBox()  # "auto" or >= MIN_TILE, as on the command line
         self.tta = QCheckBox("average 8 flips / rotations (slower)")
         self.uncertainty = QCheckBox("uncertainty layer (blind-spot)")
         self.output = QLineEdit()
