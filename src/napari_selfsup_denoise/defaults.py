@@ -59,12 +59,21 @@ AUTO_PICKS: dict[int, tuple[str, str]] = {
 
 # ``auto`` on noise correlated between neighbouring pixels (engine/noise_correlation.py measures it before training):
 # the algorithm, and why. structN2V masks the correlated axis (``struct_axis``, set by engine/route.py).
-# Measured on camera_g25 with its noise filtered along Y (lag-1 0.49), 175 steps, 1 thread, seed 0 (docs/benchmarks.md):
-# blind-spot from the prior 21.03 dB (noisy 20.15: it learns the noise), structN2V along Y 26.02, N2V 26.07. N2V ties
-# at this budget but sees the correlated neighbours, so longer training can learn the noise; structN2V cannot.
+# Measured on camera_g25 with its noise filtered along Y, 175 steps, 1 thread (docs/benchmarks.md): at lag-1 0.49
+# blind-spot from the prior gives 21.03-21.20 dB (noisy 20.15: it learns the noise), structN2V along Y 25.59-26.02,
+# N2V 26.07 (seeds 0-1; N2V ties at this budget but sees the correlated neighbours, so a longer run can learn the
+# noise, structN2V cannot); at 0.33 24.04 vs 26.26; at 0.19 blind-spot wins, 27.87 vs 25.94 (noise_correlation).
 AUTO_CORRELATED: dict[int, tuple[str, str]] = {
-    2: ("structn2v", "on noise correlated 0.49 along Y, structN2V gave 26.0 dB, blind-spot 21.0 (camera_g25)"),
-    3: ("structn2v", "measured in 2D only: on noise correlated 0.49 along Y, structN2V 26.0 dB, blind-spot 21.0"),
+    2: (
+        "structn2v",
+        "camera_g25 with noise correlated along Y, 175 steps: structN2V 26.3 dB vs blind-spot 24.0 at "
+        "lag-1 0.33, 25.6-26.0 vs 21.0-21.2 at 0.49",
+    ),
+    3: (
+        "structn2v",
+        "measured in 2D only (camera_g25, noise correlated along Y: structN2V 26.3 dB vs blind-spot "
+        "24.0 at lag-1 0.33)",
+    ),
 }
 
 

@@ -54,7 +54,7 @@ def test_white_noise_on_a_structured_image_does_not_trip_it() -> None:
     noisy = _scene(rng) + rng.normal(0.0, 10.0, (128, 128))
     assert np.corrcoef(noisy[1:].ravel(), noisy[:-1].ravel())[0, 1] > 0.5  # the image itself is far from white
     corr = measure_noise_correlation(canonical(noisy, "YX"))
-    assert not corr.correlated and max(abs(v) for v in corr.lag1.values()) < CORRELATED_AT / 3, corr
+    assert not corr.correlated and max(abs(v) for v in corr.lag1.values()) < 0.05, corr
     assert "independent" in corr.reason()
 
 
@@ -136,3 +136,14 @@ def test_structn2v_patches_are_turned_by_half_turns_only_so_its_mask_keeps_its_a
         x = sampler.batch(32)[0].numpy()[:, 0, 0]  # (B, Y, X)
         along_x = np.abs(np.diff(x, axis=2)).max(axis=(1, 2)) > 0  # a patch turned by 90 degrees varies along X
         assert bool(along_x.any()) is turned
+
+
+def test_weakly_correlated_noise_keeps_the_blind_spot_where_it_measured_better() -> None:
+    """camera_g25 with noise correlated 0.19 along Y, 175 steps: blind-spot 27.87 dB, structN2V 25.94."""
+    rng = np.random.default_rng(6)
+    noisy = (_scene(rng) + _noise(rng, (128, 128), 0.2, 0)).astype(np.float32)
+    routed = route_for(TrainConfig(axes="YX"), noisy)
+    figure = routed.correlation.lag1["Y"] if routed.correlation is not None else 0.0
+    assert 0.15 < figure < CORRELATED_AT, routed.correlation
+    assert routed.config.algorithm == "auto" and "weakly correlated" in routed.choice
+    assert not route_for(TrainConfig(axes="YX", algorithm="blindspot"), noisy).warning
