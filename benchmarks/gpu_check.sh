@@ -80,6 +80,7 @@ if [ "$QUICK" = 1 ]; then
   PRECISION="--seeds 0 --steps-factor 0.03"
 else
   EXISTING="tests/engine/test_patches.py tests/engine/test_train_sync.py tests/engine/test_pipeline.py
+    tests/engine/test_pipeline_zarr.py
     tests/engine/test_predict.py tests/engine/test_blindspot_core.py tests/engine/test_blindspot_maths.py
     tests/engine/test_train.py tests/engine/test_blindspot.py"
   RATE="--batches 4,16,64,256 --steps 30" PIPE="--reps 2" THREADS=$(($(nproc) / 2)) XDIST="-n 4 --dist loadfile"
