@@ -23,3 +23,12 @@ def test_a_network_mean_too_close_to_the_noisy_image_points_to_structn2v():
     assert "structn2v" in low.advice and "correlated" in low.advice
     high = verdict([Figure("prior_residual", 1.9, 0.8, 1.35, "prior")], "training", 1000, True)
     assert "structn2v" not in high.advice
+
+
+def test_a_failed_structn2v_check_does_not_point_to_the_blind_spot():
+    """Old code: structN2V, chosen for correlated noise, was told to 'try the blind-spot algorithm' (the real
+    telomere time-lapse, n2v_residual 0.70), the algorithm that learns correlated noise."""
+    low = [Figure("n2v_residual", 0.70, 0.75, 1.45, "output")]
+    struct = verdict(low, "training", 1000, True, algorithm="structn2v")
+    assert not struct.passed and "blind-spot algorithm" not in struct.advice and "structN2V" in struct.advice
+    assert "blind-spot algorithm" in verdict(low, "training", 1000, True, algorithm="n2v").advice
