@@ -23,7 +23,8 @@ CLI_FLAGS = {name: "--steps" if name == "max_steps" else "--" + name.replace("_"
 MIN_TILE = 32  # smaller prediction tiles recompute the model's margin so often that they run many times slower
 UNCERTAINTY_REMOVED = (
     "the uncertainty output is removed until it is calibrated: its standard deviation did not track the real "
-    "error (on nuclei_pg30 it covered 0 % of the errors at 1 sd where 68 % are expected; see issue 10, item 9)"
+    "error (on nuclei_pg30 it covered 47 % of the errors at 1 sd where 68 % are expected, and its correlation "
+    "with the error was +0.08; see docs/benchmarks.md, issue 10 item 9)"
 )
 
 
