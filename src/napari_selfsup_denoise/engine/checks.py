@@ -60,7 +60,7 @@ def figures_for(model: Model, crops: list[dict[str, np.ndarray]]) -> list[Figure
     y = [c["y"] for c in crops]
     if model.algorithm != "blindspot":
         out = [c["output"] for c in crops]
-        var = fig.classical_variance(crops, "output")
+        var = fig.temporal_capped(crops, fig.classical_variance(crops, "output"))
         res = [a - b for a, b in zip(y, out)]
         found = [
             figure("n2v_residual", fig.ratio([r * r for r in res], var)),
