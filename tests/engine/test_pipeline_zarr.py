@@ -86,18 +86,27 @@ def test_blocks_with_their_own_zarr_chunks_are_written_at_once_bit_for_bit(tmp_p
     np.testing.assert_allclose(outs[0], _run(model, img.astype(np.float32), 32, "cpu", axes="TYX"), atol=1e-4)
 
 
+def _tracked_predict(zarr, monkeypatch, model, img, tile, path):
+    """Predict ``img`` (TYX) into a float32 Zarr array of ``tile``-sized chunks at ``path``, counting its writes.
+
+    Returns the output array, the progress events and :func:`_track_writes`' counters.
+    """
+    out = zarr.create_array(str(path), shape=img.shape, chunks=(1, tile, tile), dtype="float32")
+    events: list = []
+    with monkeypatch.context() as m:
+        flight = _track_writes(m, zarr)
+        cfg = PredictConfig(tile=tile, precision="fp32", device="cpu")
+        drain(predict_mod.predict(model, img, cfg, axes="TYX", out=out), events.append)
+    return out, events, flight
+
+
 def test_blocks_on_distinct_chunks_go_to_zarr_in_one_call_per_batch(tmp_path, monkeypatch):
     """Zarr encodes the blocks of one call concurrently: no zarr call (and no thread) per block."""
     zarr = pytest.importorskip("zarr")
     monkeypatch.setitem(predict_mod.MAX_BATCH, "cpu", 4)
     model = _model()
     img = np.random.default_rng(5).integers(0, 30, (3, 64, 64)).astype(np.uint16)
-    out = zarr.create_array(str(tmp_path / "out.zarr"), shape=img.shape, chunks=(1, 16, 16), dtype="float32")
-    events = []
-    with monkeypatch.context() as m:
-        flight = _track_writes(m, zarr)
-        drain(predict_mod.predict(model, img, PredictConfig(tile=16, precision="fp32", device="cpu"), axes="TYX",
-                                  out=out), events.append)  # fmt: skip
+    out, events, flight = _tracked_predict(zarr, monkeypatch, model, img, 16, tmp_path / "out.zarr")
     assert events[0].info["batch"] == 4 and len(events) - 1 == 3 * 16  # 12 batches of 4 blocks
     assert flight["calls"] == 0 and flight["most"] >= 4  # 48 calls of one block each on the old code
     assert not [t for t in threading.enumerate() if t.name.startswith("selfsup-")]
@@ -112,12 +121,7 @@ def test_one_block_batches_are_still_written_several_chunks_at_once(tmp_path, mo
     monkeypatch.setitem(predict_mod.MAX_BATCH, "cpu", 1)
     model = _model()
     img = np.random.default_rng(6).integers(0, 30, (2, 64, 96)).astype(np.uint16)
-    out = zarr.create_array(str(tmp_path / "o.zarr"), shape=img.shape, chunks=(1, 32, 32), dtype="float32")
-    events = []
-    with monkeypatch.context() as m:
-        flight = _track_writes(m, zarr)
-        drain(predict_mod.predict(model, img, PredictConfig(tile=32, precision="fp32", device="cpu"), axes="TYX",
-                                  out=out), events.append)  # fmt: skip
+    out, events, flight = _tracked_predict(zarr, monkeypatch, model, img, 32, tmp_path / "o.zarr")
     assert events[0].info["batch"] == 1 and len(events) - 1 == 12  # every tile reported once written
     assert flight["most"] >= 2  # one at a time before session 8
     np.testing.assert_allclose(out[:], _run(model, img.astype(np.float32), 32, "cpu", axes="TYX"), atol=1e-4)
