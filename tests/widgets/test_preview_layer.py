@@ -167,3 +167,22 @@ def test_without_preview_the_result_is_inserted_hidden_then_shown_and_selected(
     result = viewer.layers["cells denoised"]
     assert list(viewer.layers.selection) == [result] and result in _controls(viewer)
     assert tuple(result.translate) == tuple(src.translate) and tuple(result.scale) == (2.0, 2.0)
+
+
+def test_without_napari_controls_panel_the_preview_and_result_still_arrive(make_napari_viewer, qtbot, monkeypatch):
+    """A napari without ``window._qt_viewer.controls``: the layer is inserted with its controls in one turn, as usual.
+
+    (The other private name, the layer list's ``_activate_on_insert``, stays: napari's own insert reads it.)
+    """
+    from napari_selfsup_denoise._widgets import _staged
+
+    viewer, src, shown = _preview(make_napari_viewer, monkeypatch)
+    monkeypatch.setattr(_staged, "layer_controls", lambda viewer: None)  # no ``window._qt_viewer.controls``
+    layer = shown.show(np.ones((32, 32), np.float32), ((slice(0, 32), slice(0, 32)), (0, 0)))
+    qtbot.waitUntil(lambda: not shown.adding, timeout=5000)
+    assert layer in viewer.layers and layer.visible and layer in _controls(viewer)
+    assert list(viewer.layers.selection) == [src]
+    result = shown.promote(np.zeros((48, 48), np.float32), (0.0, 1.0))
+    qtbot.waitUntil(lambda: not shown.adding, timeout=5000)
+    assert result is layer and result.name == "cells denoised" and list(viewer.layers.selection) == [result]
+    assert tuple(result.translate) == tuple(src.translate)
