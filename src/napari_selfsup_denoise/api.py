@@ -69,7 +69,8 @@ def train(
 
     cfg = (config or TrainConfig()).replace(**options) if options else (config or TrainConfig())
     # The start of what will run: auto measures the noise first (correlated noise: structN2V, no prior).
-    start = None if init is not None else resolve_start(route_for(cfg, image).config, tuple(image.shape))
+    routed = None if init is not None else route_for(cfg, image)  # train() reuses its measurement
+    start = None if routed is None else resolve_start(routed.config, tuple(image.shape))
     if start is not None and start.source.get("fallback"):
         warnings.warn(str(start.source["detail"]), PriorWarning, stacklevel=2)
 
@@ -77,7 +78,7 @@ def train(
         if on_progress is not None and ev.phase == "training":
             on_progress(ev)
 
-    return drain(train_gen(image, cfg, stop=stop, target=target, init=init, start=start), steps)
+    return drain(train_gen(image, cfg, stop=stop, target=target, init=init, start=start, routed=routed), steps)
 
 
 def denoise(

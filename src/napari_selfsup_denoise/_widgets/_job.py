@@ -119,12 +119,12 @@ def routed(job: TrainJob) -> TrainJob:
         return job
     route = route_for(job.route, job.data)
     if route.config.algorithm == AUTO:  # the per-2D/3D pick prepare() resolved
-        return dataclasses.replace(job, choice=route.choice)
+        return dataclasses.replace(job, choice=route.choice, routing=route)
     axes = str(job.config.axes)
     cfg = resolve_defaults(route.config, spatial_ndim(axes), device_type(job.config.device))
     unc = job.uncertainty and cfg.algorithm == "blindspot"
     start = resolve_start(cfg, tuple(job.data.shape))
     return dataclasses.replace(
-        job, config=cfg, start=start, choice=route.choice, uncertainty=unc,
+        job, config=cfg, start=start, choice=route.choice, routing=route, uncertainty=unc,
         uncertainty_out=job.uncertainty_out if unc else None,
     )  # fmt: skip

@@ -73,6 +73,7 @@ class TrainJob:
     choice: str = ""  # what "Automatic" picked and why (the config is resolved, so the engine cannot tell)
     route: TrainConfig | None = None  # "auto": the config to route in the worker before training
     decide: Callable[[TrainJob], TrainJob] | None = None  # does that (_job.routed), first thing in the worker
+    routing: Any = None  # the engine.route.Route decide made (train() reuses its noise measurement)
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def train_then_denoise(job: TrainJob, stops: Stops) -> Generator[Any, None, Trai
         job = job.decide(job)
     model = yield from train(
         job.data, job.config, stop=stops.train, target=job.target, preview=job.preview, init=job.init,
-        start=job.start,
+        start=job.start, routed=job.routing,
     )  # fmt: skip
     if job.choice:
         model.summary["algorithm_choice"] = job.choice

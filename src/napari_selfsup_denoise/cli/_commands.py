@@ -68,7 +68,7 @@ def _train(args: argparse.Namespace) -> Model:
         start = start_for(routed.config, tuple(data.shape), args.device)
         bar = TrainBar(args.quiet)
         try:
-            model = drain(train(data, cfg, target=target, start=start), bar)
+            model = drain(train(data, cfg, target=target, start=start, routed=routed), bar)
         finally:
             bar.close()
     finally:

@@ -16,10 +16,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ._training import RunState
+    from .events import TrainProgress
+    from .model import Model
 
 
 class Stopped(Exception):
@@ -89,3 +94,28 @@ def undo_step(net: nn.Module, opt: torch.optim.Optimizer, saved: list[torch.Tens
         for b, old in zip(net.buffers(), saved, strict=True):
             b.copy_(old)
     opt.zero_grad(set_to_none=True)
+
+
+def step_or_stop(
+    model: Model,
+    opt: torch.optim.Optimizer,
+    st: RunState,
+    stop: threading.Event | None,
+    one_step: Callable[[], TrainProgress],
+) -> TrainProgress | None:
+    """``one_step()`` (one training step), ended inside its forward or backward pass by ``stop``: None then.
+
+    A step stopped before its optimiser update is undone (no update, batch-norm statistics restored);
+    one stopped after it (in its validation or preview) is kept.
+    """
+    cut = cut_event(model.net, stop)
+    step, saved = st.step, saved_buffers(model.net) if cut is not None else []
+    try:
+        with watch(model.net, cut):
+            return one_step()
+    except Stopped:
+        if st.step == step:
+            undo_step(model.net, opt, saved)
+        model.net.train()  # a validation or preview cut short leaves eval mode on
+        st.stopped = "stopped"
+        return None

@@ -65,15 +65,17 @@ def _warning(cfg: TrainConfig, corr: NoiseCorrelation) -> str:
             f"struct_axis='\"{axis}\"'), or leave the algorithm on auto")  # fmt: skip
 
 
-def route(cfg: TrainConfig, canon: Any, ndim: int) -> Route:
+def route(cfg: TrainConfig, canon: Any, ndim: int, measured: NoiseCorrelation | None = None) -> Route:
     """The configuration to train ``canon`` (canonical ``S, T, C, Z, Y, X``) with, in ``ndim`` spatial dimensions.
 
     ``auto`` stays ``auto`` (the per-2D/3D pick) unless the noise is correlated along an axis; then it
     becomes :func:`~..defaults.correlated_pick`'s algorithm along that axis. Noise2Noise is not measured.
+    ``measured`` is the noise's correlation already measured on ``canon`` (a front end's :func:`route_for`);
+    it is then not measured again.
     """
     if cfg.algorithm == "n2n":
         return Route(cfg)
-    corr = measure_noise_correlation(canon)
+    corr = measure_noise_correlation(canon) if measured is None else measured
     if cfg.algorithm != AUTO:
         return Route(cfg, "", _warning(cfg, corr), corr)
     if corr.axis is None:

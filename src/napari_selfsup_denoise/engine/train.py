@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from contextlib import nullcontext
 from typing import Any
 
@@ -15,7 +15,7 @@ import torch
 from ..axes import guess_axes, spatial_ndim, validate_axes
 from ..config import ResolvedConfig, TrainConfig, resolve_defaults
 from ..defaults import AUTO, algorithm_choice
-from ._abort import Stopped, cut_event, saved_buffers, undo_step, watch
+from ._abort import Stopped, cut_event, step_or_stop, watch
 from ._check_pick import check_best, chooses_on_crops
 from ._ema import WeightAverage
 from ._schedule import Schedule, ShortRunWarning, plan, run_notes, schedule_for
@@ -78,6 +78,7 @@ def train(
     preview: Preview | np.ndarray | None = None,
     init: Model | None = None,
     start: InitialWeights | None = None,
+    routed: Route | None = None,
 ) -> Generator[TrainProgress, None, Model]:
     """Train a denoiser on ``image``; yield :class:`TrainProgress` per step, return a :class:`Model`.
 
@@ -103,6 +104,9 @@ def train(
     start : InitialWeights, optional
         Network weights to start from (e.g. the built-in prior, :mod:`napari_selfsup_denoise.prior`); the
         noise model is still fitted to ``image``. Ignored with ``init``. Recorded in ``summary["start"]``.
+    routed : Route, optional
+        A front end's :func:`~.route.route_for` on this ``image``: its noise measurement is reused, not
+        measured again; what runs and why still follow from ``config`` (measured here when absent).
     """
     cfg = config or TrainConfig()
     if init is not None and cfg.algorithm == AUTO:  # continuing a model: its algorithm, whatever auto would pick
@@ -110,7 +114,8 @@ def train(
     asked, typed_lr = cfg.algorithm, None if isinstance(cfg, ResolvedConfig) else cfg.learning_rate
     canon, tcanon, axes, norm = _prepare(image, cfg, target, init)
     ndim, device = spatial_ndim(axes), pick_device(cfg.device)
-    routed = route(cfg.replace(axes=axes), canon, ndim) if init is None else Route(cfg.replace(axes=axes))
+    measured = routed.correlation if routed is not None else None
+    routed = route(cfg.replace(axes=axes), canon, ndim, measured) if init is None else Route(cfg.replace(axes=axes))
     if routed.warning:  # an explicit choice that leaves correlated noise unmasked: kept, and said before training
         warnings.warn(routed.warning, CorrelatedNoiseWarning, stacklevel=2)
     cfg = resolve_defaults(routed.config, ndim, device.type)  # the one place unset fields are filled in
@@ -157,7 +162,7 @@ def train(
             break
         if cfg.max_seconds is not None and st.elapsed() >= cfg.max_seconds:
             break
-        ev = _step_or_stop(
+        ev = step_or_stop(
             model, opt, st, stop, lambda: _one_step(model, opt, sampler, gen, dtype, st, preview, stop, sched)
         )
         if ev is None:  # Stop inside the step: it was abandoned (or, after its update, its preview)
@@ -175,31 +180,6 @@ def train(
     if asked == AUTO:
         model.summary["algorithm_choice"] = routed.choice or algorithm_choice(asked, ndim)
     return model
-
-
-def _step_or_stop(
-    model: Model,
-    opt: torch.optim.Optimizer,
-    st: RunState,
-    stop: threading.Event | None,
-    one_step: Callable[[], TrainProgress],
-) -> TrainProgress | None:
-    """``one_step()`` (a :func:`_one_step`), ended inside its forward or backward pass by ``stop``: None then.
-
-    A step stopped before its optimiser update is undone (no update, batch-norm statistics restored);
-    one stopped after it (in its validation or preview) is kept.
-    """
-    cut = cut_event(model.net, stop)
-    step, saved = st.step, saved_buffers(model.net) if cut is not None else []
-    try:
-        with watch(model.net, cut):
-            return one_step()
-    except Stopped:
-        if st.step == step:
-            undo_step(model.net, opt, saved)
-        model.net.train()  # a validation or preview cut short leaves eval mode on
-        st.stopped = "stopped"
-        return None
 
 
 def _ended(st: RunState, sched: Schedule) -> TrainProgress:
