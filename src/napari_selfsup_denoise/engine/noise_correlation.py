@@ -90,7 +90,7 @@ class NoiseCorrelation:
                 f"{self.threshold:.2f}; {self.method}): a 1-pixel blind spot would learn it")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (kept in a model's summary)."""
+        """JSON-able form. A model's summary keeps only the choice's text (``algorithm_choice``, with the figures)."""
         return {"lag1": {a: round(v, 4) for a, v in self.lag1.items()}, "method": self.method,
                 "pixels": self.pixels, "threshold": self.threshold, "axis": self.axis}  # fmt: skip
 
