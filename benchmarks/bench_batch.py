@@ -2,7 +2,8 @@
 
 Generates ``(N, 2048, 2048)`` uint16 Zarr stacks of the given sizes (streamed,
 chunk by chunk), trains a small model on the first planes, then times
-``selfsup-denoise denoise`` on each stack in a subprocess (single process, and
+``selfsup-denoise denoise`` on each stack in a subprocess (``--accept-suspect``: the
+model's quality is not what is measured) (single process, and
 ``--dask local:N`` when asked) while sampling the resident memory of the whole
 process tree every 0.1 s. Prints a Markdown table for docs/benchmarks.md.
 
@@ -73,7 +74,7 @@ def _tree_rss(root: int) -> int:
 def timed_denoise(model: Path, src: Path, out: Path, extra: list[str]) -> tuple[float, int]:
     """Run the CLI; return (seconds, peak RSS of the process tree in bytes)."""
     cmd = [sys.executable, "-m", "napari_selfsup_denoise.cli", "denoise", "-m", str(model), str(src),
-           "-o", str(out), "--overwrite", "--quiet", *extra]  # fmt: skip
+           "-o", str(out), "--overwrite", "--quiet", "--accept-suspect", *extra]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd)
     peak = [0]
@@ -100,6 +101,7 @@ def main() -> None:
     ap.add_argument("--dask", type=int, default=0, help="also run with --dask local:N (0: skip)")
     ap.add_argument("--workdir", type=Path, default=Path("bench-batch"), help="where stacks and outputs go")
     ap.add_argument("--steps", type=int, default=200, help="training steps of the model used")
+    ap.add_argument("--algorithm", default="n2v", help="algorithm of the model used (memory does not depend on it)")
     ap.add_argument("--tile", type=int, default=None, help="passed to denoise --tile")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to train (model size)")
     args = ap.parse_args()
@@ -110,7 +112,8 @@ def main() -> None:
     if not model.exists():
         first = stacks[args.gb[0]]
         subprocess.run([sys.executable, "-m", "napari_selfsup_denoise.cli", "train", str(first), "-o", str(model),
-                        "--steps", str(args.steps), "--max-seconds", "120", "--quiet",
+                        "--steps", str(args.steps), "--max-seconds", "120", "--quiet", "--accept-suspect",
+                        "--algorithm", args.algorithm,
                         *[f"--set={kv}" for kv in args.set]], check=True)  # fmt: skip
     extra = ["--tile", str(args.tile)] if args.tile else []
     runs = [("single process", extra)] + ([(f"--dask local:{args.dask}", [*extra, "--dask", f"local:{args.dask}"])]
