@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,42 @@ def test_uncertainty_output_may_not_be_the_input(tmp_path, frames):
             plan_outputs(img, str(tmp_path / "x.tif"), False, BatchOptions(uncertainty=True, overwrite=True))
     finally:
         img.close()
+
+
+def test_a_write_failing_in_the_writer_thread_is_a_clear_failure_that_resumes(tmp_path, frames, model, monkeypatch):
+    """The writer thread's second zarr write fails (disk full): a failed file, no hang, no thread left; resume works.
+
+    (3 frames of 64² in 32² tiles: 12 blocks, written in two calls of 8 and 4.)
+    """
+    from napari_selfsup_denoise.engine import pipeline
+
+    src, out = str(tmp_path / "a.zarr"), str(tmp_path / "o.zarr")
+    _zarr(Path(src), frames)
+    calls, writer = [0], set()
+    real_one, real_many = pipeline.write_block, pipeline.write_blocks
+
+    def failing(real):
+        def write(*args):
+            writer.add(threading.current_thread().name)
+            calls[0] += 1
+            if calls[0] == 2:
+                raise OSError(28, "No space left on device")
+            return real(*args)
+
+        return write
+
+    monkeypatch.setattr(pipeline, "write_block", failing(real_one))
+    monkeypatch.setattr(pipeline, "write_blocks", failing(real_many))
+    t0 = time.monotonic()
+    res = denoise_files(model, [src], out, BatchOptions(tile=32))
+    assert time.monotonic() - t0 < 30
+    assert any(name.startswith("selfsup-") for name in writer)  # the failure was in the writer thread
+    assert res[0].status == "failed" and "No space left" in res[0].reason and "--resume" in res[0].reason
+    assert "8 of 12 chunks are kept" in res[0].reason
+    assert not [t for t in threading.enumerate() if t.name.startswith("selfsup-")]
+    monkeypatch.setattr(pipeline, "write_block", real_one)
+    monkeypatch.setattr(pipeline, "write_blocks", real_many)
+    assert denoise_files(model, [src], out, BatchOptions(tile=32, resume=True))[0].status == "done"
+    clean = str(tmp_path / "clean.zarr")
+    denoise_files(model, [src], clean, BatchOptions(tile=32))
+    np.testing.assert_array_equal(zarr.open_array(out)[:], zarr.open_array(clean)[:])
