@@ -4,8 +4,9 @@ tests/engine/test_train.py trains N2V (150 steps, batch 8, 16 channels) and N2V2
 32^2 patches, depth 2, 16 channels) on a 128^2 crop of skimage's camera with Gaussian noise (sigma 25)
 and asks for a PSNR gain. On the H200 (session 7) they gained 4.20 dB (>= 5 asked) and 0.69 dB (> 2 asked)
 where the CPU (fp32) gains 5.29 and 2.94. This runs both at ``fp32`` and ``bf16`` for a few seeds and
-prints one JSON line per run (gain in dB, the denoising itself at fp32), then one per case and precision
-with the mean.
+prints one JSON line per run (gain in dB, the denoising itself at fp32; whether the training self-check
+passed, and whether the result was suspect and which output was returned: a bf16 run that ends below the
+noisy input must be flagged), then one per case and precision with the mean.
 
 Usage::
 
@@ -54,9 +55,12 @@ def main() -> None:
                 model = train(noisy, axes="YX", **{**cfg, "max_steps": steps}, max_seconds=None, seed=seed,
                               device=a.device, precision=precision)  # fmt: skip
                 gain = _psnr(model.denoise(noisy, precision="fp32", device=a.device), clean) - base
+                dec = model.last_check  # what the user would be told: is a loss of quality flagged?
                 gains.setdefault((case, precision), []).append(gain)
                 row = {"what": "precision", "case": case, "seed": seed, "precision": precision, "steps": steps}
                 row.update({"gain_db": round(gain, 3), "seconds": round(time.perf_counter() - t0, 1)})
+                row["check_passed"] = None if model.check is None else bool(model.check.passed)
+                row.update({"suspect": None if dec is None else dec.suspect, "output": getattr(dec, "output", None)})
                 print(json.dumps(row), flush=True)
     for (case, precision), g in gains.items():
         print(json.dumps({"what": "precision-mean", "case": case, "precision": precision, "seeds": len(g),

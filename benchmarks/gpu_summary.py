@@ -93,7 +93,8 @@ def _precision(rows: list[dict[str, Any]]) -> list[str]:
     gains: dict[str, dict[str, list[str]]] = {}
     for r in rows:
         if r.get("what") == "precision":
-            gains.setdefault(r["case"], {}).setdefault(r["precision"], []).append(str(r.get("gain_db")))
+            flag = " (flagged)" if r.get("suspect") or r.get("check_passed") is False else ""
+            gains.setdefault(r["case"], {}).setdefault(r["precision"], []).append(f"{r.get('gain_db')}{flag}")
     means = {(r["case"], r["precision"]): r.get("mean_gain_db") for r in rows if r.get("what") == "precision-mean"}
     out = ["| case | fp32 gains (dB) | bf16 gains (dB) | mean fp32 | mean bf16 |", "|---|---|---|---|---|"]
     for case, by in gains.items():
@@ -101,7 +102,8 @@ def _precision(rows: list[dict[str, Any]]) -> list[str]:
             f"| {case} | {', '.join(by.get('fp32', []))} | {', '.join(by.get('bf16', []))} "
             f"| {means.get((case, 'fp32'))} | **{means.get((case, 'bf16'))}** |"
         )
-    return out if gains else ["- no rows (see run.log)"]
+    note = "A run marked (flagged) failed its training self-check or gave a suspect result: the user is told."
+    return out + ["", note] if gains else ["- no rows (see run.log)"]
 
 
 def _pipeline(rows: list[dict[str, Any]]) -> list[str]:
@@ -132,13 +134,13 @@ def _pipeline(rows: list[dict[str, Any]]) -> list[str]:
 
 def _quality(rows: list[dict[str, Any]], table: Path) -> list[str]:
     out = [
-        "| batch | lr | steps | PSNR | posterior | prior mean | output | flagged |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | batch | lr | steps | PSNR | posterior | prior mean | output | flagged |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
-            f"| {r.get('batch')} | {r.get('lr')} | {r.get('steps')} | **{r.get('psnr')}** | {r.get('posterior')} "
-            f"| {r.get('prior')} | {r.get('output')} | {r.get('suspect') or '-'} |"
+            f"| {r.get('case')} | {r.get('batch')} | {r.get('lr')} | {r.get('steps')} | **{r.get('psnr')}** "
+            f"| {r.get('posterior')} | {r.get('prior')} | {r.get('output')} | {r.get('suspect') or '-'} |"
         )
     if table.exists():
         out += ["", table.read_text()]
@@ -162,7 +164,7 @@ def summary(work: Path, out: Path) -> dict[str, Any]:
     md += ["", "## Training precision at equal steps (gpu_precision: the quality tests' runs)"]
     md += _precision(data["train_rate"])
     md += ["", "## Prediction pipeline (bench_pipeline)", *_pipeline(data["pipeline"])]
-    md += ["", "## Equal wall-clock quality, nuclei_pg20, from the prior (bench_robustness)"]
+    md += ["", "## Equal wall-clock quality, camera_g25 and nuclei_pg30, from the prior (bench_robustness)"]
     md += _quality(data["quality"], work / "quality.md")
     (out / "summary.md").write_text("\n".join(md) + "\n")
     (out / "summary.json").write_text(json.dumps(data, indent=1) + "\n")
