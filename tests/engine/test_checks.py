@@ -105,6 +105,31 @@ def test_random_weights_make_the_model_suspect(which, request, blobs):
     assert "retrain" in check.advice
 
 
+def test_a_collapsed_mean_is_flagged_and_not_returned_silently(blind, case):
+    """Issue 9's collapse: a network whose mean is off (here by about 3 noise sd everywhere), worse than the input.
+
+    The training check fails on the prior mean's residual, and denoising an image with such a model warns and
+    marks the result suspect (the CLI then exits 4 unless --accept-suspect; tests/test_cli_checks.py).
+    """
+    clean, noisy = case
+    bias = blind.net.fuse[-1].bias  # channels: the means first, then the log-variances
+    shift = 3 * 20 / float(blind.norm.scale[0])  # 3 noise sd (sigma 20) in normalised units
+    with torch.no_grad():
+        bias[0] += shift
+    try:
+        check = checks.check_training(blind, _sampler(blind, noisy))
+        with pytest.warns(checks.SuspectResultWarning):
+            out = blind.denoise(noisy, "YX")
+        decision = blind.last_check
+    finally:
+        with torch.no_grad():
+            bias[0] -= shift
+    assert psnr(out, clean, 200) < psnr(noisy, clean, 200)  # the result really is worse than the input
+    assert not check.passed and check.suspect == "model"
+    assert "prior_residual" in {f.name for f in check.figures if not f.passed}
+    assert decision is not None and decision.suspect
+
+
 def test_round_trip_through_json(blind, blobs):
     check = checks.check_training(blind, _sampler(blind, blobs))
     back = checks.SelfCheck.from_dict(check.to_dict())
