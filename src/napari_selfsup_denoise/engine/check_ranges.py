@@ -1,7 +1,7 @@
 """The self-check's calibrated ranges and what a figure outside its range means, in plain words.
 
 The ranges were calibrated on good and deliberately broken runs of the development cases
-(issue 9 notes): good runs never leave them, collapsed or mis-fitted models do.
+(docs/benchmarks.md, "The self-check's ranges"): good runs never leave them, collapsed or mis-fitted models do.
 """
 
 from __future__ import annotations
