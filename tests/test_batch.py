@@ -18,6 +18,7 @@ import zarr
 
 from napari_selfsup_denoise import train
 from napari_selfsup_denoise.batch import BatchOptions, Interrupted, Reporter, denoise_files
+from napari_selfsup_denoise.batch.store import done_keys, plan_out
 from napari_selfsup_denoise.engine import predict as predict_mod
 from napari_selfsup_denoise.io import open_training_data, read_image
 
@@ -113,13 +114,13 @@ def test_killed_process_resumed_equals_clean_run(tmp_path, stack, model, model_f
     cmd = [sys.executable, "-m", "napari_selfsup_denoise.cli", "denoise", "-m", str(model_file), str(src),
            "-o", str(tmp_path / "out.zarr"), "--tile", "64", "--quiet"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    done_dir = tmp_path / "out.zarr" / ".selfsup_done"
+    spec = plan_out(tmp_path / "out.zarr", "zarr")
     deadline = time.time() + 60
-    while time.time() < deadline and (not done_dir.exists() or len(list(done_dir.iterdir())) < 5):
+    while time.time() < deadline and len(done_keys(spec)) < 5:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    n_done = len(list(done_dir.iterdir()))
+    n_done = len(done_keys(spec))
     assert 5 <= n_done < 6 * 9
     res = denoise_files(model, [str(src)], str(tmp_path / "out.zarr"), BatchOptions(tile=64, resume=True))
     assert res[0].status == "done"

@@ -219,9 +219,9 @@ class FileRunner:
             _store.finish(s, a, img, axes, o.levels)
         return Result(img.path, dst, "done", megapixels=round(todo / 1e6, 3), notes=notes)
 
-    def _on_unit(self, done_dir: Path, key: str, px: int, mark: bool = True) -> None:
-        if mark:
-            _store.mark_done(done_dir, key)
+    def _on_unit(self, mark: Callable[[str], None] | None, key: str, px: int) -> None:
+        if mark is not None:
+            mark(key)
         self.rep.file_advance(px)
         if self.stop is not None and self.stop.is_set():
             raise Interrupted("stopped; run again with --resume to continue")
@@ -230,8 +230,8 @@ class FileRunner:
         self, m: Model, img: Image, axes: str, pcfg: PredictConfig, specs: list, arrs: list, units: list, done: set
     ) -> None:
         outs = [_store.CastArray(arrs[0]), *arrs[1:]]
-        on_unit = lambda k, px: self._on_unit(specs[0].done_dir, k, px)  # noqa: E731
-        predict_units(m, img.data, axes, pcfg, outs, units, on_unit, done)
+        with _store.DoneLog(specs[0].done_dir) as log:
+            predict_units(m, img.data, axes, pcfg, outs, units, lambda k, px: self._on_unit(log.mark, k, px), done)
 
     def _run_dask(
         self, img: Image, axes: str, pcfg: PredictConfig, specs: list, dtype: np.dtype, pending: list
@@ -246,7 +246,7 @@ class FileRunner:
             "outs": [[str(s.work), s.inner] for s in specs],
             "done": str(specs[0].done_dir),
         }
-        run_units(self.client, json.dumps(spec), pending, lambda k, px: self._on_unit(specs[0].done_dir, k, px, False))
+        run_units(self.client, json.dumps(spec), pending, lambda k, px: self._on_unit(None, k, px))
 
 
 def denoise_files(

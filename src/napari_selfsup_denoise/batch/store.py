@@ -2,15 +2,19 @@
 
 Every output is first computed into a Zarr array (the final store for Zarr and
 OME-Zarr outputs; a hidden ``.NAME.partial.zarr`` next to a TIFF output). Each
-finished chunk leaves an empty marker file in ``.selfsup_done/`` inside that
-array's folder, written after the chunk's data, so a killed run resumes from
-the chunks that are certainly complete. Markers are plain files so dask
-workers on other machines can write them to a shared file system.
+finished chunk is recorded in ``.selfsup_done/`` inside that array's folder,
+after the chunk's data is written, so a killed run resumes from the chunks that
+are certainly complete: a local run appends the chunk's key as a line to
+``done.log`` there (:class:`DoneLog`); dask workers, which may run on other
+machines sharing the file system, leave an empty file named after the key
+(:func:`mark_done`). Both are read on resume.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,8 @@ from ..io import Image, OutputError, ngff, read_tiff_record, split_zarr_path, wr
 
 STATE_KEY = "selfsup_denoise"
 DONE_DIR = ".selfsup_done"
+DONE_LOG = "done.log"  # in DONE_DIR: a local run's finished chunk keys, a line each
+_KEY = re.compile(r"\d+(\.\d+)*")  # a chunk key (batch.plan.unit_grid): anything else is not a finished chunk
 _PARTS = {"model": "model", "options": "options (tile, --tta, --prior, --uncertainty, --dtype, axes, format)"}
 _PARTS |= {"input": "input file", "input_shape": "input shape or data type", "input_pixels": "input pixels"}
 _PARTS |= {"input_file": "input size or modification time"}
@@ -196,13 +202,61 @@ def _create(spec: OutSpec, shape: tuple[int, ...], chunks: tuple[int, ...], dtyp
 
 
 def done_keys(spec: OutSpec) -> set[str]:
-    """Keys of the chunks already complete."""
-    return {p.name for p in spec.done_dir.iterdir()} if spec.done_dir.exists() else set()
+    """Keys of the chunks already complete: the marker files and the complete lines of the done log."""
+    if not spec.done_dir.exists():
+        return set()
+    names = [p.name for p in spec.done_dir.iterdir() if p.name != DONE_LOG]
+    log = spec.done_dir / DONE_LOG
+    if log.exists():  # a last line without its newline was cut short: not a record
+        names += log.read_bytes().decode("ascii", "replace").split("\n")[:-1]
+    return {n for n in names if _KEY.fullmatch(n)}
 
 
 def mark_done(done_dir: str | Path, key: str) -> None:
-    """Record chunk ``key`` as complete (after its data was written)."""
+    """Record chunk ``key`` as complete (after its data was written) as a file of its own (dask workers)."""
     Path(done_dir, key).touch()
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
+
+
+class DoneLog:
+    """Record the chunks a local run completes as lines appended to one file, ``DONE_DIR/DONE_LOG``.
+
+    One short append per chunk (after its data was written) instead of a file per chunk: no
+    file to create per chunk (and none to delete at the end). A write either ends with its
+    newline or is not read as a record; a line left incomplete by a crash is closed with a
+    mark that makes it no key before anything else is appended.
+    Use as a context manager.
+    """
+
+    def __init__(self, done_dir: str | Path) -> None:
+        Path(done_dir).mkdir(parents=True, exist_ok=True)
+        self.path = Path(done_dir, DONE_LOG)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            if os.fstat(self._fd).st_size and _last_byte(self.path) != b"\n":
+                self._append(b"?\n")  # the cut line becomes "<part of a key>?": no key
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _append(self, data: bytes) -> None:
+        if os.write(self._fd, data) != len(data):
+            raise OSError(f"could not record a finished chunk in {self.path} (disk full?)")
+
+    def mark(self, key: str) -> None:
+        """Record chunk ``key`` as complete (after its data was written)."""
+        self._append(f"{key}\n".encode("ascii"))
+
+    def __enter__(self) -> DoneLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
 
 
 def finish(spec: OutSpec, arr: Any, image: Image, axes: str, levels: int | None) -> None:
