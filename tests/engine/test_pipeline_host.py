@@ -201,3 +201,24 @@ def test_one_thread_runs_whole_passes(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert [name for name, _ in rec.calls if name in ARITHMETIC] == ["add"]
+
+
+def test_window_geometry_is_computed_once_per_distinct_tile_position_not_per_tile(tmp_path, monkeypatch):
+    """8 frames of 3 x 3 tiles: the windows' mirrored indices come from 3 positions per axis (the same 3 on both
+    axes of a square plane), not from every tile in the reader (its read box) and again on the main thread."""
+    zarr = pytest.importorskip("zarr")
+    from napari_selfsup_denoise.engine import windows
+
+    for cached in (windows._axis_index, windows._axis_bounds, windows._runs_of):
+        cached.cache_clear()
+    calls = []
+    real = windows.reflect_index
+    monkeypatch.setattr(windows, "reflect_index", lambda idx, size: calls.append(size) or real(idx, size))
+    img = np.random.default_rng(0).poisson(100, (8, 96, 96)).astype(np.uint16)
+    src = zarr.create_array(str(tmp_path / "in.zarr"), shape=img.shape, chunks=(1, 32, 32), dtype=img.dtype)
+    src[:] = img
+    out = zarr.create_array(str(tmp_path / "out.zarr"), shape=img.shape, chunks=(1, 32, 32), dtype="float32")
+    pcfg = PredictConfig(tile=32, precision="fp32", device="cpu")
+    drain(predict_mod.predict(_identity_model(), src, pcfg, axes="TYX", out=out))
+    assert len(calls) == 3  # was 2 per window index, 3 of them per tile (prefetch, read, window): 432 in all
+    np.testing.assert_allclose(out[:], img, rtol=1e-6)  # the identity network: the input back

@@ -9,6 +9,7 @@ straight into a batch of windows; outputs are cropped and de-normalised there to
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from .arrays import ChunkCache
 from .data import DataError, Normalisation
 
 Box = tuple[tuple[int, int], ...]
+Runs = tuple[tuple[slice, slice, bool], ...]  # one axis of a window: (window slice, image slice, mirrored)
 
 # dtypes torch holds natively; anything else is converted to float32 on the host
 _NATIVE = {np.dtype(t) for t in ("float32", "float16", "float64", "uint8", "int8", "int16", "int32", "int64")}
@@ -39,12 +41,26 @@ def reflect_index(idx: np.ndarray, size: int) -> np.ndarray:
 
 
 def window_index(box: Box, sizes: tuple[int, ...], margin: int, multiple: int) -> list[np.ndarray]:
-    """Image index of every window position, per spatial axis (core rounded up to ``multiple``, plus ``margin``)."""
-    idx = []
-    for (lo, hi), size in zip(box, sizes):
-        hi_al = lo + -(-(hi - lo) // multiple) * multiple
-        idx.append(reflect_index(np.arange(lo - margin, hi_al + margin), size))
+    """Image index of every window position, per spatial axis (core rounded up to ``multiple``, plus ``margin``).
+
+    The arrays are read-only: tiles of a plan repeat a few geometries, each computed once.
+    """
+    return [_axis_index(lo, hi, size, margin, multiple) for (lo, hi), size in zip(box, sizes)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _axis_index(lo: int, hi: int, size: int, margin: int, multiple: int) -> np.ndarray:
+    hi_al = lo + -(-(hi - lo) // multiple) * multiple
+    idx = reflect_index(np.arange(lo - margin, hi_al + margin), size)
+    idx.flags.writeable = False
     return idx
+
+
+@functools.lru_cache(maxsize=4096)
+def _axis_bounds(lo: int, hi: int, size: int, margin: int, multiple: int) -> slice:
+    """The image span that one axis of a window reads (mirrored positions included)."""
+    idx = _axis_index(lo, hi, size, margin, multiple)
+    return slice(int(idx.min()), int(idx.max()) + 1)
 
 
 def split_box(box: Box, multiple: int) -> list[Box]:
@@ -71,8 +87,7 @@ class Raw:
 
 def raw_index(shape: tuple[int, ...], s: int, t: int, box: Box, margin: int, multiple: int, ndim: int) -> tuple:
     """The canonical index of the block under a tile's window (mirrored positions included)."""
-    idx = window_index(box, tuple(shape[6 - ndim :]), margin, multiple)
-    bounds = [slice(int(i.min()), int(i.max()) + 1) for i in idx]
+    bounds = [_axis_bounds(lo, hi, size, margin, multiple) for (lo, hi), size in zip(box, shape[6 - ndim :])]
     return (s, t, slice(None), bounds[0] if ndim == 3 else slice(0, 1), bounds[-2], bounds[-1])
 
 
@@ -113,7 +128,8 @@ def _finite(block: torch.Tensor, serial: bool = False) -> bool:
 SERIAL_NUMEL = 1 << 15  # torch runs an elementwise op or reduction of fewer elements in the calling thread
 
 
-def serial_pieces(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
+@functools.lru_cache(maxsize=256)
+def serial_pieces(shape: tuple[int, ...]) -> tuple[tuple[slice, ...], ...]:
     """Index pieces of an array of ``shape``, each of fewer than :data:`SERIAL_NUMEL` elements (leading axes cut first).
 
     A torch operation on the CPU over more elements starts an OpenMP team, whose idle threads then spin,
@@ -121,17 +137,27 @@ def serial_pieces(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
     operation gives the same values (elementwise) in the calling thread.
     """
     if not shape:
-        return [()]
+        return ((),)
     inner = int(np.prod(shape[1:]))
     if inner < SERIAL_NUMEL:
         step = max(1, (SERIAL_NUMEL - 1) // max(inner, 1))
-        return [(slice(a, a + step),) for a in range(0, shape[0], step)]
-    return [(slice(i, i + 1), *rest) for i in range(shape[0]) for rest in serial_pieces(shape[1:])]
+        return tuple((slice(a, a + step),) for a in range(0, shape[0], step))
+    return tuple((slice(i, i + 1), *rest) for i in range(shape[0]) for rest in serial_pieces(shape[1:]))
 
 
-def _cuts(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
+def _cuts(shape: tuple[int, ...]) -> tuple[tuple[slice, ...], ...]:
     """:func:`serial_pieces`, or the whole array where torch runs one thread (no team to start, no cost to cut)."""
-    return serial_pieces(shape) if torch.get_num_threads() > 1 else [()]
+    return serial_pieces(tuple(shape)) if torch.get_num_threads() > 1 else ((),)
+
+
+def _runs_from(idx: np.ndarray, origin: int) -> Runs:
+    """:func:`_runs` of ``idx - origin``, computed once per distinct index (tiles repeat a few geometries)."""
+    return _runs_of(np.ascontiguousarray(idx, dtype=np.int64).tobytes(), int(origin))
+
+
+@functools.lru_cache(maxsize=4096)
+def _runs_of(idx: bytes, origin: int) -> Runs:
+    return tuple(_runs(np.frombuffer(idx, dtype=np.int64) - origin))
 
 
 def _runs(idx: np.ndarray) -> list[tuple[slice, slice, bool]]:
@@ -171,7 +197,7 @@ class Normaliser:
 
     def window_into(self, dst: torch.Tensor, raw: torch.Tensor, idx: list[np.ndarray], origin: tuple[int, ...]) -> None:
         """Mirror ``raw`` into ``dst`` ``(C, *window)`` following ``idx`` and normalise it, piece by piece."""
-        per_axis = [_runs(i - o) for i, o in zip(idx, origin)]
+        per_axis = [_runs_from(i, o) for i, o in zip(idx, origin)]
         if self.serial and dst.device.type == "cpu" and raw.device.type == "cpu":
             self._window_serial(dst.numpy(), raw.numpy(), per_axis)
             return
@@ -188,7 +214,7 @@ class Normaliser:
             for c in range(dst.shape[0]):
                 torch.add(self.bias[c], src[c], alpha=self.inv[c], out=part[c])
 
-    def _window_serial(self, dst: np.ndarray, raw: np.ndarray, per_axis: list[list[tuple[slice, slice, bool]]]) -> None:
+    def _window_serial(self, dst: np.ndarray, raw: np.ndarray, per_axis: list[Runs]) -> None:
         """:meth:`window_into` in this thread: numpy casts and mirrors (reversed views), torch normalises in pieces."""
         for pieces in itertools.product(*per_axis):
             src = raw[(slice(None), *(p[1] for p in pieces))]
