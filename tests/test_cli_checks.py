@@ -89,7 +89,9 @@ def test_a_good_model_passes_and_records_it(tmp_path, blobs_tif, good_model, cap
     assert "self-check passed" in capsys.readouterr().out
     out = tmp_path / "out.tif"
     assert main(["denoise", "-m", model, str(blobs_tif), "-o", str(out), "--quiet"]) == 0
-    assert read_tiff_record(out)["self_check"]["status"] == "passed"
+    record = read_tiff_record(out)["self_check"]
+    assert record["status"] == "passed"
+    assert [x.split(": self-check passed (")[0] for x in record["figures"]] == ["training", "image"]  # the figures kept
 
 
 def test_an_image_at_ten_times_the_intensity_is_refused(tmp_path, blobs_tif, good_model, capsys):

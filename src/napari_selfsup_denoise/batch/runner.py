@@ -98,11 +98,12 @@ def check_outputs(inputs: list[str], output: str, opts: BatchOptions) -> list[tu
 
 
 def _mark(decision: Decision) -> dict[str, Any]:
-    """What the output's metadata records of the self-checks: the output returned, and any failure."""
+    """What the output's metadata records of the self-checks: the output returned, any failure, the figures."""
     status = "suspect, written with --accept-suspect" if decision.suspect else "passed"
     if decision.fell_back and not decision.suspect:
         status = "posterior suspect; the prior mean was written"
-    return {"status": status, "output": decision.output, "messages": decision.notes()}
+    lines = [f"{c.stage}: {c.line()}" for c in (decision.trained, decision.image) if c is not None]
+    return {"status": status, "output": decision.output, "messages": decision.notes(), "figures": lines}
 
 
 class FileRunner:
