@@ -7,7 +7,9 @@ a stack larger than memory is never loaded whole.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -69,13 +71,20 @@ def canonical(arr: Any, axes: str) -> Any:
     return CanonicalView(arr, axes)
 
 
-def _placed(axes: str, index: tuple[slice, ...], block: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
-    """A canonical-order ``index`` and ``block`` laid out as ``axes``."""
+@functools.lru_cache(maxsize=64)
+def _layout(axes: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Each axis's canonical position, the canonical axes ``axes`` lacks, and the order from canonical to ``axes``."""
     axes = validate_axes(axes)
     present = [a for a in CANONICAL if a in axes]
     drop = tuple(i for i, a in enumerate(CANONICAL) if a not in axes)
+    return tuple(CANONICAL.index(a) for a in axes), drop, tuple(present.index(a) for a in axes)
+
+
+def _placed(axes: str, index: tuple[slice, ...], block: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
+    """A canonical-order ``index`` and ``block`` laid out as ``axes``."""
+    where, drop, order = _layout(axes)
     b = block.reshape([s for i, s in enumerate(block.shape) if i not in drop])
-    return tuple(index[CANONICAL.index(a)] for a in axes), np.transpose(b, [present.index(a) for a in axes])
+    return tuple(index[i] for i in where), np.transpose(b, order)
 
 
 def write_block(out: Any, axes: str, index: tuple[slice, ...], block: np.ndarray) -> None:
@@ -91,7 +100,11 @@ def write_blocks(writes: list[tuple[Any, str, tuple[slice, ...], np.ndarray]]) -
     (as the chunks of one large write), without a zarr call and a thread per block. Else in turn.
     A failed write is raised after every write has ended.
     """
-    setters = [_async_setter(out) for out, *_ in writes]
+    found: dict[int, Any] = {}  # each output's setter, looked up once per call
+    for out, *_ in writes:
+        if id(out) not in found:
+            found[id(out)] = _async_setter(out)
+    setters = [found[id(out)] for out, *_ in writes]
     if len(writes) < 2 or not all(setters):
         for w in writes:
             write_block(*w)
@@ -145,12 +158,15 @@ def storage_unit(out: Any) -> tuple[int, ...] | None:
     return unit if all(isinstance(c, int) and c > 0 for c in unit) else None
 
 
-def touched_units(out: Any, axes: str, index: tuple[slice, ...]) -> set[tuple[int, ...]] | None:
-    """The storage units (see :func:`storage_unit`) a write at canonical ``index`` changes; None where unknown."""
-    unit = storage_unit(out)
+def touched_units(
+    out: Any, axes: str, index: tuple[slice, ...], unit: tuple[int, ...] | None = None
+) -> set[tuple[int, ...]] | None:
+    """The storage units (see :func:`storage_unit`; ``unit`` when known) a write at canonical ``index`` changes;
+    None where unknown."""
+    unit = unit or storage_unit(out)
     if unit is None:
         return None
-    bounds = [index[CANONICAL.index(a)].indices(n)[:2] for a, n in zip(validate_axes(axes), out.shape)]
+    bounds = [index[i].indices(n)[:2] for i, n in zip(_layout(axes)[0], out.shape)]
     return set(chunk_keys(bounds, unit))
 
 
@@ -196,7 +212,7 @@ class ChunkCache:
                 if step != 1:
                     return None
                 ranges.append((start, max(start, stop)))
-        if int(np.prod([hi - lo for lo, hi in ranges])) * self.dtype.itemsize * 2 > self.max_bytes:
+        if math.prod(hi - lo for lo, hi in ranges) * self.dtype.itemsize * 2 > self.max_bytes:
             return None
         return ranges
 

@@ -16,6 +16,7 @@ batch job computes bit for bit what a clean one does).
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 import time
@@ -67,7 +68,7 @@ class Tile:
     @property
     def pixels(self) -> int:
         """Output pixels per channel."""
-        return int(np.prod([hi - lo for lo, hi in self.box]))
+        return math.prod(hi - lo for lo, hi in self.box)
 
 
 def _forward(model: Any, x: torch.Tensor, pcfg: PredictConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -105,7 +106,8 @@ class Sink:
         self.direct = fast and all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in self.outs.values())
         self._canon = {k: to_canonical(a, axes) for k, a in self.outs.items()} if self.direct else {}
         self.workers = min(CHUNK_WRITERS, os.cpu_count() or 1)
-        self.chunked = bool(self.outs) and all(storage_unit(a) is not None for a in self.outs.values())
+        self._units = {k: storage_unit(a) for k, a in self.outs.items()}  # looked up once: zarr's are properties
+        self.chunked = bool(self.outs) and all(u is not None for u in self._units.values())
 
     def view(self, key: str, s: int, t: int, box: Box) -> torch.Tensor:
         """The output's block ``(C, *core)`` as a writable tensor (direct sinks only)."""
@@ -129,7 +131,7 @@ class Sink:
         """
         seen: set[tuple[Any, ...]] = set()
         for key, s, t, box, _ in blocks:
-            units = touched_units(self.outs[key], self.axes, self._index(s, t, box))
+            units = touched_units(self.outs[key], self.axes, self._index(s, t, box), self._units[key])
             if units is None or not seen.isdisjoint((key, *u) for u in units):
                 seen.clear()
                 break
