@@ -4,7 +4,10 @@ One stack (``frames`` x ``size``^2, chunks 1 x 512 x 512, axes TYX) serves every
 takes to read it and write a float32 output of the same layout (chunks, codecs) is measured once, in the same
 process, with one zarr call per frame (zarr then runs the frame's codecs concurrently, as the pipeline can);
 ``zarr_chunkwise_MP_per_s`` / ``ratio_chunkwise``: the reference before session 8, one call per chunk (serial
-codecs, one core: lenient to the pipeline on a multi-core machine), kept to compare with older figures:
+codecs, one core: lenient to the pipeline on a multi-core machine), kept to compare with older figures;
+``zarr_dense_MP_per_s`` / ``ratio_dense``: a frame per call into an output that stores every chunk without
+comparing it with the fill value (``write_empty_chunks``), as the batch path's outputs do since session 10
+(the stricter reference: zarr's default compares each chunk, ~0.6 ms per 512^2 float32 chunk):
 
 - ``ceiling-zarr``: an identity network that keeps N2V's margin and pooling grid (everything but the network);
 - ``n2v-zarr``: the issue's row, an untrained N2V U-Net (depth 2, 32 channels) at the batch path's own settings
@@ -30,17 +33,19 @@ import torch
 ZARR_ROWS = ("ceiling-zarr", "n2v-zarr")
 
 
-def _zarr_alone(src: Path, dst: Path, per_chunk: bool = False) -> None:
+def _zarr_alone(src: Path, dst: Path, per_chunk: bool = False, dense: bool = False) -> None:
     """Zarr alone reads every input chunk and writes a float32 output of the same layout, a frame per call.
 
     One call per frame lets zarr decode and encode the frame's chunks concurrently (as the pipeline's
     threads do) with bounded memory; ``per_chunk`` makes one call per chunk (the reference before
     session 8: zarr's codecs then run one at a time, on one core, and each call pays zarr's fixed cost).
+    ``dense``: the output stores every chunk without comparing it with the fill value.
     """
     import zarr
 
     a = zarr.open_array(str(src), mode="r")
-    out = zarr.create_array(str(dst), shape=a.shape, chunks=a.chunks, dtype="float32", fill_value=0)
+    config = {"config": {"write_empty_chunks": True}} if dense else {}
+    out = zarr.create_array(str(dst), shape=a.shape, chunks=a.chunks, dtype="float32", fill_value=0, **config)
     step = a.chunks if per_chunk else (1, *a.shape[1:])
     for i in range(a.shape[0]):
         for y in range(0, a.shape[1], step[1]):
@@ -90,12 +95,13 @@ def zarr_rows(rows: list[str], frames: int, size: int, reps: int, device: str, m
             arr[i] = rng.poisson(100, (size, size)).astype(np.uint16)
         arr.attrs["axes"] = list("TYX")
 
-        def alone(per_chunk: bool = False) -> None:
+        def alone(per_chunk: bool = False, dense: bool = False) -> None:
             shutil.rmtree(tmp / "alone.zarr", ignore_errors=True)
-            _zarr_alone(src, tmp / "alone.zarr", per_chunk)
+            _zarr_alone(src, tmp / "alone.zarr", per_chunk, dense)
 
         s_alone, mp = best(alone, reps), frames * size * size / 1e6
         s_chunkwise = best(lambda: alone(True), reps)
+        s_dense = best(lambda: alone(dense=True), reps)
         for name in [r for r in ZARR_ROWS if r in rows]:
             ceiling = name == "ceiling-zarr"
             model = model_for("n2v", ceiling, **({} if ceiling else {"depth": 2, "base_channels": 32}))
@@ -116,6 +122,8 @@ def zarr_rows(rows: list[str], frames: int, size: int, reps: int, device: str, m
                 {
                     "zarr_chunkwise_MP_per_s": round(mp / s_chunkwise, 3),
                     "ratio_chunkwise": round(s_chunkwise / s_pipe, 3),
+                    "zarr_dense_MP_per_s": round(mp / s_dense, 3),
+                    "ratio_dense": round(s_dense / s_pipe, 3),
                 }
             )
             if not ceiling:

@@ -59,11 +59,11 @@ def _context(spec_json: str) -> dict[str, Any]:
     from ..engine.model import load_model
     from ..engine.predict import cached
     from ..io import read_image
-    from .store import CastArray
+    from .store import CastArray, dense
 
     spec = json.loads(spec_json)
     image = read_image(spec["src"], spec["axes"])
-    outs = [zarr.open_array(w, mode="r+", path=inner or None) for w, inner in spec["outs"]]
+    outs = [dense(zarr.open_array(w, mode="r+", path=inner or None)) for w, inner in spec["outs"]]
     ctx = {
         "key": spec_json,
         "spec": spec,

@@ -133,7 +133,7 @@ def prepare(
     st, rec = state(spec)
     if st != "absent" and resume and not overwrite:
         check_same_run(spec, st, rec, record)
-        return None if st == "complete" else _open_array(spec)
+        return None if st == "complete" else dense(_open_array(spec))
     if st != "absent":
         check_existing(spec, overwrite=overwrite, resume=resume)
         remove(spec)
@@ -198,7 +198,18 @@ def _create(spec: OutSpec, shape: tuple[int, ...], chunks: tuple[int, ...], dtyp
         )
     arr.attrs[STATE_KEY] = {**record, "complete": False}
     spec.done_dir.mkdir(parents=True, exist_ok=True)
-    return arr
+    return dense(arr)
+
+
+def dense(arr: Any) -> Any:
+    """``arr`` storing every chunk written, without zarr's comparison of each one with the fill value.
+
+    By default zarr compares every chunk it writes with the fill value, to omit empty ones: ~0.6 ms
+    per 512^2 float32 chunk, in its event loop, one chunk after another. Denoised output is dense;
+    a chunk holding only the fill value is then stored instead of omitted (it reads the same).
+    """
+    with_config = getattr(arr, "with_config", None)
+    return with_config({"write_empty_chunks": True}) if callable(with_config) else arr
 
 
 def done_keys(spec: OutSpec) -> set[str]:
