@@ -117,8 +117,8 @@ def test_unwritable_folder_is_refused(packages, tmp_path):
         export_bmz(model, os.path.join(folder, "m.zip"), image=image)
 
 
-def test_package_mode_follows_umask(packages, tmp_path):
-    model, _, _ = packages["n2v"]
+def test_package_mode_follows_umask(passing, tmp_path):
+    model, _ = passing
     old = os.umask(0o022)
     try:
         path = export_bmz(model, tmp_path / "shared.zip")

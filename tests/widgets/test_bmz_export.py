@@ -59,3 +59,35 @@ def test_export_errors_are_notified(open_widget, qtbot, tmp_path, model, errors)
     assert widget.model_box.export_bmz(tmp_path / "m.zip", name="bad/name") is not None
     qtbot.waitUntil(lambda: any("is not allowed by the BioImage Model Zoo" in m for m in errors()), timeout=120_000)
     assert any("letters" in m for m in errors()), errors()
+
+
+def test_a_suspect_model_is_refused_unless_the_dialog_accepts_it(open_widget, qtbot, tmp_path, model, errors):
+    from napari.utils.notifications import notification_manager
+
+    from napari_selfsup_denoise._widgets._bmz import ACCEPT_TEXT, BmzDialog
+    from napari_selfsup_denoise.engine import checks
+    from napari_selfsup_denoise.engine.model import load_model
+
+    suspect = load_model(model.save(tmp_path / "m.sdmodel"))
+    bad = checks.Figure("n2v_residual", 3.0, *checks.RANGES["n2v_residual"])
+    suspect.summary["self_check"] = checks.verdict([bad], "training", 1000, True).to_dict()
+    dialog = BmzDialog(suspect)
+    qtbot.addWidget(dialog)
+    assert dialog.accept_suspect is not None and dialog.accept_suspect.text() == ACCEPT_TEXT  # main: no such option
+    assert dialog.values()["accept_suspect"] is False
+    _, _, widget = open_widget()
+    widget.holder.set(suspect)
+    path = tmp_path / "suspect.zip"
+    assert widget.model_box.export_bmz(path, **dialog.values()) is not None
+    qtbot.waitUntil(lambda: bool(errors()), timeout=120_000)
+    assert any("failed its self-check" in m and ACCEPT_TEXT in m for m in errors()), errors()
+    assert not path.exists()
+    dialog.accept_suspect.setChecked(True)
+    start = len(notification_manager.records)
+    assert widget.model_box.export_bmz(path, **dialog.values()) is not None
+    qtbot.waitUntil(path.exists, timeout=120_000)
+    qtbot.waitUntil(lambda: len(notification_manager.records) > start, timeout=10_000)
+    assert any("marked suspect" in str(n.message) for n in notification_manager.records[start:])
+    with zipfile.ZipFile(path) as zf:
+        assert "**SUSPECT:" in zf.read("README.md").decode()
+        assert yaml.safe_load(zf.read("rdf.yaml"))["description"].startswith("SUSPECT")

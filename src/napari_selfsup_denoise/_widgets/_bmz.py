@@ -8,17 +8,22 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QWidget
 
 from ..export import default_name
 from ._worker import start_worker
 
+ACCEPT_TEXT = "Export it anyway, marked suspect"
 LICENCES = ("CC-BY-4.0", "CC0-1.0", "MIT", "BSD-3-Clause", "Apache-2.0")
 PACKAGE_FILTER = "BioImage Model Zoo package (*.zip)"
 
 
 class BmzDialog(QDialog):
-    """Name, authors and licence of a package; :meth:`values` reads them."""
+    """Name, authors and licence of a package; :meth:`values` reads them.
+
+    For a model whose own self-check failed with no safer output, the dialog says so and
+    offers to export it anyway, marked suspect (unticked: the export is refused).
+    """
 
     def __init__(self, model: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -41,20 +46,46 @@ class BmzDialog(QDialog):
         form.addRow("Name", self.name)
         form.addRow("Authors", self.authors)
         form.addRow("Licence", self.licence)
+        self.accept_suspect: QCheckBox | None = None
+        if _suspect(model):
+            warning = QLabel(f"<b>This model failed its self-check:</b> {model.check.verdict}. "
+                             f"What to try: {model.check.advice}.")  # fmt: skip
+            warning.setWordWrap(True)
+            self.accept_suspect = QCheckBox(ACCEPT_TEXT)
+            self.accept_suspect.setToolTip("Other tools run a package without any check; its README and "
+                                           "description will say that the model is suspect")  # fmt: skip
+            form.addRow(warning)
+            form.addRow(self.accept_suspect)
         form.addRow(buttons)
 
     def values(self) -> dict[str, Any]:
         """``name``, ``authors`` (a list) and ``license`` as typed."""
         authors = [a.strip() for a in self.authors.text().split(",") if a.strip()]
-        return {"name": self.name.text().strip(), "authors": authors or None, "license": self.licence.currentText()}
+        values = {"name": self.name.text().strip(), "authors": authors or None, "license": self.licence.currentText()}
+        if self.accept_suspect is not None:  # a suspect model: ``accept_suspect`` as ticked
+            values["accept_suspect"] = self.accept_suspect.isChecked()
+        return values
+
+
+def _suspect(model: Any) -> bool:
+    from ..export._trust import is_suspect
+
+    return bool(is_suspect(model))
 
 
 def _export(model: Any, path: str | Path, values: dict[str, Any]) -> Generator[str, None, Path]:
-    """A generator, as the widgets' workers expect; it yields once before the work starts."""
-    from ..export import export_bmz
+    """A generator, as the widgets' workers expect; it yields once before the work starts.
+
+    A model whose own self-check failed is refused (an error notification) unless ``accept_suspect``.
+    """
+    from ..export import SuspectModelError, export_bmz
+    from ..export._trust import refusal
 
     yield "exporting"
-    return export_bmz(model, path, overwrite=True, **values)  # the file dialog asked before replacing a file
+    try:
+        return export_bmz(model, path, overwrite=True, **values)  # the file dialog asked before replacing a file
+    except SuspectModelError:
+        raise SuspectModelError(refusal(model, f"tick '{ACCEPT_TEXT}' in the export dialog")) from None
 
 
 def start_export(model: Any, path: str | Path, values: dict[str, Any], notify: Callable[[str, bool], None]) -> Any:
@@ -64,5 +95,7 @@ def start_export(model: Any, path: str | Path, values: dict[str, Any], notify: C
     if importlib.util.find_spec("bioimageio") is None or importlib.util.find_spec("bioimageio.spec") is None:
         notify(f"exporting to the BioImage Model Zoo needs bioimageio.spec: {INSTALL_HINT}", True)
         return None
-    done = {"returned": lambda p: notify(f"BioImage Model Zoo package written to {p}", False)}
+    suspect = values.get("accept_suspect") and _suspect(model)
+    marked = " (marked suspect: the model failed its self-check)" if suspect else ""
+    done = {"returned": lambda p: notify(f"BioImage Model Zoo package written to {p}{marked}", False)}
     return start_worker(_export, model, path, values, handlers=done)

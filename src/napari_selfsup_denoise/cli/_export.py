@@ -27,6 +27,9 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
                    "the model keeps; needed for models saved by older versions)")  # fmt: skip
     e.add_argument("--axes", default=None, help="axes of --image (read from the file or guessed when omitted)")
     e.add_argument("--overwrite", action="store_true", help="replace NAME.zip if it exists")
+    e.add_argument("--accept-suspect", action="store_true",
+                   help="export a model whose own self-check failed, marked suspect in its README and description; "
+                   "without it such a model writes nothing and exits with code 4")  # fmt: skip
     e.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
 
 
@@ -41,10 +44,12 @@ def _cite(items: list[str] | None) -> list[tuple[str, str]] | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``selfsup-denoise export``."""
+    """``selfsup-denoise export``: a model whose own self-check failed exits with code 4 unless ``--accept-suspect``."""
     from ..engine.model import load_model
-    from ..export import check_target, export_bmz
+    from ..export import SuspectModelError, check_target, export_bmz
+    from ..export._trust import is_suspect, refusal
     from ..io import check_output_path
+    from ._commands import EXIT_SUSPECT
 
     target = check_target(args.output, args.overwrite)  # before loading anything
     inputs = [args.model, *([args.image] if args.image else [])]  # `export pkg.zip -o pkg.zip` would replace MODEL
@@ -60,10 +65,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         path = export_bmz(model, target, image=image, axes=axes, name=args.name, authors=authors,
                           description=args.description, license=args.license, cite=_cite(args.cite),
-                          overwrite=args.overwrite)  # fmt: skip
+                          overwrite=args.overwrite, accept_suspect=args.accept_suspect)  # fmt: skip
+    except SuspectModelError:
+        print(f"selfsup-denoise: {refusal(model, 'pass --accept-suspect')}", file=sys.stderr)
+        return EXIT_SUSPECT
     finally:
         if opened is not None:
             opened.close()
     print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB); check it with: bioimageio test {path}",
           file=sys.stderr)  # fmt: skip
+    if is_suspect(model):
+        print("the model failed its self-check: the package is marked suspect (README, description)", file=sys.stderr)
     return 0

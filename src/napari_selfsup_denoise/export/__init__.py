@@ -9,6 +9,7 @@ from ._arch import ArchitectureError
 from ._package import INSTALL_HINT, BmzUnavailableError, check_target, export_bmz
 from ._readme import default_name
 from ._tensors import ExportInputError
+from ._trust import SuspectModelError
 
 __all__ = [
     "export_bmz",
@@ -17,5 +18,6 @@ __all__ = [
     "ArchitectureError",
     "BmzUnavailableError",
     "ExportInputError",
+    "SuspectModelError",
     "INSTALL_HINT",
 ]

@@ -2,10 +2,11 @@
 
 N2V, N2V2, structN2V and N2N export their U-Net; blind-spot models export
 :class:`~._wrappers.BlindSpotDenoiser` (network, fitted noise model and the
-posterior mean in one module). The architecture file is assembled from the
-source of the very modules that trained the model, with their imports
-gathered in one header (PyTorch, numpy, a few standard-library modules; see
-:data:`ALLOWED`), so the package cannot drift from them.
+posterior mean in one module; the prior mean when the model's self-check chose
+it). The architecture file is assembled from the source of the very modules
+that trained the model, with their imports gathered in one header (PyTorch,
+numpy, a few standard-library modules; see :data:`ALLOWED`), so the package
+cannot drift from them.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def _top_level_names(source: str) -> list[str]:
 def _blindspot(model: Model) -> Architecture:
     from ..engine import noise
     from ..engine.methods import blindspot
+    from ._trust import exported_output
 
     net: Any = model.net
     a, b = (t.detach().float().cpu() for t in net.noise.line())
@@ -124,6 +126,7 @@ def _blindspot(model: Model) -> Architecture:
         "logvar_min": float(blindspot.LOGVAR_RANGE[0]),
         "logvar_max": float(blindspot.LOGVAR_RANGE[1]),
         "min_var": float(noise.MIN_VAR),
+        "prior_only": exported_output(model) == "prior",
     }
     state = {f"net.{k}": v for k, v in _plain_state(net).items() if not k.startswith("noise.")}
     state |= {"noise_a": a.contiguous(), "noise_b": b.contiguous()}

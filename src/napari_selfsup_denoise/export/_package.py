@@ -20,6 +20,7 @@ from ._arch import Architecture, ArchitectureError, architecture
 from ._readme import REFERENCES, default_name, readme
 from ._spec import SDMODEL_NAME, check_name, describe
 from ._tensors import ExportInputError, cover, min_tile, model_output, test_input
+from ._trust import SuspectModelError, exported_output, is_suspect, refusal
 
 INSTALL_HINT = 'pip install "napari-selfsup-denoise[bmz]"  (installs bioimageio.core and bioimageio.spec)'
 # The exported module must reproduce our own prediction this closely (relative to the intensity scale).
@@ -103,6 +104,7 @@ def export_bmz(
     cite: list[tuple[str, str]] | None = None,
     overwrite: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
+    accept_suspect: bool = False,
 ) -> Path:
     """Write a BioImage Model Zoo package (a ``.zip``); needs the ``[bmz]`` extra.
 
@@ -110,6 +112,9 @@ def export_bmz(
     architecture file, and TorchScript), pre- and post-processing from this
     model's normalisation, test tensors cut from ``image``, a cover, a README
     and the model's ``.sdmodel`` file, so :func:`~..engine.model.load_model` reads it back.
+    The package computes the output the model's self-check at the end of training
+    decided on (a blind-spot model's prior mean when the check chose it or fell back
+    to it), and its README and description state that check.
 
     Parameters
     ----------
@@ -132,17 +137,27 @@ def export_bmz(
     inputs : iterable of path-like
         Files the package must never replace or lie inside (the image's file or
         Zarr store); a Zarr ``image``'s own local store is added.
+    accept_suspect : bool
+        Write a model whose own self-check failed with no safer output, marked
+        suspect in the README and the description; refused otherwise.
 
     Returns
     -------
     pathlib.Path
         The package written.
+
+    Raises
+    ------
+    SuspectModelError
+        If the model failed its own self-check with no safer output and ``accept_suspect`` is False.
     """
     _check_installed()
     target = check_target(path, overwrite)
     check_output_path(target, [*inputs, *_store_of(image)], overwrite=True, what="package")
     name = name or default_name(model)
     description = description or f"Self-supervised {model.algorithm} denoiser trained with napari-selfsup-denoise."
+    if is_suspect(model):
+        description = f"SUSPECT (failed its self-check at the end of training; see the README): {description}"
     check_name(name)
     if image is None:
         if model.sample is None:
@@ -151,8 +166,10 @@ def export_bmz(
                 "image (image=..., --image FILE) to make the package's test tensors"
             )
         image, axes = model.sample, "CZYX" if model.ndim == 3 else "CYX"
+    if is_suspect(model) and not accept_suspect:  # after the checks of the arguments, before any work
+        raise SuspectModelError(refusal(model, "pass accept_suspect=True (--accept-suspect)"))
     x = test_input(model, image, axes)
-    y = model_output(model, x)
+    y = model_output(model, x, exported_output(model))
     arch = architecture(model)
     net = arch.build()
     _check_reproduces("pytorch_state_dict", _run(net, model, x), y, model)

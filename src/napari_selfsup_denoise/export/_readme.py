@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine.model import Model
+from ._trust import exported_output, readme_section
 
 # (text, DOI) per algorithm; the DOIs of the papers that define what the package computes.
 REFERENCES: dict[str, list[tuple[str, str]]] = {
@@ -25,20 +26,28 @@ _WHAT = {
     "n2v": "a Noise2Void U-Net (masked pixels replaced by a random neighbour, loss on the masked pixels)",
     "n2v2": "an N2V2 U-Net (median replacement, max-blur pooling, no top skip connection)",
     "structn2v": "a structN2V U-Net (a line mask against noise that is correlated along one axis)",
-    "blindspot": (
-        "a blind-spot network (Laine et al. 2019) with a fitted noise model; the exported module returns the "
-        "posterior mean, which combines the network's prediction from the surroundings with the pixel's own value"
-    ),
+    "blindspot": "a blind-spot network (Laine et al. 2019) with a fitted noise model",
     "n2n": "a Noise2Noise U-Net (trained on two noisy acquisitions of the same field)",
 }
 
 DISPLAY = {"n2v": "N2V", "n2v2": "N2V2", "structn2v": "structN2V", "blindspot": "Blind-spot", "n2n": "Noise2Noise"}
+_RETURNS = {
+    "posterior": "; the exported module returns the posterior mean, which combines the network's prediction from "
+    "the surroundings with the pixel's own value",
+    "prior": "; the exported module returns the network's prior mean, its prediction from the surroundings alone, "
+    "which the model's self-check chose over the posterior (see Self-check)",
+}
 _NOISE_KEYS = ("noise_model", "noise_sigma", "classical_sigma", "noise_a", "noise_b", "classical_a", "classical_b")
 
 
 def default_name(model: Model) -> str:
     """The package name used when none is given, e.g. ``N2V 2D denoiser (napari-selfsup-denoise)``."""
     return f"{DISPLAY[model.algorithm]} {model.ndim}D denoiser (napari-selfsup-denoise)"
+
+
+def _what(model: Model) -> str:
+    """What the package computes, in one clause."""
+    return _WHAT[model.algorithm] + (_RETURNS[exported_output(model)] if model.algorithm == "blindspot" else "")
 
 
 def readme(model: Model, name: str, description: str, tile: dict[str, Any]) -> str:
@@ -52,7 +61,7 @@ def readme(model: Model, name: str, description: str, tile: dict[str, Any]) -> s
         "",
         "## What it is",
         f"A self-supervised denoiser for {model.ndim}D images with {model.channels} channel(s) "
-        f"(training axes `{model.axes}`): {_WHAT[model.algorithm]}. It was trained on the noisy image alone, "
+        f"(training axes `{model.axes}`): {_what(model)}. It was trained on the noisy image alone, "
         "without clean data, with napari-selfsup-denoise.",
         "",
         "## How it was trained",
@@ -76,6 +85,7 @@ def readme(model: Model, name: str, description: str, tile: dict[str, Any]) -> s
         "refuses to write a package whose weights do not reproduce it. The network was validated on a held-out "
         f"share ({c.val_fraction:.0%}) of the training image's patches only: there is no clean reference.",
         "",
+        *readme_section(model),
         "## Limits",
         "- It denoises images like the one it was trained on (same microscope, stain, noise and intensity range); "
         "on other data the result can look plausible and still be wrong.",

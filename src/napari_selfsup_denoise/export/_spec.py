@@ -12,6 +12,7 @@ from ..engine.model import Model
 from ..engine.model_file import FORMAT, FORMAT_VERSION, PACKAGE_KEY
 from ._arch import Architecture
 from ._tensors import ExportInputError
+from ._trust import record
 
 SDMODEL_NAME = "napari_selfsup_denoise.sdmodel"
 NAME_CHARS = set(string.ascii_letters + string.digits + "_+- ()")
@@ -119,7 +120,8 @@ def describe(
 
     check_name(name)
     inp, out = _tensors(model, d, tile)
-    ours = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": _our_version(), "model": SDMODEL_NAME}
+    ours = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": _our_version(), "model": SDMODEL_NAME,
+            "self_check": record(model)}  # fmt: skip
     try:
         return s.ModelDescr(
             name=name,

@@ -46,11 +46,15 @@ def test_input(model: Model, image: Any, axes: str | None) -> np.ndarray:
     return block[None]
 
 
-def model_output(model: Model, x: np.ndarray) -> np.ndarray:
-    """Our own denoising of a test input ``(1, C, ...)`` in one tile, float32, on the CPU."""
+def model_output(model: Model, x: np.ndarray, output: str) -> np.ndarray:
+    """Our own denoising of a test input ``(1, C, ...)`` in one tile (``output``: posterior or prior), float32, CPU.
+
+    No check on ``x``: the package computes the output the model's training check decided on, whatever the image.
+    """
     spatial = "ZYX"[-model.ndim :]
     tile = max(x.shape[2:])
-    return np.asarray(model.denoise(x[0], "C" + spatial, tile=tile, device="cpu", precision="fp32"))[None]
+    y = model.denoise(x[0], "C" + spatial, tile=tile, device="cpu", precision="fp32", output=output, check=False)
+    return np.asarray(y)[None]
 
 
 def cover(noisy: np.ndarray, denoised: np.ndarray) -> np.ndarray:

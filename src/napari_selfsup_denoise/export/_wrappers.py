@@ -40,7 +40,7 @@ class UNetDenoiser(nn.Module):
 
 
 class BlindSpotDenoiser(nn.Module):
-    """Blind-spot network + fitted noise model: returns the posterior mean per pixel and channel.
+    """Blind-spot network + fitted noise model: returns the posterior mean (or the prior mean) per pixel and channel.
 
     Parameters
     ----------
@@ -54,6 +54,8 @@ class BlindSpotDenoiser(nn.Module):
         Range the network's prior log-variance is clamped to.
     min_var : float
         Smallest Poisson-Gaussian noise variance.
+    prior_only : bool
+        Return the network's prior mean instead of the posterior (the output the model's self-check chose).
     """
 
     noise_a: torch.Tensor
@@ -70,19 +72,23 @@ class BlindSpotDenoiser(nn.Module):
         logvar_min: float = -12.0,
         logvar_max: float = 6.0,
         min_var: float = 1e-6,
+        prior_only: bool = False,
     ) -> None:
         super().__init__()
         self.net = BlindSpotNet(ndim, channels, depth, base)
         self.margin, self.channels, self.poisson = margin, channels, poisson
         self.logvar_min, self.logvar_max, self.min_var = logvar_min, logvar_max, min_var
+        self.prior_only = prior_only
         self.register_buffer("noise_a", torch.zeros(channels))
         self.register_buffer("noise_b", torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Posterior mean ``(y * var_x + mu * var_n) / (var_x + var_n)`` for a batch ``(B, C, *spatial)``."""
+        """Posterior mean ``(y * var_x + mu * var_n) / (var_x + var_n)``, or ``mu``, of a batch ``(B, C, *spatial)``."""
         out = mirrored(self.net, x, self.margin).float()
         c = self.channels
         mu = out[:, :c]
+        if self.prior_only:
+            return mu
         var_x = torch.exp(out[:, c:].clamp(self.logvar_min, self.logvar_max))
         shape = [1, c] + [1] * (x.dim() - 2)
         a, b = self.noise_a.view(shape), self.noise_b.view(shape)
