@@ -131,3 +131,19 @@ def train_to_end(qtbot: Any, errors: Callable[[], list[str]]) -> Callable[..., N
         assert errors() == []
 
     return _run
+
+
+@pytest.fixture
+def results() -> Callable[..., list[Any]]:
+    """``results(viewer, "cells", suffix="denoised")``: the result layers of "cells" in the viewer.
+
+    A result is named "<source> <suffix>", with " (suspect)" added when its self-check failed (these
+    tests' tiny runs often fail it) and napari's " [n]" for a second one.
+    """
+    import re
+
+    def _find(viewer: Any, source: str, suffix: str = "denoised") -> list[Any]:
+        pattern = re.compile(rf"{re.escape(source)} {re.escape(suffix)}( \(suspect\))?( \[\d+\])?")
+        return [layer for layer in viewer.layers if pattern.fullmatch(layer.name)]
+
+    return _find

@@ -38,7 +38,7 @@ def _row_correlated(seed: int = 0) -> np.ndarray:
     return (100 + 40 * np.sin(yy / 9.0) * np.cos(xx / 11.0) + noise[1:] + noise[:-1]).astype(np.float32)
 
 
-def test_auto_measures_the_noise_in_the_worker(open_widget, noisy64, small, train_to_end, measured):
+def test_auto_measures_the_noise_in_the_worker(results, open_widget, noisy64, small, train_to_end, measured):
     viewer, _, widget = open_widget()
     viewer.add_image(noisy64, name="cells")
     small(widget, steps=3)
@@ -46,10 +46,12 @@ def test_auto_measures_the_noise_in_the_worker(open_widget, noisy64, small, trai
     train_to_end(widget)
     assert measured == [False]  # once, in the worker (old code: [True, False], then [False, False])
     assert widget.holder.model.summary.get("algorithm_choice")  # what auto picked and why
-    assert "cells denoised" in viewer.layers
+    assert len(results(viewer, "cells")) == 1
 
 
-def test_auto_on_row_correlated_noise_trains_structn2v_and_exports_it(open_widget, small, train_to_end, measured):
+def test_auto_on_row_correlated_noise_trains_structn2v_and_exports_it(
+    results, open_widget, small, train_to_end, measured
+):
     viewer, _, widget = open_widget()
     viewer.add_image(_row_correlated(), name="rows")
     small(widget, steps=3)
@@ -61,4 +63,4 @@ def test_auto_on_row_correlated_noise_trains_structn2v_and_exports_it(open_widge
     assert model.algorithm == "structn2v" and "structn2v along Y" in model.summary["algorithm_choice"]
     cfg, _, _ = widget._settings()  # "Export settings": what ran
     assert cfg.algorithm == "structn2v" and cfg.struct_axis.upper() == "Y"
-    assert "rows denoised" in viewer.layers and "rows uncertainty" not in viewer.layers
+    assert len(results(viewer, "rows")) == 1 and "rows uncertainty" not in viewer.layers

@@ -17,7 +17,7 @@ def _controls(viewer: Any) -> dict[Any, Any]:
     return viewer.window._qt_viewer.controls.widgets
 
 
-def test_source_stays_selected_while_the_preview_shows(open_widget, qtbot, small, wait_idle):
+def test_source_stays_selected_while_the_preview_shows(results, open_widget, qtbot, small, wait_idle):
     viewer, _, widget = open_widget()
     stack = np.random.default_rng(1).normal(100, 10, (6, 48, 48)).astype(np.float32)
     src = viewer.add_image(stack, name="stack", scale=(3.0, 1.0, 1.0), translate=(5.0, 0.0, 0.0))
@@ -35,7 +35,7 @@ def test_source_stays_selected_while_the_preview_shows(open_widget, qtbot, small
     assert preview in _controls(viewer)
     assert tuple(preview.translate) == (5.0 + 4 * 3.0, 0.0, 0.0) and tuple(preview.scale) == (3.0, 1.0, 1.0)
     wait_idle(widget)
-    result = viewer.layers["stack denoised"]
+    [result] = results(viewer, "stack")
     assert list(viewer.layers.selection) == [result]  # as napari selects a new layer
     assert tuple(result.translate) == tuple(src.translate) and result.visible
 
@@ -150,7 +150,7 @@ def test_a_preview_removed_while_it_is_promoted_gives_a_new_result_layer(make_na
 
 
 def test_without_preview_the_result_is_inserted_hidden_then_shown_and_selected(
-    open_widget, qtbot, noisy64, small, wait_idle
+    results, open_widget, qtbot, noisy64, small, wait_idle
 ):
     viewer, _, widget = open_widget()
     src = viewer.add_image(noisy64, name="cells", scale=(2.0, 2.0), translate=(3.0, 4.0))
@@ -162,9 +162,9 @@ def test_without_preview_the_result_is_inserted_hidden_then_shown_and_selected(
     )
     widget.start_training()
     wait_idle(widget)
-    qtbot.waitUntil(lambda: "cells denoised" in viewer.layers and viewer.layers["cells denoised"].visible)
+    qtbot.waitUntil(lambda: len(results(viewer, "cells")) == 1 and results(viewer, "cells")[0].visible)
     assert at_insert == [(False, ["cells"])]  # old code: [(True, ["cells"])], then selected in the same turn
-    result = viewer.layers["cells denoised"]
+    [result] = results(viewer, "cells")
     assert list(viewer.layers.selection) == [result] and result in _controls(viewer)
     assert tuple(result.translate) == tuple(src.translate) and tuple(result.scale) == (2.0, 2.0)
 

@@ -39,7 +39,7 @@ def main_thread_stats(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
 
 def test_preview_layer_becomes_the_result_without_main_thread_statistics(
-    open_widget, qtbot, noisy64, small, wait_idle, main_thread_stats
+    results, open_widget, qtbot, noisy64, small, wait_idle, main_thread_stats
 ):
     viewer, _, widget = open_widget()
     viewer.add_image(noisy64, name="cells", translate=(3.0, 4.0))
@@ -50,8 +50,8 @@ def test_preview_layer_becomes_the_result_without_main_thread_statistics(
     main_thread_stats.clear()
     widget.start_training()
     wait_idle(widget)
-    result = viewer.layers["cells denoised"]
-    assert [layer.name for layer in added] == ["cells denoised"] and added[0] is result  # the preview, renamed
+    [result] = results(viewer, "cells")
+    assert [layer.name for layer in added] == [result.name] and added[0] is result  # the preview, renamed
     assert removed == [] and "cells preview" not in viewer.layers
     assert result.data.shape == noisy64.shape and tuple(result.translate) == (3.0, 4.0)
     lo, hi = result.contrast_limits
@@ -60,7 +60,7 @@ def test_preview_layer_becomes_the_result_without_main_thread_statistics(
 
 
 def test_denoise_section_adds_the_result_without_main_thread_statistics(
-    open_widget, qtbot, noisy64, small, wait_idle, main_thread_stats
+    results, open_widget, qtbot, noisy64, small, wait_idle, main_thread_stats
 ):
     viewer, _, widget = open_widget()
     viewer.add_image(noisy64, name="cells")
@@ -71,7 +71,7 @@ def test_denoise_section_adds_the_result_without_main_thread_statistics(
     main_thread_stats.clear()
     worker = widget.denoise.denoise(viewer.layers["cells"])
     qtbot.waitUntil(lambda: widget.denoise.is_idle(), timeout=120_000)
-    assert worker is not None and "cells denoised [1]" in viewer.layers
+    assert worker is not None and len(results(viewer, "cells")) == 2  # "cells denoised [1]" added
     assert main_thread_stats == []
 
 

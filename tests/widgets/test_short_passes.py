@@ -172,7 +172,9 @@ def test_a_stop_during_a_forward_pass_ends_the_denoise_without_finishing_it():
     assert finished.count(True) == 0, "a forward pass ran to its end after the stop"
 
 
-def test_closing_the_dock_during_a_3d_denoise_ends_the_pass_in_progress(open_widget, qtbot, small, monkeypatch):
+def test_closing_the_dock_during_a_3d_denoise_ends_the_pass_in_progress(
+    results, open_widget, qtbot, small, monkeypatch
+):
     """What quitting napari waits for: the worker ends inside the forward pass that runs when the dock closes."""
     import torch
 
@@ -202,4 +204,4 @@ def test_closing_the_dock_during_a_3d_denoise_ends_the_pass_in_progress(open_wid
         widget.teardown()
         closed.set()
     assert finished == [], "the forward pass ran to its end after the dock closed"
-    assert "stack denoised" not in viewer.layers
+    assert not results(viewer, "stack")

@@ -61,7 +61,7 @@ def _shown(widget: Any) -> tuple[str, str, str, str, bool]:
     )
 
 
-def test_stop_shows_at_once_what_it_finishes_then_each_phase(open_widget, noisy64, small, wait_idle, wait_for):
+def test_stop_shows_at_once_what_it_finishes_then_each_phase(results, open_widget, noisy64, small, wait_idle, wait_for):
     viewer, _, widget = open_widget()
     viewer.add_image(noisy64, name="cells")
     small(widget, steps=None, seconds=120)
@@ -92,12 +92,12 @@ def test_stop_shows_at_once_what_it_finishes_then_each_phase(open_widget, noisy6
     tiles = [s for ev, s in after if isinstance(ev, PredictProgress) and ev.done]
     assert tiles and tiles[0][1].startswith("denoising: tile 1/")
     assert {s[2] for _, s in seen} == {"bar"}  # never Qt's busy mode
-    assert widget.status.text().startswith("done") and "cells denoised" in viewer.layers
+    assert widget.status.text().startswith("done") and len(results(viewer, "cells")) == 1
     assert (widget.stop_btn.text(), widget.stop_btn.isEnabled()) == ("Stop", False)
 
 
 def test_stop_while_the_result_is_denoised_shows_at_once_and_adds_nothing(
-    open_widget, noisy64, small, wait_idle, wait_for, monkeypatch
+    results, open_widget, noisy64, small, wait_idle, wait_for, monkeypatch
 ):
     started = threading.Event()
     _held_predict(monkeypatch, started)
@@ -114,12 +114,14 @@ def test_stop_while_the_result_is_denoised_shows_at_once_and_adds_nothing(
     assert (button, enabled, busy) == ("Stopping…", False, "bar")
     assert status.startswith("stopping: the denoising pass in progress ends; the model is kept")
     wait_idle(widget)
-    assert widget.holder.model is not None and "cells denoised" not in viewer.layers
+    assert widget.holder.model is not None and not results(viewer, "cells")
     assert widget.status.text().startswith("done")
     assert (widget.stop_btn.text(), widget.stop_btn.isEnabled()) == ("Stop", False)
 
 
-def test_the_denoise_section_shows_its_phases_and_stop_at_once(open_widget, noisy64, wait_idle, wait_for, monkeypatch):
+def test_the_denoise_section_shows_its_phases_and_stop_at_once(
+    results, open_widget, noisy64, wait_idle, wait_for, monkeypatch
+):
     from napari_selfsup_denoise.api import train
 
     model = train(noisy64, TrainConfig(algorithm="n2v", max_steps=2, max_seconds=None, patch_size=32,
@@ -138,4 +140,4 @@ def test_the_denoise_section_shows_its_phases_and_stop_at_once(open_widget, nois
     assert not section.stop_btn.isEnabled() and section.progress.maximum() > 0
     assert section.progress.format() == "stopping: the denoising pass in progress ends…"
     wait_idle(section)
-    assert "cells denoised" not in viewer.layers
+    assert not results(viewer, "cells")

@@ -29,7 +29,7 @@ def test_widgets_and_samples_come_from_the_manifest(open_widget, wait_for):
     assert algorithms == {"auto", "n2v", "n2v2", "structn2v", "blindspot", "n2n"}
 
 
-def test_train_adds_a_denoised_layer_placed_like_the_source(open_widget, noisy64, small, train_to_end):
+def test_train_adds_a_denoised_layer_placed_like_the_source(results, open_widget, noisy64, small, train_to_end):
     viewer, _, widget = open_widget()
     src = viewer.add_image(
         noisy64, name="cells", scale=(2.0, 0.5), translate=(10.0, -3.0), units=("nm", "nm"), metadata={"id": 7}
@@ -38,7 +38,7 @@ def test_train_adds_a_denoised_layer_placed_like_the_source(open_widget, noisy64
     bar: list[int] = []
     widget.progress.valueChanged.connect(bar.append)
     train_to_end(widget)
-    out = viewer.layers["cells denoised"]
+    [out] = results(viewer, "cells")
     assert out.data.shape == noisy64.shape and out.data.dtype == np.float32
     np.testing.assert_allclose(out.scale, src.scale)
     np.testing.assert_allclose(out.translate, src.translate)
@@ -53,7 +53,7 @@ def test_train_adds_a_denoised_layer_placed_like_the_source(open_widget, noisy64
     assert "cells preview" not in viewer.layers
 
 
-def test_stop_ends_training_and_keeps_the_result(open_widget, noisy64, small, wait_idle, wait_for):
+def test_stop_ends_training_and_keeps_the_result(results, open_widget, noisy64, small, wait_idle, wait_for):
     # Stop is honoured after the step in progress (tests/engine/test_stop_latency.py); its latency in
     # seconds is measured by benchmarks/bench_ui.py --stop-after (a timing assertion flakes under load).
     viewer, _, widget = open_widget()
@@ -65,7 +65,7 @@ def test_stop_ends_training_and_keeps_the_result(open_widget, noisy64, small, wa
     assert widget._stops.train.is_set() and widget.status.text().startswith("stopping: ")
     wait_idle(widget)
     assert widget.holder.model.summary["ended_by"] == "stopped"
-    assert "cells denoised" in viewer.layers
+    assert len(results(viewer, "cells")) == 1
 
 
 def test_event_loop_keeps_ticking_while_training(open_widget, qtbot, noisy64, small, wait_idle, monkeypatch):
@@ -99,7 +99,7 @@ def test_event_loop_keeps_ticking_while_training(open_widget, qtbot, noisy64, sm
     assert len({n for n in ticks_between if 0 < n < len(steps_seen)}) >= 1  # ticks while steps were coming
 
 
-def test_live_preview_shows_the_slice_on_screen(open_widget, qtbot, small, wait_idle):
+def test_live_preview_shows_the_slice_on_screen(results, open_widget, qtbot, small, wait_idle):
     viewer, _, widget = open_widget()
     rng = np.random.default_rng(1)
     stack = rng.normal(100, 10, (6, 48, 48)).astype(np.float32)
@@ -119,7 +119,7 @@ def test_live_preview_shows_the_slice_on_screen(open_widget, qtbot, small, wait_
     assert shape == (1, 48, 48)
     assert translate == (src.translate[0] + 4 * src.scale[0], 0.0, 0.0)  # sits on the slice on screen
     assert "stack preview" not in viewer.layers  # replaced by the result
-    assert viewer.layers["stack denoised"].data.shape == stack.shape
+    assert results(viewer, "stack")[0].data.shape == stack.shape
 
 
 def test_continue_training_fine_tunes_the_current_model(open_widget, qtbot, noisy64, small, wait_idle):
@@ -138,7 +138,7 @@ def test_continue_training_fine_tunes_the_current_model(open_widget, qtbot, nois
     assert widget.holder.model.config.base_channels == 8
 
 
-def test_closing_the_widget_mid_training_stops_the_worker(open_widget, qtbot, noisy64, small, wait_for):
+def test_closing_the_widget_mid_training_stops_the_worker(results, open_widget, qtbot, noisy64, small, wait_for):
     viewer, dock, widget = open_widget()
     viewer.add_image(noisy64, name="cells")
     small(widget, steps=None, seconds=120)
@@ -147,7 +147,7 @@ def test_closing_the_widget_mid_training_stops_the_worker(open_widget, qtbot, no
     with qtbot.waitSignal(worker.finished, timeout=5000):
         viewer.window.remove_dock_widget(dock)
     assert widget._stops.train.is_set()
-    assert "cells denoised" not in viewer.layers
+    assert not results(viewer, "cells")
 
 
 def test_closing_the_viewer_mid_training_stops_the_worker(open_widget, qtbot, noisy64, small, wait_for):

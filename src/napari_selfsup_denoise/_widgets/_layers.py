@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 _CONTRAST_SAMPLE = 1_000_000
+MARK_KEY = "selfsup_denoise"  # the result layer's metadata and a Zarr output's attrs keep the self-check here
 
 
 class LayerError(ValueError):
@@ -110,6 +111,30 @@ def add_result(viewer: Any, snap: Snapshot, data: Any, suffix: str, **kwargs: An
     if kw.get("contrast_limits") is None:  # callers pass limits computed in the worker where they can
         kw["contrast_limits"] = robust_limits(data)
     return viewer.add_image(data, name=f"{snap.name} {suffix}", rgb=snap.rgb, **kw)
+
+
+def check_mark(decision: Any) -> dict[str, Any]:
+    """What a result keeps of its self-checks, as the command line's outputs do: status, output, failures, figures."""
+    status = "suspect" if decision.suspect else "passed"
+    if decision.fell_back and not decision.suspect:
+        status = "posterior suspect; the prior mean was returned"
+    lines = [f"{c.stage}: {c.line()}" for c in (decision.trained, decision.image) if c is not None]
+    return {"status": status, "output": decision.output, "messages": decision.notes(), "figures": lines}
+
+
+def marked(snap: Snapshot, decision: Any, suffix: str = "denoised") -> tuple[str, dict[str, Any]]:
+    """The result layer's name (``" (suspect)"`` added when a check failed) and metadata (the source's + the mark)."""
+    meta = dict(snap.placement.get("metadata", {}))
+    if decision is None:
+        return f"{snap.name} {suffix}", meta
+    name = f"{snap.name} {suffix}" + (" (suspect)" if decision.suspect else "")
+    return name, {**meta, MARK_KEY: {"self_check": check_mark(decision)}}
+
+
+def mark_output(out: Any, decision: Any) -> None:
+    """Record the self-checks in a Zarr output's attrs (under :data:`MARK_KEY`); numpy outputs keep none."""
+    if decision is not None and hasattr(out, "attrs"):
+        out.attrs[MARK_KEY] = {"self_check": check_mark(decision)}
 
 
 def safe_name(name: str) -> str:

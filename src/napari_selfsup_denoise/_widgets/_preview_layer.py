@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import QObject
 
-from ._layers import Snapshot, robust_limits
+from ._layers import Snapshot, marked, robust_limits
 from ._preview import Region, preview_layer_data, preview_translate
 from ._staged import StagedAdd
 
@@ -31,12 +31,22 @@ def hidden_layer(snap: Snapshot, data: Any, name: str, limits: tuple[float, floa
 
 
 def add_result_staged(
-    viewer: Any, snap: Snapshot, data: Any, limits: tuple[float, float] | None, parent: Any, suffix: str = "denoised"
+    viewer: Any,
+    snap: Snapshot,
+    data: Any,
+    limits: tuple[float, float] | None,
+    parent: Any,
+    suffix: str = "denoised",
+    decision: Any = None,
 ) -> StagedAdd:
-    """Add ``data`` as ``"<name> <suffix>"`` one step per turn, then select it; returns the :class:`StagedAdd`."""
+    """Add ``data`` as ``"<name> <suffix>"`` one step per turn, then select it; returns the :class:`StagedAdd`.
+
+    ``decision`` (the self-checks) goes into the layer's metadata; a suspect result's name ends in ``(suspect)``.
+    """
     staged = StagedAdd(viewer, parent)
-    name = f"{snap.name} {suffix}"
-    staged.start(hidden_layer(snap, data, name, limits if limits is not None else robust_limits(data)), select=True)
+    name, meta = marked(snap, decision, suffix)
+    lim = limits if limits is not None else robust_limits(data)
+    staged.start(hidden_layer(snap, data, name, lim, metadata=meta), select=True)
     return staged
 
 
@@ -91,8 +101,10 @@ class PreviewLayer:
         """Run the steps left now (the dock closes); a layer not yet in the viewer is dropped."""
         self._add.settle()
 
-    def promote(self, data: Any, limits: tuple[float, float] | None) -> Any:
+    def promote(self, data: Any, limits: tuple[float, float] | None, decision: Any = None) -> Any:
         """Turn the layer into ``"<name> denoised"`` showing ``data``, then select it; None without a layer.
+
+        ``decision`` marks it as :func:`add_result_staged` does (metadata, and ``(suspect)`` in the name).
 
         Each runs on its own turn after the steps of adding the layer still left
         (replacing a 3D stack's data and selecting a layer are ~30-50 ms of main-thread
@@ -103,18 +115,20 @@ class PreviewLayer:
         if layer is None or self._promoted or not (add.adding or add.in_viewer()):
             return None
         self._promoted = True
-        name = f"{self.snap.name} denoised"
+        name, meta = marked(self.snap, decision)
 
         def _as_new() -> None:
-            add.start(hidden_layer(self.snap, data, name, limits if limits is not None else robust_limits(data)), True)
+            lim = limits if limits is not None else robust_limits(data)
+            add.start(hidden_layer(self.snap, data, name, lim, metadata=meta), True)
 
         add.on_lost = _as_new
-        add.then(lambda: self._swap(layer, data, limits, name), add.select)
+        add.then(lambda: self._swap(layer, data, limits, name, meta), add.select)
         return layer
 
-    def _swap(self, layer: Any, data: Any, limits: tuple[float, float] | None, name: str) -> None:
-        """The result's data, placement, contrast limits and name in the preview layer."""
+    def _swap(self, layer: Any, data: Any, limits: tuple[float, float] | None, name: str, meta: dict[str, Any]) -> None:
+        """The result's data, placement, contrast limits, name and metadata in the preview layer."""
         layer.data = data
+        layer.metadata = meta
         if not np.allclose(layer.translate, self.snap.placement["translate"]):  # each setter re-slices the layer
             layer.translate = self.snap.placement["translate"]
         if limits is not None:

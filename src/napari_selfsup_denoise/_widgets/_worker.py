@@ -135,7 +135,7 @@ def checked_predict(
     from ..engine._abort import Stopped, stop_inside  # torch: the docks open without it (_warm.py)
     from ..engine.checks import decide
     from ..engine.predict import predict
-    from ._layers import robust_limits
+    from ._layers import mark_output, robust_limits
 
     stop = stop if stop is not None else threading.Event()
     with stop_inside(model.net, stop.is_set):
@@ -150,6 +150,7 @@ def checked_predict(
     if stop.is_set():
         return None
     out, unc = res if isinstance(res, tuple) else (res, None)
+    mark_output(out, decision)  # a Zarr output keeps the self-checks in its attrs, as the command line's do
     return Prediction(out, unc, decision, robust_limits(out))
 
 

@@ -115,7 +115,9 @@ class DenoiseNow(QWidget):
         noise = {k: v for k, v in (model.summary or {}).items() if k.startswith("noise_")}
         fitted = ", ".join(f"{k[6:]} {v:.3g}" for k, v in noise.items() if isinstance(v, float))
         self.status.setText(f"zero-shot (noise {fitted}) · {check_status(model, res.decision)}")
-        self._adding = add_result_staged(self.viewer, snap, res.out, res.limits, self, "denoised (zero-shot)")
+        self._adding = add_result_staged(
+            self.viewer, snap, res.out, res.limits, self, "denoised (zero-shot)", res.decision
+        )
 
     def _on_error(self, exc: Exception) -> None:
         self.status.setText(f"failed: {exc}")

@@ -224,7 +224,7 @@ class DenoiseSection(QWidget):
             notify("denoising stopped; no layer added")
             return
         self.progress.setFormat(f"done · {check_status(self.holder.model, res.decision)}")
-        self._adding = add_result_staged(self.viewer, snap, res.out, res.limits, self)
+        self._adding = add_result_staged(self.viewer, snap, res.out, res.limits, self, decision=res.decision)
         if res.unc is not None:  # an option kept out of the form (uncertainty not calibrated): added in one turn
             add_result(self.viewer, snap, res.unc, "uncertainty", colormap="magma")
         if path is not None:

@@ -254,8 +254,9 @@ class TrainWidget(Lifecycle, QWidget):
         if res.denoised is None or snap is None or self._source not in self.viewer.layers:
             return
         shown = self._shown
-        if shown is None or shown.promote(res.denoised, res.limits) is None:  # promoted: no layer removed or added
-            self._adding = add_result_staged(self.viewer, snap, res.denoised, res.limits, self)
+        # promoted: no layer removed or added
+        if shown is None or shown.promote(res.denoised, res.limits, res.check) is None:
+            self._adding = add_result_staged(self.viewer, snap, res.denoised, res.limits, self, decision=res.check)
         if res.uncertainty is not None:
             add_result(self.viewer, snap, res.uncertainty, "uncertainty", colormap="magma", visible=False)
 
