@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import TrainConfig
+from .engine.checks import SuspectResultWarning
 from .engine.events import TrainProgress, drain
 from .engine.model import Model
 
@@ -57,6 +58,8 @@ def train(
     Blind-spot training starts from the built-in prior (``start_from="builtin"``, the
     default); where it is missing or does not fit, a :class:`PriorWarning` says so and
     training starts from random weights. ``model.summary["start"]`` records the start.
+    When the model's own self-check at the end of training fails, a
+    :class:`~.engine.checks.SuspectResultWarning` says what was found and what to try.
 
     Examples
     --------
@@ -78,7 +81,12 @@ def train(
         if on_progress is not None and ev.phase == "training":
             on_progress(ev)
 
-    return drain(train_gen(image, cfg, stop=stop, target=target, init=init, start=start, routed=routed), steps)
+    model = drain(train_gen(image, cfg, stop=stop, target=target, init=init, start=start, routed=routed), steps)
+    check = model.check
+    if check is not None and not check.passed:  # the model's own check failed: a script that saves it must hear
+        warnings.warn(f"self-check (training): {check.verdict}. What to try: {check.advice}.", SuspectResultWarning,
+                      stacklevel=2)  # fmt: skip
+    return model
 
 
 def denoise(
