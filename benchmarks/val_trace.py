@@ -78,7 +78,7 @@ def trace(a: argparse.Namespace) -> list[dict[str, Any]]:
     )
     train_mod._track_val = tracked
     try:
-        gen = train_mod.train(noisy, cfg)
+        gen = train_mod.train(noisy, cfg, start=_start(cfg, noisy, a.start))
         while True:
             try:
                 next(gen)
@@ -95,6 +95,13 @@ def trace(a: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def _start(cfg: Any, noisy: np.ndarray, start_from: str) -> Any:
+    """The start weights as the API resolves them (the built-in prior by default), or None for random weights."""
+    from napari_selfsup_denoise.prior import resolve_start
+
+    return None if start_from == "random" else resolve_start(cfg.replace(start_from=start_from), tuple(noisy.shape))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--case", default="nuclei_pg20", choices=sorted(CASES))
@@ -106,6 +113,7 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--start", default="builtin", choices=("builtin", "random"), help="start weights (as the API)")
     p.add_argument("--ema", type=float, default=0.0, help="TrainConfig.ema_decay (the average is what is validated)")
     trace(p.parse_args())
 
