@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import html
 import importlib.util
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -48,8 +49,8 @@ class BmzDialog(QDialog):
         form.addRow("Licence", self.licence)
         self.accept_suspect: QCheckBox | None = None
         if _suspect(model):
-            warning = QLabel(f"<b>This model failed its self-check:</b> {model.check.verdict}. "
-                             f"What to try: {model.check.advice}.")  # fmt: skip
+            said = html.escape(f"{model.check.verdict}. What to try: {model.check.advice}.")
+            warning = QLabel(f"<b>This model failed its self-check:</b> {said}")
             warning.setWordWrap(True)
             self.accept_suspect = QCheckBox(ACCEPT_TEXT)
             self.accept_suspect.setToolTip("Other tools run a package without any check; its README and "
@@ -59,7 +60,7 @@ class BmzDialog(QDialog):
         form.addRow(buttons)
 
     def values(self) -> dict[str, Any]:
-        """``name``, ``authors`` (a list) and ``license`` as typed."""
+        """``name``, ``authors`` (a list) and ``license`` as typed; ``accept_suspect`` for a suspect model."""
         authors = [a.strip() for a in self.authors.text().split(",") if a.strip()]
         values = {"name": self.name.text().strip(), "authors": authors or None, "license": self.licence.currentText()}
         if self.accept_suspect is not None:  # a suspect model: ``accept_suspect`` as ticked

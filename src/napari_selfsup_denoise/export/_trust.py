@@ -67,9 +67,11 @@ def readme_section(model: Model) -> list[str]:
     elif not check.passed:
         lines += [f"The check failed: {check.verdict}. What to try: {check.advice}.", ""]
     if model.algorithm == "blindspot":
-        returned = exported_output(model)
-        why = "the check chose it (see above)" if returned == "prior" else "the default"
-        lines += [f"The package returns the {'prior' if returned == 'prior' else 'posterior'} mean ({why}).", ""]
+        returned = "The package returns the posterior mean."
+        if exported_output(model) == "prior":
+            why = "the check found the posterior suspect" if check.fallback else "the check chose it (see above)"
+            returned = f"The package returns the prior mean: {why}."
+        lines += [returned, ""]
     lines += [
         "napari-selfsup-denoise also checks every image it denoises with this model, and warns or switches to the "
         "prior mean there; a package consumer runs none of these checks.",
