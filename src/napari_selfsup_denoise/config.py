@@ -56,7 +56,8 @@ class TrainConfig:
     batch_norm, residual : bool
         Network options (U-Net).
     learning_rate : float or None
-        Peak Adam learning rate, after a linear warm-up (``warmup_fraction`` of the budget), then cosine
+        Peak Adam learning rate, after a linear warm-up (``warmup_fraction`` of the budget, or at least
+        50 steps and at most a quarter of it: :func:`~.engine._training.warmup_share`), then cosine
         decay. Unset with a larger ``batch_size`` than the algorithm's, it grows with the batch
         (:func:`~.defaults.batch_scaled_lr`). A run too short to warm up to a rate above the algorithm's,
         typed or grown, peaks lower; a typed rate lowered so is said in a ``ShortRunWarning`` and in the

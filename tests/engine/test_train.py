@@ -60,11 +60,13 @@ def test_progress_events_carry_loss_eta_and_validation(camera_128):
     assert events[0].val_loss is None and events[-1].val_loss is not None
 
 
+@pytest.mark.slow
 def test_quality_gain_of_at_least_5_db(camera_128, psnr):
     clean, noisy = camera_128
-    # 150 steps: 5.29 dB in 14.9 CPU-s; 250 steps: 5.13 dB in 26.5 (1 thread, measured at d2e8f60)
+    # 200 steps with the N2V warm-up of issue 9 (a quarter of a short run): seeds 0-4 gain 6.28 5.84 6.55 6.25 6.02
+    # dB; at 150 steps seed 1 gave 4.53 (seeds 0-4 5.66-6.03 otherwise; the 5 % warm-up gave 5.29 for seed 1 at 150)
     model = train(
-        noisy, axes="YX", algorithm="n2v", max_steps=150, max_seconds=None, batch_size=8, base_channels=16, seed=1
+        noisy, axes="YX", algorithm="n2v", max_steps=200, max_seconds=None, batch_size=8, base_channels=16, seed=1
     )
     den = model.denoise(noisy)
     gain = psnr(den, clean) - psnr(noisy, clean)

@@ -41,10 +41,13 @@ def test_the_warm_up_lasts_at_least_the_minimum_steps_times_the_rate_gain(batch,
     assert warmup_share(cfg, steps) == pytest.approx(share)
 
 
-def test_n2v_keeps_its_warm_up_at_its_own_rate_and_warms_up_longer_at_a_scaled_one():
-    n2v = resolve_defaults(TrainConfig(algorithm="n2v", max_steps=400), ndim=2)
-    assert warmup_share(n2v, 400) == pytest.approx(0.05)
-    big = resolve_defaults(TrainConfig(algorithm="n2v", batch_size=64, max_steps=400), ndim=2)  # lr x 2
+@pytest.mark.parametrize("algorithm", ["n2v", "n2v2", "structn2v"])
+def test_the_n2v_family_warms_up_for_the_minimum_steps_too(algorithm):
+    cfg = resolve_defaults(TrainConfig(algorithm=algorithm, max_steps=400), ndim=2)
+    assert warmup_share(cfg, 400) == pytest.approx(WARMUP_MIN_STEPS / 400)  # the old rule: 0.05 (20 steps)
+    assert warmup_share(cfg, 60) == pytest.approx(0.25)  # at most a quarter (the old rule: 3 steps)
+    assert warmup_share(cfg, 4000) == pytest.approx(0.05)  # long runs keep warmup_fraction
+    big = resolve_defaults(TrainConfig(algorithm=algorithm, batch_size=64, max_steps=400), ndim=2)  # lr x 2
     assert warmup_share(big, 400) == pytest.approx(2 * WARMUP_MIN_STEPS / 400)
 
 
