@@ -66,7 +66,7 @@ class TrainConfig:
         Fraction of pixels masked per patch (N2V family), sampled stratified.
     neighbourhood_radius : int
         Radius of the neighbourhood replacement values are drawn from.
-    struct_axis, struct_span : structN2V mask: axis and total length (odd).
+    struct_axis, struct_span : structN2V mask: axis (``Y``; several, ``YX``, mask a cross) and total length (odd).
     augment : bool
         Random 90-degree rotations and flips in YX.
     val_fraction : float
@@ -131,7 +131,9 @@ class TrainConfig:
         check(0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)")
         check(0 < self.masked_fraction <= 0.25, "masked_fraction must be in (0, 0.25]")
         check(1 <= self.neighbourhood_radius <= 5, "neighbourhood_radius must be 1..5")
-        check(self.struct_axis.upper() in "ZYX", "struct_axis must be Z, Y or X")
+        letters = self.struct_axis.upper()
+        check(bool(letters) and set(letters) <= set("ZYX") and len(set(letters)) == len(letters),
+              f"struct_axis must be Z, Y or X, or several of them (YX: a cross), got {self.struct_axis!r}")  # fmt: skip
         check(self.struct_span >= 3 and self.struct_span % 2 == 1, "struct_span must be odd, >= 3")
         check(0 <= self.val_fraction < 0.5, "val_fraction must be in [0, 0.5)")
         check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")

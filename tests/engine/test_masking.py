@@ -62,6 +62,28 @@ def test_struct_mask_replaces_pixels_along_the_axis():
                 assert changed[0, 0, y, xx + j], "pixels along X next to a masked pixel must be replaced"
 
 
+def test_struct_mask_with_two_axes_replaces_a_cross():
+    """structN2V along Y and X (noise correlated along both): the pixels along both lines are replaced."""
+    x = torch.arange(1 * 1 * 32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32)
+    xm, mask = n2v_manipulate(x, 0.01, struct=[(0, 5), (1, 5)], gen=torch.Generator().manual_seed(0))
+    _, _, ys, xs = torch.nonzero(mask, as_tuple=True)
+    changed = xm != x
+    for y, xx in zip(ys.tolist(), xs.tolist()):
+        for j in (-2, -1, 1, 2):
+            assert not 0 <= y + j < 32 or changed[0, 0, y + j, xx], "pixels along Y must be replaced"
+            assert not 0 <= xx + j < 32 or changed[0, 0, y, xx + j], "pixels along X must be replaced"
+    assert int(changed.sum()) <= len(ys) * 9  # a cross, not a square
+
+
+def test_struct_axis_letters_become_mask_lines():
+    from napari_selfsup_denoise.engine.methods.n2v import struct_lines
+
+    assert struct_lines("Y", 5, 2) == [(0, 5)]
+    assert struct_lines("yx", 3, 2) == [(0, 3), (1, 3)]
+    assert struct_lines("XY", 5, 3) == [(1, 5), (2, 5)]
+    assert struct_lines("Z", 5, 2) == [(1, 5)]  # no Z in 2D: along X, as one axis always did
+
+
 def test_loss_only_sees_masked_pixels():
     target = torch.randn(2, 1, 16, 16)
     mask = torch.zeros(2, 1, 16, 16)
@@ -121,7 +143,7 @@ def test_n2v_masks_and_loss_read_nothing_back_and_copy_no_python_number(monkeypa
     monkeypatch.setattr(torch.Tensor, "__setitem__", setitem)
     x = torch.randn(3, 2, 30, 26, requires_grad=False)
     pred = torch.randn(3, 2, 30, 26, requires_grad=True)
-    for mode, struct in (("uniform", None), ("median", None), ("uniform", (1, 5))):
+    for mode, struct in (("uniform", None), ("median", None), ("uniform", (1, 5)), ("uniform", [(0, 3), (1, 5)])):
         with Reads() as reads:
             xm, mask = n2v_manipulate(x, 0.05, mode=mode, struct=struct, gen=torch.Generator().manual_seed(0))
             masked_mse(pred * xm, x, mask).backward()

@@ -147,3 +147,45 @@ def test_weakly_correlated_noise_keeps_the_blind_spot_where_it_measured_better()
     assert 0.15 < figure < CORRELATED_AT, routed.correlation
     assert routed.config.algorithm == "auto" and "weakly correlated" in routed.choice
     assert not route_for(TrainConfig(axes="YX", algorithm="blindspot"), noisy).warning
+
+
+def _correlated_yx(seed: int = 0) -> np.ndarray:
+    """Noise correlated along Y (lag-1 0.49) and along X (0.40): both above the threshold."""
+    rng = np.random.default_rng(seed)
+    noise = _noise(rng, (128, 128), 0.8, 0)
+    noise = (noise + 0.5 * np.roll(noise, 1, axis=1)) / np.sqrt(1.25)
+    return (_scene(rng) + noise).astype(np.float32)
+
+
+def test_structn2v_masking_a_cross_through_the_correlated_axis_is_not_warned() -> None:
+    """``struct_axis='YX'`` masks Y too; it was warned as 'masks along YX here, so the noise along Y still leaks'."""
+    noisy = _correlated_yx()
+    routed = route_for(TrainConfig(axes="YX"), noisy)
+    assert routed.config.algorithm == "structn2v" and routed.config.struct_axis == "Y", routed.correlation
+    assert routed.correlation is not None and routed.correlation.lag1["X"] > CORRELATED_AT
+    assert not route_for(TrainConfig(axes="YX", algorithm="structn2v", struct_axis="YX"), noisy).warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CorrelatedNoiseWarning)
+        model = drain(train(noisy, TrainConfig(axes="YX", algorithm="structn2v", struct_axis="YX", **TINY)))
+    assert model.config.struct_axis == "YX" and "still leaks" not in model.summary.get("message", "")
+
+
+def test_a_3d_stack_with_noise_correlated_along_z_or_y_trains_structn2v_along_that_axis() -> None:
+    rng = np.random.default_rng(7)
+    scene = np.stack([_scene(rng, (48, 48))] * 16)
+    for axis, name in ((0, "Z"), (1, "Y")):
+        stack = (scene + _noise(rng, scene.shape, 0.8, axis)).astype(np.float32)
+        routed = route_for(TrainConfig(axes="ZYX"), stack)
+        assert routed.config.algorithm == "structn2v" and routed.config.struct_axis == name, routed.correlation
+        assert routed.choice.startswith(f"structn2v along {name} (auto: the noise is correlated along {name} (")
+    cfg = TrainConfig(axes="ZYX", max_steps=1, max_seconds=None, patch_size=16, patch_size_z=8, batch_size=2)
+    model = drain(train(stack, cfg))  # the last stack: correlated along Y
+    assert model.config.algorithm == "structn2v" and model.config.struct_axis == "Y"
+    white = (scene + rng.normal(0, 10, scene.shape)).astype(np.float32)
+    assert route_for(TrainConfig(axes="ZYX"), white).config.algorithm == "auto"
+
+
+@pytest.mark.parametrize("axis", ["", "YY", "Q", "ZYXX"])
+def test_struct_axis_must_name_distinct_axes(axis: str) -> None:
+    with pytest.raises(ValueError, match="struct_axis must be Z, Y or X, or several of them"):
+        TrainConfig(struct_axis=axis)

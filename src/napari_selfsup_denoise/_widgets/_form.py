@@ -125,7 +125,7 @@ class TrainForm(QWidget):
         self.learning_rate = _spin(1e-5, 0.5, d.learning_rate, 1e-4, 5)
         self.val_fraction = _spin(0, 0.49, d.val_fraction, 0.05, 2)
         self.masked_fraction = _spin(0.001, 0.25, d.masked_fraction, 0.005, 3)
-        self.struct_axis = _combo(["X", "Y", "Z"], d.struct_axis)
+        self.struct_axis = _combo(["X", "Y", "Z", "YX"], d.struct_axis)  # YX: a cross (noise correlated along both)
         self.struct_span = _spin(3, 31, d.struct_span, 2)
         self.noise_model = QLineEdit(d.noise_model)
         self.noise_model.setToolTip("auto, gaussian, poisson-gaussian or known:SIGMA")

@@ -56,7 +56,7 @@ def _warning(cfg: TrainConfig, corr: NoiseCorrelation) -> str:
     if axis is None or cfg.algorithm not in (*ONE_PIXEL, "structn2v"):
         return ""
     if cfg.algorithm == "structn2v":
-        if cfg.struct_axis.upper() == axis:
+        if axis in cfg.struct_axis.upper():  # a line along it, or a cross through it (YX)
             return ""
         return (f"{corr.reason()}; structn2v masks along {cfg.struct_axis.upper()} here, so the noise along {axis} "
                 f"still leaks: set struct_axis to {axis} (--set struct_axis='\"{axis}\"')")  # fmt: skip

@@ -13,6 +13,16 @@ from ..nets.core import crop_margin
 from ..nets.unet import UNet
 
 
+def struct_lines(struct_axis: str, span: int, ndim: int) -> list[tuple[int, int]]:
+    """structN2V's mask lines ``(spatial axis index, span)``: one per letter of ``struct_axis`` (``"Y"``, ``"YX"``).
+
+    A letter the image does not have (``Z`` in 2D) masks along X instead, as one axis always did.
+    """
+    axes = "ZYX"[-ndim:]
+    picked = sorted({axes.index(a) if a in axes else ndim - 1 for a in struct_axis.upper()})
+    return [(i, span) for i in picked]
+
+
 class N2VMethod:
     """Noise2Void, N2V2, structN2V and Noise2Noise on a U-Net."""
 
@@ -47,13 +57,7 @@ class N2VMethod:
                 raise ValueError("Noise2Noise needs a target image (a second noisy acquisition)")
             return torch.mean((net(x).float() - target.float()) ** 2)
         c = self.cfg
-        struct = None
-        if self.name == "structn2v":
-            axes = "ZYX"[-(x.ndim - 2) :]
-            struct = (
-                axes.index(c.struct_axis.upper()) if c.struct_axis.upper() in axes else len(axes) - 1,
-                c.struct_span,
-            )
+        struct = struct_lines(c.struct_axis, c.struct_span, x.ndim - 2) if self.name == "structn2v" else None
         mode = "median" if self.name == "n2v2" else "uniform"
         xm, mask = n2v_manipulate(x, c.masked_fraction, c.neighbourhood_radius, mode, struct, gen)
         return masked_mse(net(xm), x, mask)
