@@ -62,8 +62,8 @@ AUTO_PICKS: dict[int, tuple[str, str]] = {
 # Measured on camera_g25 with its noise filtered along Y, 175 steps, 1 thread (docs/benchmarks.md): at lag-1 0.49
 # blind-spot from the prior gives 21.03-21.20 dB (noisy 20.15: it learns the noise), structN2V along Y 25.59-26.02
 # (median 25.86), N2V 26.07 / 23.35 / 25.66 (seeds 0-2: median 25.66, spread 2.72; N2V also sees the correlated
-# neighbours, so a longer run can learn the noise, structN2V cannot); at 0.33 24.04 vs 26.26 (seed 0); at 0.19
-# blind-spot wins, 27.87 vs 25.94 (seed 0; noise_correlation).
+# neighbours, so a longer run can learn the noise, structN2V cannot); at 0.34 blind-spot 24.04 vs structN2V 26.10
+# (medians of seeds 0-2, spreads 0.11 / 0.23); at 0.19 blind-spot wins, 27.87 vs 26.08 (spreads 0.24 / 0.40).
 AUTO_CORRELATED: dict[int, tuple[str, str]] = {
     2: (
         "structn2v",
