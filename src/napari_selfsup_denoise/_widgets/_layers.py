@@ -115,11 +115,9 @@ def add_result(viewer: Any, snap: Snapshot, data: Any, suffix: str, **kwargs: An
 
 def check_mark(decision: Any) -> dict[str, Any]:
     """What a result keeps of its self-checks, as the command line's outputs do: status, output, failures, figures."""
-    status = "suspect" if decision.suspect else "passed"
-    if decision.fell_back and not decision.suspect:
-        status = "posterior suspect; the prior mean was returned"
-    lines = [f"{c.stage}: {c.line()}" for c in (decision.trained, decision.image) if c is not None]
-    return {"status": status, "output": decision.output, "messages": decision.notes(), "figures": lines}
+    from ..engine.checks import check_record
+
+    return check_record(decision, "suspect", "posterior suspect; the prior mean was returned")
 
 
 def marked(snap: Snapshot, decision: Any, suffix: str = "denoised") -> tuple[str, dict[str, Any]]:

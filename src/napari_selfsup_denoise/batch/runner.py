@@ -17,7 +17,7 @@ import numpy as np
 
 from ..axes import AxesError
 from ..config import UNCERTAINTY_REMOVED, ConfigError, PredictConfig, to_dict
-from ..engine.checks import Decision, decide
+from ..engine.checks import Decision, check_record, decide
 from ..engine.data import DataError
 from ..engine.model import Model
 from ..engine.model_file import ModelFileError
@@ -99,11 +99,8 @@ def check_outputs(inputs: list[str], output: str, opts: BatchOptions) -> list[tu
 
 def _mark(decision: Decision) -> dict[str, Any]:
     """What the output's metadata records of the self-checks: the output returned, any failure, the figures."""
-    status = "suspect, written with --accept-suspect" if decision.suspect else "passed"
-    if decision.fell_back and not decision.suspect:
-        status = "posterior suspect; the prior mean was written"
-    lines = [f"{c.stage}: {c.line()}" for c in (decision.trained, decision.image) if c is not None]
-    return {"status": status, "output": decision.output, "messages": decision.notes(), "figures": lines}
+    suspect = "suspect, written with --accept-suspect"
+    return check_record(decision, suspect, "posterior suspect; the prior mean was written")
 
 
 class FileRunner:

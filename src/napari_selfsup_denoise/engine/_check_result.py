@@ -100,3 +100,16 @@ def figure(name: str, value: float) -> Figure:
     """The figure ``name`` with today's range for it (no range: an ``info`` figure that always passes)."""
     low, high, part = RANGES.get(name, (-math.inf, math.inf, "info"))
     return Figure(name, float(value), low, high, part)
+
+
+def check_record(decision: Any, suspect: str, fell_back: str) -> dict[str, Any]:
+    """What an output keeps of the self-checks that made it: status, output, failures, each check's figures.
+
+    ``decision`` is a :class:`.checks.Decision`; ``suspect`` and ``fell_back`` are the status words an interface
+    uses for a suspect result and for the prior mean returned in place of a suspect posterior.
+    """
+    status = suspect if decision.suspect else "passed"
+    if decision.fell_back and not decision.suspect:
+        status = fell_back
+    lines = [f"{c.stage}: {c.line()}" for c in (decision.trained, decision.image) if c is not None]
+    return {"status": status, "output": decision.output, "messages": decision.notes(), "figures": lines}

@@ -41,14 +41,14 @@ from . import _check_figures as fig
 from ._check_budget import budget_voxels, check_margin, fit
 from ._check_choice import OutputChoice, choose_output
 from ._check_figures import Model
-from ._check_result import Figure, SelfCheck, figure
+from ._check_result import Figure, SelfCheck, check_record, figure
 from .arrays import canonical
 from .check_ranges import RANGES, meaning
 from .data import DataError, fit_normalisation
 from .device import module_device
 
 __all__ = ["RANGES", "Decision", "Figure", "OutputChoice", "SelfCheck", "SuspectResultWarning", "check_image",
-           "check_training", "decide", "figures_for", "verdict"]  # fmt: skip
+           "check_record", "check_training", "decide", "figures_for", "verdict"]  # fmt: skip
 
 
 class SuspectResultWarning(UserWarning):
