@@ -11,7 +11,8 @@ from torch.overrides import TorchFunctionMode
 from napari_selfsup_denoise import PredictConfig, TrainConfig
 from napari_selfsup_denoise.config import resolve_defaults
 from napari_selfsup_denoise.engine import predict as predict_mod
-from napari_selfsup_denoise.engine.arrays import ChunkCache, write_blocks
+from napari_selfsup_denoise.engine.arrays import write_blocks
+from napari_selfsup_denoise.engine.chunk_cache import ChunkCache
 from napari_selfsup_denoise.engine.data import Normalisation
 from napari_selfsup_denoise.engine.events import drain
 from napari_selfsup_denoise.engine.model import Model

@@ -14,7 +14,8 @@ from pipeline_helpers import tiny_model as _model
 from napari_selfsup_denoise import PredictConfig
 from napari_selfsup_denoise.engine import pipeline as pipeline_mod
 from napari_selfsup_denoise.engine import predict as predict_mod
-from napari_selfsup_denoise.engine.arrays import ChunkCache, canonical
+from napari_selfsup_denoise.engine.arrays import canonical
+from napari_selfsup_denoise.engine.chunk_cache import ChunkCache
 from napari_selfsup_denoise.engine.events import drain
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .arrays import ChunkCache
+from .chunk_cache import ChunkCache
 from .data import DataError, Normalisation
 
 Box = tuple[tuple[int, int], ...]
