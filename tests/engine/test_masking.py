@@ -53,7 +53,7 @@ def test_3d_masking_and_median_mode():
 
 def test_struct_mask_replaces_pixels_along_the_axis():
     x = torch.arange(1 * 1 * 32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32)
-    xm, mask = n2v_manipulate(x, 0.01, struct=(1, 5), gen=torch.Generator().manual_seed(0))
+    xm, mask = n2v_manipulate(x, 0.01, struct=[(1, 5)], gen=torch.Generator().manual_seed(0))
     _, _, ys, xs = torch.nonzero(mask, as_tuple=True)
     changed = xm != x
     for y, xx in zip(ys.tolist(), xs.tolist()):
@@ -101,7 +101,7 @@ def test_draws_outside_the_patch_are_dropped_as_a_selection_would_drop_them():
     from napari_selfsup_denoise.engine import masking
 
     x = _unique_batch(h=45, w=38)  # not multiples of the grid: boxes cut by the patch edge
-    for mode, struct in (("uniform", None), ("median", None), ("uniform", (0, 3))):
+    for mode, struct in (("uniform", []), ("median", []), ("uniform", [(0, 3)])):
         xm, mask = n2v_manipulate(x, 0.05, mode=mode, struct=struct, gen=torch.Generator().manual_seed(2))
         coords, inside = masking._box_draws(4, (45, 38), 0.05, torch.Generator().manual_seed(2))
         assert not bool(inside.all())  # some draws did fall outside
@@ -143,7 +143,7 @@ def test_n2v_masks_and_loss_read_nothing_back_and_copy_no_python_number(monkeypa
     monkeypatch.setattr(torch.Tensor, "__setitem__", setitem)
     x = torch.randn(3, 2, 30, 26, requires_grad=False)
     pred = torch.randn(3, 2, 30, 26, requires_grad=True)
-    for mode, struct in (("uniform", None), ("median", None), ("uniform", (1, 5)), ("uniform", [(0, 3), (1, 5)])):
+    for mode, struct in (("uniform", []), ("median", []), ("uniform", [(1, 5)]), ("uniform", [(0, 3), (1, 5)])):
         with Reads() as reads:
             xm, mask = n2v_manipulate(x, 0.05, mode=mode, struct=struct, gen=torch.Generator().manual_seed(0))
             masked_mse(pred * xm, x, mask).backward()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 
@@ -99,7 +99,7 @@ def n2v_manipulate(
     fraction: float,
     radius: int = 2,
     mode: str = "uniform",
-    struct: tuple[int, int] | Sequence[tuple[int, int]] | None = None,
+    struct: Sequence[tuple[int, int]] = (),
     gen: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask pixels of a batch for blind-spot training.
@@ -114,9 +114,9 @@ def n2v_manipulate(
         Neighbourhood radius for the replacement value.
     mode : str
         ``uniform`` (random neighbour, N2V) or ``median`` (neighbourhood median, N2V2).
-    struct : (axis, span) or sequence of them, optional
-        structN2V: spatial axis index (0-based over the spatial dims) and odd span; several pairs mask
-        a cross (one line along each axis, through the masked pixel).
+    struct : sequence of (axis, span), optional
+        structN2V's mask lines: spatial axis index (0-based over the spatial dims) and odd span; two
+        lines mask a cross (one along each axis, through the masked pixel). Empty: no structN2V mask.
     gen : torch.Generator, optional
         Seeded generator for reproducibility.
 
@@ -144,7 +144,7 @@ def n2v_manipulate(
     else:
         raise ValueError(f"unknown replacement mode {mode!r}; use 'uniform' or 'median'")
     out = torch.cat([x, x[:1]])  # the copy to manipulate, with the spare entry
-    for line in _struct_lines(struct):
+    for line in struct:
         _struct_replace(x, out, (b, src), c, line, gen)
     _put(out, b, c, values)
     mask = torch.zeros((n + 1, 1, *spatial), dtype=x.dtype, device=x.device)
@@ -152,16 +152,6 @@ def n2v_manipulate(
     # a tensor value made on the device: a Python 1.0 would be copied from the host (a blocking copy on CUDA)
     mask[idx] = torch.ones((), dtype=x.dtype, device=x.device)
     return out[:n], mask[:n]
-
-
-def _struct_lines(struct: tuple[int, int] | Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
-    """The (axis, span) lines of a structN2V mask: none, one pair, or a sequence of pairs."""
-    if struct is None:
-        return []
-    if isinstance(struct[0], int):  # one (axis, span) pair
-        axis, span = cast("tuple[int, int]", struct)
-        return [(axis, span)]
-    return [(int(axis), int(span)) for axis, span in cast("Sequence[tuple[int, int]]", struct)]
 
 
 def _struct_replace(

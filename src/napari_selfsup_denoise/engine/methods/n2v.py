@@ -57,7 +57,7 @@ class N2VMethod:
                 raise ValueError("Noise2Noise needs a target image (a second noisy acquisition)")
             return torch.mean((net(x).float() - target.float()) ** 2)
         c = self.cfg
-        struct = struct_lines(c.struct_axis, c.struct_span, x.ndim - 2) if self.name == "structn2v" else None
+        struct = struct_lines(c.struct_axis, c.struct_span, x.ndim - 2) if self.name == "structn2v" else []
         mode = "median" if self.name == "n2v2" else "uniform"
         xm, mask = n2v_manipulate(x, c.masked_fraction, c.neighbourhood_radius, mode, struct, gen)
         return masked_mse(net(xm), x, mask)
