@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import itertools
 import json
 import resource
 import time
@@ -106,8 +107,8 @@ def _no_check(model: Any) -> dict[str, bool]:
     return {"check": False} if "check" in inspect.signature(model.denoise).parameters else {}
 
 
-def _bare(model: Any, size: int, reps: int, device: str, precision: str) -> float:
-    """MP/s of the method's forward pass alone on the windows the tiler uses for a ``size``^2 image (auto tile).
+def _bare(model: Any, size: int, reps: int, device: str, precision: str, tile: int | None = None) -> float:
+    """MP/s of the method's forward pass alone on the windows the tiler uses for a ``size``^2 image (``tile``, or auto).
 
     The network (blind-spot: on each direction's context, and the posterior) as the pipeline calls it, where the
     code has that call (older code: the whole windows).
@@ -119,7 +120,7 @@ def _bare(model: Any, size: int, reps: int, device: str, precision: str) -> floa
     dev = pick_device(device)
     dtype = resolve_precision(precision, dev)
     core = {"margin": model.margin} if "margin" in inspect.signature(model.method.infer).parameters else {}
-    tile = min(auto_tile(model, dev, False), -(-size // model.multiple) * model.multiple)
+    tile = min(tile or auto_tile(model, dev, False), -(-size // model.multiple) * model.multiple)
     n = -(-size // tile)
     win = tile + 2 * model.margin
     net = model.net.to(dev)
@@ -136,21 +137,28 @@ def _bare(model: Any, size: int, reps: int, device: str, precision: str) -> floa
 
 
 def network(
-    algorithm: str, size: int, reps: int, device: str, save: str | None, compare: str | None, precision: str = "fp32"
+    algorithm: str,
+    size: int,
+    reps: int,
+    device: str,
+    save: str | None,
+    compare: str | None,
+    precision: str = "fp32",
+    tile: int | None = None,
 ) -> dict:
-    """A real (untrained) network end to end, against the bare network in the same process."""
+    """A real (untrained) network end to end, against the bare network in the same process (``tile``: or auto)."""
     cfg = {"depth": 2, "base_channels": 32} if algorithm == "n2v" else {"depth": 3, "base_channels": 32}
     model = _model(algorithm, **cfg)
     img = np.random.default_rng(1).normal(100, 20, (size, size)).astype(np.float32)
     box: dict[str, np.ndarray] = {}
 
     def run() -> None:
-        box["out"] = model.denoise(img, "YX", device=device, precision=precision, **_no_check(model))
+        box["out"] = model.denoise(img, "YX", tile=tile, device=device, precision=precision, **_no_check(model))
 
     s = _best(run, reps)
-    row = {"row": algorithm, "size": size, "device": device, "precision": precision}
+    row = {"row": algorithm, "size": size, "device": device, "precision": precision, "tile": tile or "auto"}
     row["MP_per_s"] = round(size * size / s / 1e6, 3)
-    bare = _bare(model, size, reps, device, precision)
+    bare = _bare(model, size, reps, device, precision, tile)
     row.update({"bare_MP_per_s": round(bare, 3), "ratio": round(size * size / s / 1e6 / bare, 3)})
     row["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)  # this process so far
     if torch.cuda.is_available() and device.startswith("cuda"):
@@ -204,6 +212,7 @@ def main() -> None:
     p.add_argument("--save", help="save the blind-spot output here (.npy)")
     p.add_argument("--compare", help="report the largest difference of the blind-spot output to this .npy")
     p.add_argument("--tile", type=int, help="the tile of the flops row (default: the automatic tile)")
+    p.add_argument("--tiles", default="", help="comma-separated tiles of the n2v/blindspot rows, a row each (0: auto)")
     a = p.parse_args()
     size, frames, reps = (512, 4, 1) if a.quick else (2048, 32, 3)
     reps = a.reps or reps
@@ -222,10 +231,12 @@ def main() -> None:
         from pipeline_flops import flops  # next to this script
 
         print(json.dumps(flops(_model("blindspot", depth=3, base_channels=32), size, a.tile)), flush=True)
-    for alg in ("n2v", "blindspot"):
+    for alg, tile in itertools.product(
+        ("n2v", "blindspot"), [int(t) or None for t in a.tiles.split(",") if t] or [None]
+    ):
         if alg in rows:
             n = 256 if a.quick and alg == "blindspot" else size
-            row = network(alg, n, 1 if alg == "blindspot" else reps, a.device, a.save, a.compare, a.precision)
+            row = network(alg, n, 1 if alg == "blindspot" else reps, a.device, a.save, a.compare, a.precision, tile)
             print(json.dumps(row), flush=True)
 
 

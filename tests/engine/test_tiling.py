@@ -61,6 +61,19 @@ def test_the_bound_limits_how_many_windows_share_a_pass():
     assert predict_mod.tiles_per_forward(model, cpu, False, window, 1) == 1  # an explicit tile was checked before
 
 
+def test_a_gpu_pass_holds_about_a_megapixel_so_reading_and_writing_overlap_the_next(monkeypatch):
+    """On CUDA several 1024^2 tiles are several passes (the pipeline overlaps their copies); small tiles share one."""
+    model, cuda = _model(), torch.device("cuda")
+    monkeypatch.setattr(predict_mod, "available_memory", lambda _device: 80 << 30)  # an H100's, without a GPU
+    big = (1024 + 2 * model.margin,) * 2
+    assert predict_mod.tiles_per_forward(model, cuda, False, big) == 1
+    small = (256 + 2 * model.margin,) * 2
+    per = predict_mod.tiles_per_forward(model, cuda, False, small)
+    assert 2 <= per < predict_mod.MAX_BATCH["cuda"] and per * math.prod(small) <= math.prod(big)
+    tiny = (16 + 2 * model.margin,) * 2
+    assert predict_mod.tiles_per_forward(model, cuda, False, tiny) == predict_mod.MAX_BATCH["cuda"]
+
+
 def test_an_explicit_tile_over_the_bound_or_a_bound_below_any_window_is_refused():
     model = _model()
     m = model.margin

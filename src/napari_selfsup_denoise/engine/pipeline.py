@@ -168,7 +168,8 @@ class Pipeline:
         if hasattr(self.canon, "prefetch"):
             own = [raw_index(self.canon.shape, t.s, t.t, t.box, m.margin, m.multiple, m.ndim) for t in group]
             self.canon.prefetch(own, lambda: _ahead(work, i, m.margin + m.multiple, self.sizes))
-        args = (m.margin, m.multiple, m.ndim, self.cuda, not self.inline)
+        # NaN check in single-threaded pieces on the CPU only (a spinning OpenMP team there slows the compute)
+        args = (m.margin, m.multiple, m.ndim, self.cuda, not (self.inline or self.cuda))
         return [read_raw(self.canon, t.s, t.t, t.box, *args) for t in group]
 
     def _forward_batch(self, items: list[tuple[Tile, Raw, Box]]) -> dict[str, torch.Tensor]:

@@ -45,7 +45,10 @@ __all__ = [
 ]
 
 MAX_BATCH = {"cuda": 32, "cpu": 8}  # windows per forward pass at most (several small tiles or frames)
-HOST_BATCH_EDGE = {2: 512, 3: 64}  # off CUDA, a forward pass holds at most one window of this tile edge
+# A forward pass holds at most one window of this tile edge (or one window, when larger), by device type:
+# on the host a pass's memory and the time to honour ``stop`` stay those of one batch-job unit; on CUDA about
+# a megapixel keeps the chip busy, and more, smaller passes let reading and writing overlap the next pass.
+PASS_EDGE = {"cpu": {2: 512, 3: 64}, "cuda": {2: 1024, 3: 128}}
 
 
 class ModelLike(Protocol):
@@ -103,15 +106,14 @@ def tiles_per_forward(
 ) -> int:
     """How many windows of shape ``window`` one forward pass takes: as many as fit a quarter of free memory, capped.
 
-    Off CUDA a pass also holds no more pixels than one window around a
-    :data:`HOST_BATCH_EDGE` tile: there batching saves only per-call overhead,
-    and host memory (and the time to honour ``stop``) stays that of one batch-job unit.
+    A pass also holds no more pixels than one window around a :data:`PASS_EDGE`
+    tile of the device type (the host's row off CUDA and MPS).
     ``max_voxels`` (:attr:`.PredictConfig.max_pass_voxels`) bounds the voxels of the pass.
     """
     px = max(1, math.prod(window))
     fit = available_memory(device) // 4 // max(1, window_bytes(model, window, tta))
-    if device.type != "cuda":
-        fit = min(fit, (HOST_BATCH_EDGE[model.ndim] + 2 * model.margin) ** model.ndim // px)
+    edge = PASS_EDGE.get(device.type, PASS_EDGE["cpu"])[model.ndim]
+    fit = min(fit, (edge + 2 * model.margin) ** model.ndim // px)
     if max_voxels is not None:
         fit = min(fit, max_voxels // px)
     return int(max(1, min(MAX_BATCH.get(device.type, 1), fit)))
