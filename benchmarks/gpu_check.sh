@@ -9,7 +9,8 @@
 #   tests     the device-path tests on CUDA (tests/engine/test_on_device.py with SELFSUP_TEST_DEVICES);
 #             after profile: the engine's pipeline/training test files with the device chosen automatically
 #   rate      blind-spot training step rate at batch 4/16/64/256 (benchmarks/bench_speed.py)
-#   pipeline  bench_pipeline rows train-data, n2v, blindspot (bf16 and fp32); ceiling-zarr and n2v-zarr (the
+#   pipeline  bench_pipeline rows train-data, n2v, blindspot (bf16 and fp32; pipeline-tiles: at explicit tiles);
+#             ceiling-zarr and n2v-zarr (the
 #             issue's Zarr row: N2V depth 2 / 32 ch, uint16 stack, chunks 1x512x512, own process)
 #   quality   equal wall-clock quality at batch 4/16/64 from the prior, camera_g25 and nuclei_pg30, 30 s, 1 seed
 #             (issue 9 item 2 and issue 12's GPU default: is a larger batch as good in 30 s?)
@@ -80,7 +81,7 @@ if [ "$QUICK" = 1 ]; then
   EXISTING="tests/engine/test_patches.py tests/engine/test_train_sync.py"
   RATE="--batches 4,16 --steps 2" PIPE="--quick" THREADS=1 XDIST=""
   QUALITY="--steps 2 --batches 4,16 --crop 128" PROFILE="--batches 4 --steps 2 --size 256"
-  PRECISION="--seeds 0 --steps-factor 0.03"
+  PRECISION="--seeds 0 --steps-factor 0.03" TILES=256
 else
   EXISTING="tests/engine/test_patches.py tests/engine/test_train_sync.py tests/engine/test_pipeline.py
     tests/engine/test_pipeline_zarr.py
@@ -88,7 +89,7 @@ else
     tests/engine/test_train.py tests/engine/test_blindspot.py"
   RATE="--batches 4,16,64,256 --steps 30" PIPE="--reps 2" THREADS=$(($(nproc) / 2)) XDIST="-n 4 --dist loadfile"
   QUALITY="--seconds 30 --batches 4,16,64" PROFILE="--batches 4,64 --steps 10 --size 2048"
-  PRECISION="--seeds 0,1,2"
+  PRECISION="--seeds 0,1,2" TILES=2048,1024,512
 fi
 PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts= -rfEs --timeout 120"
 SELFSUP_TEST_DEVICES=$DEVICE part tests-on-device 90 "$OUT/tests.log" $PYTEST tests/engine/test_on_device.py
@@ -108,6 +109,10 @@ part quality 230 "$WORK/quality.out" $PY benchmarks/bench_robustness.py $QUALITY
 # bf16 vs fp32 training at equal steps: the two quality tests' runs (they failed on the H200 in session 7)
 # shellcheck disable=SC2086
 part precision 100 "$OUT/train_rate.jsonl" $PY benchmarks/gpu_precision.py --device "$DEVICE" $PRECISION
+# which tile is fastest on the device: the automatic tile against explicit ones (several passes overlap their copies)
+# shellcheck disable=SC2086
+part pipeline-tiles 40 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision bf16 \
+  --rows n2v,blindspot --tiles $TILES $PIPE
 # shellcheck disable=SC2086
 part pipeline-fp32 30 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision fp32 \
   --rows n2v,blindspot $PIPE

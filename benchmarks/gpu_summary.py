@@ -111,7 +111,8 @@ def _pipeline(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         if r.get("row") in ("n2v", "blindspot"):
             out.append(
-                f"- {r['row']} {r.get('size')}² {r.get('precision')}: **{r.get('MP_per_s')} MP/s** end to end, "
+                f"- {r['row']} {r.get('size')}² {r.get('precision')} tile {r.get('tile', 'auto')}: "
+                f"**{r.get('MP_per_s')} MP/s** end to end, "
                 f"bare {r.get('bare_MP_per_s')} MP/s, ratio **{r.get('ratio')}** (target >= 0.7)"
             )
         elif r.get("row") == "ceiling-zarr":
