@@ -10,8 +10,8 @@ store, one at a time per worker, so memory does not grow with the stack.
 
 Modules, each importing only those before it: :mod:`.plan` (options, results,
 output names, work units), :mod:`.store` (create, resume and finish outputs),
-:mod:`.local` (run units here), :mod:`.distributed` (run units on dask),
-:mod:`.runner` (one input after another).
+:mod:`.outputs` (the outputs of each input), :mod:`.ahead` (the self-check beside the first units),
+:mod:`.local` (run units here), :mod:`.distributed` (run units on dask), :mod:`.runner` (one input after another).
 """
 
 from .plan import FORMATS, BatchOptions, Interrupted, Reporter, Result, guess_format, output_path, tagged

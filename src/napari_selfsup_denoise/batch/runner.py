@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -21,9 +20,11 @@ from ..engine.checks import Decision, check_record, decide
 from ..engine.data import DataError
 from ..engine.model import Model
 from ..engine.model_file import ModelFileError
-from ..io import Image, InputError, check_output_path, file_identity, is_image_path, read_image
+from ..io import Image, InputError, file_identity, read_image
 from . import store as _store
+from .ahead import CheckAhead, Retracted, can_check_ahead, expected_output
 from .local import predict_units
+from .outputs import check_outputs, many_inputs, plan_outputs
 from .plan import (
     BatchOptions,
     Interrupted,
@@ -33,13 +34,12 @@ from .plan import (
     default_edge,
     expand_inputs,
     model_hash,
-    output_format,
-    output_path,
     region_px,
     sample_hash,
-    tagged,
     unit_grid,
 )
+
+__all__ = ["EXPECTED_ERRORS", "FileRunner", "ModelFor", "check_outputs", "denoise_files", "plan_outputs"]
 
 # A model made for each input from its data and axes (or None: guess them); zero-shot denoising is one.
 ModelFor = Callable[[Any, str | None], Model]
@@ -48,53 +48,6 @@ EXPECTED_ERRORS = (InputError, AxesError, ConfigError, DataError, ModelFileError
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _many(inputs: list[str], paths: list[str]) -> bool:
-    many = len(inputs) > 1 or len(paths) > 1 or any(Path(i).is_dir() and not is_image_path(Path(i)) for i in inputs)
-    return many or any(glob.has_magic(i) for i in inputs)
-
-
-def plan_outputs(img: Image, output: str, many: bool, opts: BatchOptions) -> list[_store.OutSpec]:
-    """The outputs of one input (denoised[, uncertainty]), each checked with :func:`io.check_output_path`."""
-    fmt = output_format(output, many, opts.fmt, img.kind)
-    dst = output_path(img.path, output, many, fmt)
-    zf = int(img.meta.get("zarr_format", 3))
-    specs = [_store.plan_out(dst, fmt, zf)]
-    if opts.uncertainty:
-        specs.append(_store.plan_out(tagged(dst, "_uncertainty"), fmt, zf))
-    for spec, what in zip(specs, ("output", "uncertainty output")):
-        for path in {spec.dst, spec.work}:
-            check_output_path(path, [img.path], exists_ok=True, what=what)
-    return specs
-
-
-def check_outputs(inputs: list[str], output: str, opts: BatchOptions) -> list[tuple[Path, str, dict[str, Any]]]:
-    """Check every output of ``inputs`` before any work (``run`` calls it before training).
-
-    Returns
-    -------
-    list of (path, state, record)
-        The outputs that exist (``partial`` or ``complete``) with their stored run records.
-
-    Raises
-    ------
-    OutputError, ConfigError, InputError
-        For the first output that is an input, exists without ``--overwrite``/``--resume``,
-        cannot be created, or whose ``--format`` contradicts its name.
-    """
-    paths, _ = expand_inputs(inputs)
-    many, found = _many(inputs, paths), []
-    for src in paths:
-        img = read_image(src)
-        try:
-            for spec in plan_outputs(img, output, many, opts):
-                _store.check_existing(spec, overwrite=opts.overwrite, resume=opts.resume)
-                st, rec = _store.state(spec)
-                found += [(spec.dst, st, rec)] if st != "absent" else []
-        finally:
-            img.close()
-    return found
 
 
 def _mark(decision: Decision) -> dict[str, Any]:
@@ -177,21 +130,46 @@ class FileRunner:
         }
         return {"fingerprint": _sha(json.dumps(parts, sort_keys=True)), "parts": parts, "source": str(img.path)}
 
-    def _run(self, img: Image, output: str, many: bool) -> Result:
+    def _run(self, img: Image, output: str, many: bool, settled: Decision | None = None) -> Result:
         m, o = self._model(img), self.opts
         axes = m.resolve_axes(img.shape, img.axes_choice(o.axes, model_axes=m.axes).axes)  # the one rule (axes.py)
         specs = plan_outputs(img, output, many, o)
+        asked, check = expected_output(o.prior), None
+        fresh = o.overwrite or all(_store.state(s)[0] == "absent" for s in specs)
+        if settled is None and can_check_ahead(m, self.client is None, fresh):  # the check runs beside the units
+            check = CheckAhead(lambda: decide(m, img.data, axes, asked), asked, o.accept_suspect)
+        elif settled is None:
+            settled = decide(m, img.data, axes, asked)
+        if settled is not None and settled.suspect and not o.accept_suspect:
+            return self._suspect(img, specs, settled)
+        try:
+            return self._units(m, img, axes, specs, settled.output if settled else asked, settled, check)
+        except Retracted:
+            pass
+        except Interrupted:
+            if check is not None and not check.stands():  # the check would have refused: nothing is kept
+                _remove(specs)
+            raise
+        _remove(specs)
+        decision = check.decision() if check is not None else settled  # raises the check's error
+        assert decision is not None
+        return self._run(img, output, many, decision)  # refused as suspect, or the run of another output
+
+    def _suspect(self, img: Image, specs: list, decision: Decision) -> Result:
+        why = " ".join(decision.notes()) + " Nothing was written; pass --accept-suspect to write it anyway."
+        return Result(img.path, str(specs[0].dst), "suspect", why)
+
+    def _units(
+        self, m: Model, img: Image, axes: str, specs: list, out: str, settled: Decision | None, check: Any
+    ) -> Result:
+        """Create or resume the outputs, run the units, finish; the self-check is ``settled`` or ``check``."""
+        o = self.opts
         edge = o.tile or default_edge(m, o.device)
         edge = max(m.multiple, edge - edge % m.multiple)
         chunks, units = unit_grid(img.shape, axes, edge, m.ndim)
-        decision = decide(m, img.data, axes, "prior" if o.prior else "posterior")
-        notes = decision.notes()
-        if decision.suspect and not o.accept_suspect:
-            why = " ".join(notes) + " Nothing was written; pass --accept-suspect to write it anyway."
-            return Result(img.path, str(specs[0].dst), "suspect", why)
-        pcfg = PredictConfig(tile=edge, tta=o.tta, device=o.device, output=decision.output, uncertainty=o.uncertainty)
+        pcfg = PredictConfig(tile=edge, tta=o.tta, device=o.device, output=out, uncertainty=o.uncertainty)
         dtype = np.dtype(img.data.dtype) if o.dtype == "input" else np.dtype(np.float32)
-        record = {**self._record(img, axes, specs, pcfg, dtype, units), "self_check": _mark(decision)}
+        record = {**self._record(img, axes, specs, pcfg, dtype, units), "self_check": settled and _mark(settled)}
         arrs = [
             _store.prepare(s, img.shape, chunks, dtype if i == 0 else np.dtype(np.float32), record,
                            overwrite=o.overwrite, resume=o.resume)
@@ -208,28 +186,45 @@ class FileRunner:
             if self.client is not None:
                 self._run_dask(img, axes, pcfg, specs, dtype, pending)
             else:
-                self._run_local(m, img, axes, pcfg, specs, arrs, units, done)
-        except Interrupted:
+                self._run_local(m, img, axes, pcfg, specs, arrs, units, done, check)
+        except (Interrupted, Retracted):
             raise
         except Exception as exc:
+            if check is not None and not check.stands():
+                raise Retracted("the self-check refuses this run") from exc
             raise _store.abandon(specs, exc, len(units)) from exc
+        if check is not None and not check.stands():
+            raise Retracted("the self-check refuses this run")
+        decision = settled or check.decision()
         for s, a in zip(specs, arrs):
-            _store.finish(s, a, img, axes, o.levels)
-        return Result(img.path, dst, "done", megapixels=round(todo / 1e6, 3), notes=notes)
+            _store.finish(s, a, img, axes, o.levels, {"self_check": _mark(decision)})
+        return Result(img.path, dst, "done", megapixels=round(todo / 1e6, 3), notes=decision.notes())
 
-    def _on_unit(self, mark: Callable[[str], None] | None, key: str, px: int) -> None:
+    def _on_unit(self, mark: Callable[[str], None] | None, key: str, px: int, check: Any = None) -> None:
         if mark is not None:
             mark(key)
+        if check is not None:
+            check.interrupt_if_refused()
         self.rep.file_advance(px)
         if self.stop is not None and self.stop.is_set():
             raise Interrupted("stopped; run again with --resume to continue")
 
     def _run_local(
-        self, m: Model, img: Image, axes: str, pcfg: PredictConfig, specs: list, arrs: list, units: list, done: set
+        self,
+        m: Model,
+        img: Image,
+        axes: str,
+        pcfg: PredictConfig,
+        specs: list,
+        arrs: list,
+        units: list,
+        done: set,
+        check: Any = None,
     ) -> None:
         outs = [_store.CastArray(arrs[0]), *arrs[1:]]
         with _store.DoneLog(specs[0].done_dir) as log:
-            predict_units(m, img.data, axes, pcfg, outs, units, lambda k, px: self._on_unit(log.mark, k, px), done)
+            on_unit = lambda k, px: self._on_unit(log.mark, k, px, check)  # noqa: E731
+            predict_units(m, img.data, axes, pcfg, outs, units, on_unit, done)
 
     def _run_dask(
         self, img: Image, axes: str, pcfg: PredictConfig, specs: list, dtype: np.dtype, pending: list
@@ -275,7 +270,7 @@ def denoise_files(
     paths, results = expand_inputs(inputs)
     for r in results:
         rep.file_end(r)
-    many = _many(inputs, paths)
+    many = many_inputs(inputs, paths)
     with FileRunner(model, opts, model_path, rep, stop) as runner:
         for src in paths:
             t0 = time.perf_counter()
@@ -291,3 +286,9 @@ def denoise_files(
             results.append(res)
             rep.file_end(res)
     return results
+
+
+def _remove(specs: list[_store.OutSpec]) -> None:
+    """Delete the outputs of a run the self-check refused (created afresh by it)."""
+    for s in specs:
+        _store.remove(s)

@@ -270,15 +270,14 @@ class DoneLog:
         os.close(self._fd)
 
 
-def finish(spec: OutSpec, arr: Any, image: Image, axes: str, levels: int | None) -> None:
-    """Turn a complete work array into the final output (TIFF, Zarr or OME-Zarr)."""
+def finish(spec: OutSpec, arr: Any, image: Image, axes: str, levels: int | None, extra: dict | None = None) -> None:
+    """Turn a complete work array into the final output (TIFF, Zarr or OME-Zarr); ``extra`` joins its record."""
+    rec = {**dict(arr.attrs.get(STATE_KEY, {})), **(extra or {})}
     if spec.fmt == "tiff":
-        rec = dict(arr.attrs.get(STATE_KEY, {}))
         write_tiff(spec.dst, arr, axes, image.scale, image.unit, record={**rec, "complete": True})
         shutil.rmtree(spec.work, ignore_errors=True)
         return
     shutil.rmtree(spec.done_dir, ignore_errors=True)
-    rec = dict(arr.attrs.get(STATE_KEY, {}))
     if spec.fmt == "zarr":
         arr.attrs.update({"axes": list(axes), "pixel_sizes": image.scale, "unit": image.unit})
     else:
