@@ -12,6 +12,7 @@
 #   pipeline  bench_pipeline rows train-data, n2v, blindspot (bf16 and fp32; pipeline-tiles: at explicit tiles);
 #             ceiling-zarr and n2v-zarr (the
 #             issue's Zarr row: N2V depth 2 / 32 ch, uint16 stack, chunks 1x512x512, own process)
+#   batch-quality  (asked by --parts only) batch 4 vs 64 from the prior, fixed steps, 5 seeds side by side
 #   quality   equal wall-clock quality at batch 4/16/64 from the prior, camera_g25 and nuclei_pg30, 30 s, 1 seed
 #             (issue 9 item 2 and issue 12's GPU default: is a larger batch as good in 30 s?)
 #   precision the quality tests' N2V / N2V2 runs at fp32 and bf16, equal steps, 3 seeds (rows in train_rate.jsonl,
@@ -82,6 +83,7 @@ if [ "$QUICK" = 1 ]; then
   RATE="--batches 4,16 --steps 2" PIPE="--quick" THREADS=1 XDIST=""
   QUALITY="--steps 2 --batches 4,16 --crop 128" PROFILE="--batches 4 --steps 2 --size 256"
   PRECISION="--seeds 0 --steps-factor 0.03" TILES=256
+  BQUALITY="--steps-scale 0.01 --seeds 2 --jobs 1 --threads 1 --deadline 200"
 else
   EXISTING="tests/engine/test_patches.py tests/engine/test_train_sync.py tests/engine/test_pipeline.py
     tests/engine/test_pipeline_zarr.py
@@ -90,6 +92,7 @@ else
   RATE="--batches 4,16,64,256 --steps 30" PIPE="--reps 2" THREADS=$(($(nproc) / 2)) XDIST="-n 4 --dist loadfile"
   QUALITY="--seconds 30 --batches 4,16,64" PROFILE="--batches 4,64 --steps 10 --size 2048"
   PRECISION="--seeds 0,1,2" TILES=2048,1024,512
+  BQUALITY="--jobs 8 --deadline 235 --steps camera_g25:4=3114,camera_g25:64=1768,nuclei_pg30:4=3500,nuclei_pg30:64=1769"
 fi
 PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts= -rfEs --timeout 120"
 SELFSUP_TEST_DEVICES=$DEVICE part tests-on-device 90 "$OUT/tests.log" $PYTEST tests/engine/test_on_device.py
@@ -99,6 +102,10 @@ part rate 80 "$OUT/train_rate.jsonl" $PY benchmarks/bench_speed.py --algorithm b
 # shellcheck disable=SC2086
 part pipeline 90 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision bf16 \
   --rows train-data,n2v,blindspot $PIPE
+# which tile is fastest on the device: the automatic tile against explicit ones (several passes overlap their copies)
+# shellcheck disable=SC2086
+part pipeline-tiles 40 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision bf16 \
+  --rows n2v,blindspot --tiles $TILES $PIPE
 # the Zarr rows in their own process (its peak RSS is theirs): one stack, zarr alone once, identity and N2V nets
 # shellcheck disable=SC2086
 part pipeline-zarr 90 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" \
@@ -106,13 +113,14 @@ part pipeline-zarr 90 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --d
 # shellcheck disable=SC2086
 part quality 230 "$WORK/quality.out" $PY benchmarks/bench_robustness.py $QUALITY --seeds 1 --cases camera_g25,nuclei_pg30 \
   --n2v-seeds 0 --threads "$THREADS" --jsonl "$OUT/quality.jsonl" --out "$WORK/quality.md"
+# the evidence for a GPU default batch: batch 4 against 64, fixed steps (replaying 30-s runs' schedules), 5 seeds,
+# runs as processes side by side on the one device (benchmarks/gpu_batch_quality.py); not in the default parts
+# shellcheck disable=SC2086
+part batch-quality 250 "$WORK/batch_quality.out" $PY benchmarks/gpu_batch_quality.py --device "$DEVICE" $BQUALITY \
+  --jsonl "$OUT/quality.jsonl" --out "$WORK/quality.md"
 # bf16 vs fp32 training at equal steps: the two quality tests' runs (they failed on the H200 in session 7)
 # shellcheck disable=SC2086
 part precision 100 "$OUT/train_rate.jsonl" $PY benchmarks/gpu_precision.py --device "$DEVICE" $PRECISION
-# which tile is fastest on the device: the automatic tile against explicit ones (several passes overlap their copies)
-# shellcheck disable=SC2086
-part pipeline-tiles 40 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision bf16 \
-  --rows n2v,blindspot --tiles $TILES $PIPE
 # shellcheck disable=SC2086
 part pipeline-fp32 30 "$OUT/pipeline.jsonl" $PY benchmarks/bench_pipeline.py --device "$DEVICE" --precision fp32 \
   --rows n2v,blindspot $PIPE

@@ -139,6 +139,8 @@ def _quality(rows: list[dict[str, Any]], table: Path) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if r.get("psnr") is None:  # a run stopped by its deadline or failed: gpu_batch_quality's table counts it
+            continue
         out.append(
             f"| {r.get('case')} | {r.get('batch')} | {r.get('lr')} | {r.get('steps')} | **{r.get('psnr')}** "
             f"| {r.get('posterior')} | {r.get('prior')} | {r.get('output')} | {r.get('suspect') or '-'} |"
