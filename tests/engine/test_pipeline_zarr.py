@@ -14,6 +14,7 @@ from pipeline_helpers import tiny_model as _model
 from napari_selfsup_denoise import PredictConfig
 from napari_selfsup_denoise.engine import pipeline as pipeline_mod
 from napari_selfsup_denoise.engine import predict as predict_mod
+from napari_selfsup_denoise.engine import sink as sink_mod
 from napari_selfsup_denoise.engine.arrays import canonical
 from napari_selfsup_denoise.engine.chunk_cache import ChunkCache
 from napari_selfsup_denoise.engine.events import drain
@@ -73,8 +74,8 @@ def test_blocks_with_their_own_zarr_chunks_are_written_at_once_bit_for_bit(tmp_p
     model = _model()
     img = np.random.default_rng(7).integers(0, 30, (2, 64, 96)).astype(np.uint16)
     outs = []
-    for writers in (pipeline_mod.CHUNK_WRITERS, 1):
-        monkeypatch.setattr(pipeline_mod, "CHUNK_WRITERS", writers)
+    for writers in (sink_mod.CHUNK_WRITERS, 1):
+        monkeypatch.setattr(sink_mod, "CHUNK_WRITERS", writers)
         out = zarr.create_array(str(tmp_path / f"{writers}.zarr"), shape=img.shape, chunks=(1, chunk, chunk),
                                 dtype="float32")  # fmt: skip
         with monkeypatch.context() as m:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -27,13 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..axes import to_canonical
 from ..config import PredictConfig
 from ._fast_conv import batch_one_conv3d
-from .arrays import storage_unit, touched_units, write_block, write_blocks
 from .data import dihedral
 from .device import autocast, is_oom, resolve_precision
 from .events import PredictProgress
+from .sink import Puts, Sink
 from .stages import Prefetch, WriteBehind
 from .windows import (
     LIMITED,
@@ -52,7 +50,6 @@ from .windows import (
 PREFETCH = 2  # batches read ahead
 WRITE_BEHIND = 2  # batches waiting to be written
 AHEAD_PIXELS = 1 << 21  # core pixels of the next tiles of a frame whose chunks a read may fetch with its own
-CHUNK_WRITERS = 8  # blocks written in one zarr call at most (held up to the cores), where each has its own chunks
 
 
 @dataclass(frozen=True)
@@ -97,56 +94,6 @@ def _ahead(work: list[list[Tile]], i: int, pad: int, sizes: tuple[int, ...]) -> 
     return [(last.s, last.t, slice(None), *([slice(0, 1)] * (3 - len(span))), *span)] if px else []
 
 
-class Sink:
-    """Where outputs go: arrays laid out as ``axes``; float32 numpy arrays on the CPU are written in place."""
-
-    def __init__(self, outs: dict[str, Any], axes: str, ndim: int, device: torch.device) -> None:
-        self.outs, self.axes, self.ndim = {k: v for k, v in outs.items() if v is not None}, axes, ndim
-        fast = device.type == "cpu"
-        self.direct = fast and all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in self.outs.values())
-        self._canon = {k: to_canonical(a, axes) for k, a in self.outs.items()} if self.direct else {}
-        self.workers = min(CHUNK_WRITERS, os.cpu_count() or 1)
-        self._units = {k: storage_unit(a) for k, a in self.outs.items()}  # looked up once: zarr's are properties
-        self.chunked = bool(self.outs) and all(u is not None for u in self._units.values())
-
-    def view(self, key: str, s: int, t: int, box: Box) -> torch.Tensor:
-        """The output's block ``(C, *core)`` as a writable tensor (direct sinks only)."""
-        plane = self._canon[key][s, t] if self.ndim == 3 else self._canon[key][s, t, :, 0]
-        return torch.from_numpy(plane[(slice(None), *(slice(lo, hi) for lo, hi in box))])
-
-    def _index(self, s: int, t: int, box: Box) -> tuple[slice, ...]:
-        spatial = [slice(lo, hi) for lo, hi in box]
-        return (slice(s, s + 1), slice(t, t + 1), slice(None), *([slice(0, 1)] if self.ndim == 2 else []), *spatial)
-
-    def write(self, key: str, s: int, t: int, box: Box, block: np.ndarray) -> None:
-        """Write a block ``(C, *core)``."""
-        write_block(self.outs[key], self.axes, self._index(s, t, box), self._block(block))
-
-    def write_all(self, blocks: list[tuple[str, int, int, Box, np.ndarray]]) -> None:
-        """Write ``(key, s, t, box, block)`` blocks: at once where no two change the same zarr chunk, else in turn.
-
-        Blocks on distinct chunks go to zarr in one call, which encodes and stores them concurrently
-        (without the GIL); a chunk shared by two blocks (or an output that is not a zarr array) is written
-        one block at a time.
-        """
-        seen: set[tuple[Any, ...]] = set()
-        for key, s, t, box, _ in blocks:
-            units = touched_units(self.outs[key], self.axes, self._index(s, t, box), self._units[key])
-            if units is None or not seen.isdisjoint((key, *u) for u in units):
-                seen.clear()
-                break
-            seen.update((key, *u) for u in units)
-        placed = [(self.outs[k], self.axes, self._index(s, t, b), self._block(v)) for k, s, t, b, v in blocks]
-        if seen:
-            return write_blocks(placed)
-        for p in placed:
-            write_block(*p)
-
-    def _block(self, block: np.ndarray) -> np.ndarray:
-        """A ``(C, *core)`` block as a canonical ``(1, 1, C, Z, Y, X)`` one."""
-        return (block[:, None] if self.ndim == 2 else block)[None, None]
-
-
 class Pipeline:
     """Predict tiles of one canonical array into a :class:`Sink`, splitting what runs out of memory."""
 
@@ -160,6 +107,7 @@ class Pipeline:
         self.inline = not self.cuda and isinstance(canon, np.ndarray) and sink.direct
         self.norm = Normaliser(model.norm, serial=not self.inline)  # beside the reader's and writer's threads
         self._held: list[tuple[Tile, list[tuple[Box, dict[str, Any]]]]] = []  # computed, not yet written
+        self.puts = Puts(sink)  # the writes in flight
 
     def read(self, work: list[list[Tile]], i: int) -> list[Raw]:
         """Reader thread: the raw blocks of batch ``i`` (pinned for a GPU), its missing chunks fetched first
@@ -225,10 +173,11 @@ class Pipeline:
         return out
 
     def write(self, job: tuple[list[tuple[Tile, list[tuple[Box, dict[str, Any]]]]], Any, bool]) -> list[Tile]:
-        """Writer thread: wait for the batch's copies, write its blocks; the tiles finished (written).
+        """Writer thread: wait for the batch's copies, start writing its blocks; the tiles finished (written).
 
         Blocks for a chunked (zarr) output are held until there are as many as cores (or the last batch), then
         go to zarr in one call: batches of fewer blocks (one large tile on the CPU) are still encoded in parallel.
+        Such calls run while later batches are computed (:class:`.sink.Puts`); the last batch waits for all.
         """
         done, event, last = job
         if event is not None:
@@ -236,11 +185,10 @@ class Pipeline:
         self._held += done
         blocks = [(key, tile.s, tile.t, box, block.numpy()) for tile, pieces in self._held
                   for box, out in pieces for key, block in out.items() if block is not None]  # fmt: skip
-        if self.sink.chunked and not last and len(blocks) < self.sink.workers:
-            return []
-        self.sink.write_all(blocks)
-        held, self._held = self._held, []
-        return [tile for tile, _ in held]
+        if last or not self.sink.chunked or len(blocks) >= self.sink.workers:
+            held, self._held = self._held, []
+            self.puts.put(blocks, [tile for tile, _ in held])
+        return self.puts.landed(wait=last)
 
     def _step(self, group: list[Tile], raws: list[Raw]) -> tuple[list[Any], Any]:
         """Compute one batch; the writer's job: the tiles to write with their outputs, and the copy's event."""
@@ -271,6 +219,7 @@ class Pipeline:
             if reader is not None and writer is not None:
                 reader.close()
                 writer.close(wait=False)
+            self.puts.close()  # no write goes on after the run
 
 
 def progress(
