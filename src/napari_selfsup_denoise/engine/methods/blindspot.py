@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ...config import PredictConfig, ResolvedConfig
+from .._fast_conv import reuse_freed_memory
 from ..data import Normalisation, stats_subset
 from ..nets.blindspot import BlindSpotNet
 from ..nets.core import core_forward, crop_margin
@@ -126,6 +127,10 @@ class BlindSpotMethod:
 
     def infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig, margin: int = 0) -> dict[str, torch.Tensor]:
         """Posterior mean (or the prior mean for ``output="prior"``), and its standard deviation (less ``margin``)."""
+        with reuse_freed_memory():  # the window's feature maps reuse the last window's memory (no page faults)
+            return self._infer(net, x, pcfg, margin)
+
+    def _infer(self, net: nn.Module, x: torch.Tensor, pcfg: PredictConfig, margin: int) -> dict[str, torch.Tensor]:
         mu, var_x, var_n = self._split(net, x, margin)
         x = crop_margin(x, margin)
         if pcfg.output == "prior":
