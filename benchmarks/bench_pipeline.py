@@ -212,6 +212,7 @@ def main() -> None:
     p.add_argument("--save", help="save the blind-spot output here (.npy)")
     p.add_argument("--compare", help="report the largest difference of the blind-spot output to this .npy")
     p.add_argument("--tile", type=int, help="the tile of the flops row (default: the automatic tile)")
+    p.add_argument("--put-calls", help="also time ceiling-zarr at these counts of zarr write calls in flight (1,4,8)")
     p.add_argument("--tiles", default="", help="comma-separated tiles of the n2v/blindspot rows, a row each (0: auto)")
     a = p.parse_args()
     size, frames, reps = (512, 4, 1) if a.quick else (2048, 32, 3)
@@ -223,7 +224,8 @@ def main() -> None:
     if any(r.endswith("-zarr") for r in rows):
         from pipeline_zarr import zarr_rows  # next to this script
 
-        for row in zarr_rows(rows, frames, size, reps, a.device, _model, _best):
+        calls = [int(n) for n in a.put_calls.split(",")] if a.put_calls else None
+        for row in zarr_rows(rows, frames, size, reps, a.device, _model, _best, calls):
             print(json.dumps(row), flush=True)
     if "train-data" in rows:
         print(json.dumps(train_data(size, reps, a.device)), flush=True)

@@ -15,6 +15,9 @@ comparing it with the fill value (``write_empty_chunks``), as the batch path's o
   (``bare_MP_per_s``; ``net_ratio`` = end-to-end / bare).
 
 ``ratio`` is zarr-alone seconds / pipeline seconds; ``peak_rss_gb`` is this process's peak so far.
+Each row also reports one more run's CPU seconds per thread role (``threads``: see pipeline_busy.py) and the
+self-check's seconds on the stack alone (``self_check_s``: since session 11 it runs beside the first units).
+``put_calls`` (a list) adds a row per count of zarr write calls in flight (``SELFSUP_DENOISE_PUT_CALLS``).
 """
 
 from __future__ import annotations
@@ -80,11 +83,39 @@ def _bare_batches(model: Any, frames: int, size: int, reps: int, device: str, be
     return frames * size * size / best(run, reps) / 1e6, tile
 
 
-def zarr_rows(rows: list[str], frames: int, size: int, reps: int, device: str, model_for: Callable, best: Callable):
+def _self_check_s(model: Any, src: Path, best: Callable) -> float | None:
+    """Seconds of the per-file self-check on the stack (where the code has one)."""
+    import zarr
+
+    try:
+        from napari_selfsup_denoise.engine.checks import decide
+    except ImportError:
+        return None
+    arr = zarr.open_array(str(src), mode="r")
+    return round(best(lambda: decide(model, arr, "TYX"), 1), 3)
+
+
+def _put_calls(n: int | None) -> Any:
+    """Set the engine's zarr write calls in flight (where the code has the knob); returns the old value."""
+    try:
+        from napari_selfsup_denoise.engine import sink
+    except ImportError:
+        return None
+    old = sink.PUT_CALLS
+    if n is not None:
+        sink.PUT_CALLS = n
+    return old
+
+
+def zarr_rows(
+    rows: list[str], frames: int, size: int, reps: int, device: str, model_for: Callable, best: Callable,
+    put_calls: list[int] | None = None,
+):  # fmt: skip
     """Yield each asked Zarr row (see the module docstring); ``model_for(algorithm, identity, **cfg)`` makes models."""
     import zarr
 
     from napari_selfsup_denoise.batch import BatchOptions, denoise_files
+    from pipeline_busy import busy  # next to this script
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
     try:
@@ -102,7 +133,9 @@ def zarr_rows(rows: list[str], frames: int, size: int, reps: int, device: str, m
         s_alone, mp = best(alone, reps), frames * size * size / 1e6
         s_chunkwise = best(lambda: alone(True), reps)
         s_dense = best(lambda: alone(dense=True), reps)
-        for name in [r for r in ZARR_ROWS if r in rows]:
+        runs = [(name, None) for name in ZARR_ROWS if name in rows]
+        runs += [("ceiling-zarr", n) for n in put_calls or []]
+        for name, calls in runs:
             ceiling = name == "ceiling-zarr"
             model = model_for("n2v", ceiling, **({} if ceiling else {"depth": 2, "base_channels": 32}))
 
@@ -114,8 +147,15 @@ def zarr_rows(rows: list[str], frames: int, size: int, reps: int, device: str, m
                 res = denoise_files(model, [str(src)], str(tmp / "out.zarr"), opts)
                 assert res[0].status == "done", res[0].reason
 
-            s_pipe = best(pipeline, reps)
+            old = _put_calls(calls)
+            try:
+                s_pipe = best(pipeline, reps)
+                threads = busy(pipeline)
+            finally:
+                _put_calls(old)
             row: dict[str, Any] = {"row": name, "shape": [frames, size, size], "device": device}
+            if calls is not None:
+                row["put_calls"] = calls
             row.update({"MP_per_s": round(mp / s_pipe, 3), "zarr_alone_MP_per_s": round(mp / s_alone, 3)})
             row["ratio"] = round(s_alone / s_pipe, 3)
             row.update(
@@ -129,6 +169,7 @@ def zarr_rows(rows: list[str], frames: int, size: int, reps: int, device: str, m
             if not ceiling:
                 bare, tile = _bare_batches(model, frames, size, reps, device, best)
                 row.update({"tile": tile, "bare_MP_per_s": round(bare, 3), "net_ratio": round(mp / s_pipe / bare, 3)})
+            row.update({"self_check_s": _self_check_s(model, src, best), "threads": threads})
             row["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
             if torch.cuda.is_available() and device.startswith("cuda"):
                 row["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)

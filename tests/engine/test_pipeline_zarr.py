@@ -1,6 +1,7 @@
 """The pipeline on Zarr: the chunk cache, read-ahead and chunk-aligned writes equal the in-memory path."""
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -182,6 +183,34 @@ class _Logged:
         return self.a[ix]
 
 
+class _Slow:
+    """An array whose reads are slow, counting those in flight at once."""
+
+    def __init__(self, a):
+        self.a, self.state, self.lock = a, {"now": 0, "most": 0}, threading.Lock()
+
+    def __getitem__(self, ix):
+        with self.lock:
+            self.state["now"] += 1
+            self.state["most"] = max(self.state["most"], self.state["now"])
+        try:
+            time.sleep(0.05)
+            return self.a[ix]
+        finally:
+            with self.lock:
+                self.state["now"] -= 1
+
+
+@contextlib.contextmanager
+def _overlap(src):
+    """Make the reads of ``src`` (a :class:`_Logged`) slow; yields the count of those in flight at once."""
+    real, src.a = src.a, _Slow(src.a)
+    try:
+        yield src.a.state
+    finally:
+        src.a = real
+
+
 def _logged_zarr(zarr, tmp_path, img):
     """``img`` in a zarr array of 1 x 16 x 16 chunks, read through :class:`_Logged`; returns it and its call log."""
     z = zarr.create_array(str(tmp_path / "in.zarr"), shape=img.shape, chunks=(1, 16, 16), dtype=img.dtype)
@@ -202,8 +231,10 @@ def test_a_batch_of_windows_fetches_its_chunks_ahead_in_one_call_per_frame(tmp_p
     cpu = torch.device("cpu")
     pipe = pipeline_mod.Pipeline(model, canon, PredictConfig(tile=16), cpu, pipeline_mod.Sink({}, "TYX", 2, cpu))
     tiles = [pipeline_mod.Tile(0, t, ((y, y + 16), (x, x + 16))) for t in (1, 2) for y in (0, 16) for x in (0, 16, 32)]
-    raws = pipe.read([tiles], 0)
+    with _overlap(src) as reads:
+        raws = pipe.read([tiles], 0)
     assert len(calls) == 2  # one call per frame, then every window from the cache
+    assert reads["most"] == 2  # the two frames read at once (one after the other before session 11)
     want = pipeline_mod.Pipeline(model, canonical(img, "TYX"), PredictConfig(tile=16), cpu, pipe.sink)
     for got, ref in zip(raws, want.read([tiles], 0)):
         assert got.origin == ref.origin and torch.equal(got.data, ref.data)

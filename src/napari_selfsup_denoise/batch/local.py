@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..config import PredictConfig
@@ -40,13 +42,29 @@ def predict_units(
         left[key] = len(parts)
     unc = outs[1] if len(outs) > 1 else None
     px = {key: region_px(region, axes) for key, region in units}
-    for ev in predict_tiles(model, data, axes, pcfg, tiles, outs[0], unc):
-        if not ev.done:  # prediction has started: no unit is written yet
-            continue
-        key = ev.info["key"]
-        left[key] -= 1
-        if not left[key]:
-            on_unit(key, px[key])
+    with zarr_concurrency():
+        for ev in predict_tiles(model, data, axes, pcfg, tiles, outs[0], unc):
+            if not ev.done:  # prediction has started: no unit is written yet
+                continue
+            key = ev.info["key"]
+            left[key] -= 1
+            if not left[key]:
+                on_unit(key, px[key])
+
+
+@contextlib.contextmanager
+def zarr_concurrency() -> Iterator[None]:
+    """Within the block, one zarr call reads or writes up to twice as many chunks at once as there are cores
+    (zarr's default, 10, where that is more): a frame's chunks are then decoded in one wave on a large machine.
+    """
+    try:
+        import zarr
+    except ImportError:
+        yield
+        return
+    n = max(int(zarr.config.get("async.concurrency") or 0), 2 * (os.cpu_count() or 1))
+    with zarr.config.set({"async.concurrency": n}):
+        yield
 
 
 def predict_region(model: Model, data: Any, axes: str, pcfg: PredictConfig, out: Any, unc: Any, region: tuple) -> Any:

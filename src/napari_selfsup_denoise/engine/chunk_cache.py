@@ -6,11 +6,14 @@ import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from .arrays import Index, chunk_keys
+
+ROW_READS = 4  # rows of chunks read at once by one prefetch, at most
 
 
 class ChunkCache:
@@ -69,12 +72,21 @@ class ChunkCache:
         """
         now = self._missing(indices)
         later = self._missing(ahead()) if now else {}
+        rows: list[list[tuple[int, ...]]] = []
         for lead, keys in now.items():
-            for row in (keys | later.get(lead, set()), keys):
-                box = [max(k[d] for k in row) - min(k[d] for k in row) + 1 for d in range(len(self.shape))]
-                if int(np.prod(np.multiply(box, self.chunks))) * self.dtype.itemsize * 4 <= self.max_bytes:
-                    self._fetch(sorted(row))
+            for cand in (keys | later.get(lead, set()), keys):
+                edges = [max(k[d] for k in cand) - min(k[d] for k in cand) + 1 for d in range(len(self.shape))]
+                if int(np.prod(np.multiply(edges, self.chunks))) * self.dtype.itemsize * 4 <= self.max_bytes:
+                    rows.append(sorted(cand))
                     break
+        if len(rows) < 2:
+            for one in rows:
+                self._fetch(one)
+            return
+        with ThreadPoolExecutor(min(len(rows), ROW_READS), thread_name_prefix="selfsup-fetch") as pool:
+            read = list(pool.map(self._read, rows))  # several rows read at once (each decoded concurrently by zarr)
+        for one, (data, box) in zip(rows, read):
+            self._keep(one, data, box)
 
     def _missing(self, indices: list[Index]) -> dict[tuple[int, ...], set[tuple[int, ...]]]:
         """The chunks ``indices`` read that are not kept, by leading chunk row (all but the last two axes)."""
@@ -115,13 +127,21 @@ class ChunkCache:
 
     def _fetch(self, keys: list[tuple[int, ...]]) -> None:
         """Read the chunk-aligned box around ``keys`` in one call and keep each chunk."""
-        if not keys:
-            return
+        if keys:
+            self._keep(keys, *self._read(keys))
+
+    def _read(self, keys: list[tuple[int, ...]]) -> tuple[np.ndarray, tuple[slice, ...]]:
+        """The chunk-aligned box around ``keys``, read in one call (any thread), and where it lies."""
         lo = [min(k[d] for k in keys) for d in range(len(self.shape))]
         hi = [max(k[d] for k in keys) + 1 for d in range(len(self.shape))]
         box = tuple(slice(a * c, min(b * c, n)) for a, b, c, n in zip(lo, hi, self.chunks, self.shape))
-        data = np.asarray(self.arr[box])
+        return np.asarray(self.arr[box]), box
+
+    def _keep(self, keys: list[tuple[int, ...]], data: np.ndarray, box: tuple[slice, ...]) -> None:
+        """Keep each chunk of the box ``data`` read at ``box`` (the reader's thread: the cache is not locked)."""
         self.fetches += 1
+        lo = [s.start // c for s, c in zip(box, self.chunks)]
+        hi = [-(-s.stop // c) for s, c in zip(box, self.chunks)]
         for key in itertools.product(*(range(a, b) for a, b in zip(lo, hi))):
             if key in self._cache:
                 self._drop(key)
