@@ -82,11 +82,23 @@ def test_reproducible_with_a_seed_on_cpu(camera_128):
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("algorithm", ["n2v2", "structn2v"])
+@pytest.mark.parametrize("algorithm", ["structn2v"])
 def test_other_n2v_variants_denoise(camera_128, psnr, algorithm):
     clean, noisy = camera_128
     model = train(noisy, axes="YX", max_steps=300, **{**TINY, "algorithm": algorithm, "base_channels": 16})
     assert psnr(model.denoise(noisy), clean) > psnr(noisy, clean) + 2.0
+
+
+@pytest.mark.slow
+def test_n2v2_denoises_and_passes_its_self_check(camera_128, psnr):
+    clean, noisy = camera_128
+    # N2V2 has no full-resolution skip connection: it learns fine detail ~4x slower than N2V. CPU, seeds 0-4: at 300
+    # steps it gained 2.30-4.00 dB with 4 of 5 runs flagged (over-smoothed); at 1200 steps 5.04-5.90 dB, none flagged
+    # (n2v_residual <= 1.16, residual_lag1 <= 0.07). N2V gains 5.3-6.1 dB at 300 steps (issue 12, H6).
+    model = train(noisy, axes="YX", max_steps=1200, **{**TINY, "algorithm": "n2v2", "base_channels": 16})
+    gain = psnr(model.denoise(noisy), clean) - psnr(noisy, clean)
+    assert model.check is not None and model.check.passed, model.check.line() if model.check else "no self-check"
+    assert gain >= 4.0, f"gain {gain:.2f} dB"
 
 
 def test_noise2noise_uses_the_target(camera_128, psnr):
