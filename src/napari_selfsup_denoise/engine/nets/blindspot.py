@@ -12,15 +12,14 @@ log-variance per channel. The union of the half-spaces is everything but the
 centre pixel, so the centre's own value never reaches its output. Training
 patches must be clearly larger than one branch's receptive field (:mod:`.reach`).
 
-The code computes those pads, shifts and crops with fewer memory passes. A
-tensor inside a branch may carry *tail rows*: extra rows at the end of axis 2
-that no valid row depends on, since every layer looks back along that axis and
-never past its input's valid rows. So no block crops its output; the decoder's
-concatenation (a copy anyway) takes the valid rows. Without gradients a block's
-first convolution pads three rows on both ends instead of reading a copy of its
-input behind two zero rows, and the final shift is the last convolution padded
-one row further, its first row zeroed. With gradients the zero rows are copied
-in front (oneDNN's backward pass is slow for paddings over one).
+The code computes those pads, shifts and crops with fewer memory passes. A tensor
+inside a branch may carry *tail rows* at the end of axis 2, which no valid row
+depends on (every layer looks back along that axis), so no block crops its output:
+with gradients a crop's backward pass fills a zero copy of the whole map; without,
+the decoder's concatenation (a copy anyway) takes the valid rows. Without gradients
+a block's first convolution pads three rows on both ends, and the final shift is
+the last convolution padded one row further, its first row zeroed; with gradients
+two zero rows are copied in front (oneDNN's backward pass is slow for paddings over one).
 """
 
 from __future__ import annotations
@@ -51,8 +50,7 @@ def _leaky(x: torch.Tensor, inplace: bool = True) -> torch.Tensor:
 class HalfBlock(nn.Module):
     """Two 3x3(x3) convolutions whose output at row ``i`` sees input rows ``i-4 .. i`` of axis 2 only.
 
-    The paper's form: two zero rows in front of the input, two 'same' convolutions,
-    the input's rows kept. Here the output keeps tail rows (see the module docstring).
+    The paper's form (two zero rows in front, two 'same' convolutions), keeping tail rows (module docstring).
     """
 
     def __init__(self, ndim: int, cin: int, cout: int) -> None:
@@ -62,12 +60,10 @@ class HalfBlock(nn.Module):
         self.conv2 = conv(cout, cout, 3, padding=1)
 
     def forward(self, x: torch.Tensor, shift: bool = False, padded: bool = False) -> torch.Tensor:
-        """``(B, cout, R + t, ...)`` for ``R`` input rows, with ``t`` tail rows; ``shift`` moves it one row down.
+        """``(B, cout, R + t, ...)`` for ``R`` input rows, ``t`` tail rows; ``shift`` moves it one row down.
 
-        ``padded``: ``x`` already starts with two zero rows (not counted in ``R``). Otherwise, without
-        gradients, the first convolution pads three rows (``t`` = 4, shifted 6: the last convolution pads
-        two rows and its first row is zeroed); with gradients the input gets its two zero rows by a copy
-        (``t`` = 2, also shifted), as oneDNN's backward pass is slow for paddings over one.
+        ``padded``: ``x`` already starts with two zero rows (not in ``R``). Else without gradients the first
+        convolution pads three rows (``t`` = 4, shifted 6); with them a copy puts two zero rows first (``t`` = 2).
         """
         if padded or torch.is_grad_enabled():
             h = _leaky(_half_conv(x if padded else _pad_rows(x, 2), self.conv1, 1))
@@ -105,11 +101,8 @@ def _empty(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def _first_input(x: torch.Tensor) -> torch.Tensor:
-    """``x`` behind two zero rows, in a buffer with channels-last strides.
-
-    The input has few channels, so the copy is cheap; with one channel its own strides are ambiguous and
-    the convolutions would run (slower) in the channels-first layout.
-    """
+    """``x`` behind two zero rows, channels-last (a cheap copy: with one channel its own strides are ambiguous
+    and the convolutions would run, slower, in the channels-first layout)."""
     out = _empty(x, (x.shape[0], x.shape[1], x.shape[2] + 2, *x.shape[3:]))
     out.narrow(2, 0, 2).zero_()
     out.narrow(2, 2, x.shape[2]).copy_(x)
@@ -119,8 +112,7 @@ def _first_input(x: torch.Tensor) -> torch.Tensor:
 def _up_cat(low: torch.Tensor, skip: torch.Tensor, rows: int) -> torch.Tensor:
     """``cat([nearest 2x upsampling of low, skip])`` on the first ``rows`` rows, written once into one buffer.
 
-    The same values as ``torch.cat([F.interpolate(low, scale_factor=2), skip], 1)`` cropped to ``rows``;
-    used without gradients (with them, the slice copies would each clone the whole gradient).
+    Used without gradients (with them, the slice copies would each clone the whole gradient).
     """
     c = low.shape[1]
     out = _empty(skip, (skip.shape[0], c + skip.shape[1], rows, *skip.shape[3:]))
@@ -145,10 +137,29 @@ class Branch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(B, widths[0], *spatial)`` that see only rows strictly above each pixel."""
+        if torch.is_grad_enabled() and self.dec:
+            return self._recorded(x)
         return self.with_tail(x)[:, :, : x.shape[2]]
 
+    def _recorded(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` with gradients: each skip keeps its tail rows (an even count), the level below is cut
+        to half that before its upsampling, and the last shift and the final crop are one cut and one concatenation.
+        """
+        skips: list[torch.Tensor] = []
+        for i, block in enumerate(self.enc):
+            skips.append(block(_first_input(x), padded=True) if i == 0 else block(half_pool(skips[-1])))
+        h = skips.pop()
+        for i in reversed(range(len(self.dec))):
+            skip = skips.pop()
+            rows = skip.shape[2] - skip.shape[2] % 2
+            skip = skip.narrow(2, 0, rows) if rows < skip.shape[2] else skip
+            low = h.narrow(2, 0, rows // 2) if rows // 2 < h.shape[2] else h
+            h = torch.cat([F.interpolate(low, scale_factor=2.0, mode="nearest"), skip], dim=1)
+            h = self.dec[i](_dense(h))
+        return _pad_rows(h.narrow(2, 0, x.shape[2] - 1), 1)
+
     def with_tail(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` with tail rows: its first ``x.shape[2]`` rows are the features."""
+        """:meth:`forward` with tail rows (its first ``x.shape[2]`` rows are the features), used without gradients."""
         rows = [x.shape[2] >> i for i in range(len(self.enc))]
         skips: list[torch.Tensor] = []
         h = x
@@ -157,13 +168,7 @@ class Branch(nn.Module):
             h = block(_first_input(x), shift=last, padded=True) if i == 0 else block(half_pool(h), shift=last)
             skips.append(h)
         for i in reversed(range(len(self.dec))):
-            dec: HalfBlock = self.dec[i]  # type: ignore[assignment]
-            if torch.is_grad_enabled():
-                up = F.interpolate(h[:, :, : rows[i + 1]], scale_factor=2.0, mode="nearest")
-                h = _dense(torch.cat([up, skips[i][:, :, : rows[i]]], dim=1))
-            else:
-                h = _up_cat(h, skips[i], rows[i])
-            h = dec(h, shift=i == 0)
+            h = self.dec[i](_up_cat(h, skips[i], rows[i]), shift=i == 0)
         return h
 
 
@@ -242,8 +247,7 @@ class BlindSpotNet(nn.Module):
             s = 2**lv
             convs = 2 if lv == self.depth else 4
             reach += convs * 2 * s + (3 * s if lv < self.depth else 0)  # convs; shift + pool + upsampling
-        m = self.multiple
-        return -(-reach // m) * m
+        return -(-reach // self.multiple) * self.multiple
 
     @property
     def min_patch(self) -> int:
@@ -266,11 +270,8 @@ class BlindSpotNet(nn.Module):
         return torch.cat(out, dim=1)
 
     def _features_lean(self, x: torch.Tensor) -> torch.Tensor:
-        """As :meth:`features`, one direction at a time, each turned back into its slice of one buffer.
-
-        The same maths with a quarter of the branch's peak memory (so larger
-        tiles fit) and no concatenation pass; used when no gradient is recorded.
-        """
+        """As :meth:`features` without gradients, one direction at a time, each turned back into its slice of one
+        buffer: a quarter of the branch's peak memory (so larger tiles fit) and no concatenation pass."""
         out: torch.Tensor | None = None
         for k in range(self.directions):
             part = self.branch(_turn(x, k))
