@@ -149,3 +149,31 @@ def test_n2v_masks_and_loss_read_nothing_back_and_copy_no_python_number(monkeypa
             masked_mse(pred * xm, x, mask).backward()
         assert not HOST_READS & set(reads.seen), (mode, struct, sorted(HOST_READS & set(reads.seen)))
         assert not numbers, (mode, struct)
+
+
+def test_the_masks_constants_are_made_once_per_batch_shape_and_give_the_same_masks():
+    """Box corners, offsets and bounds do not change between steps: made (and copied to a GPU) once, not per step."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from napari_selfsup_denoise.engine import masking
+
+    class Made(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    x = _unique_batch()
+    masking._grid.cache_clear()
+    with torch.inference_mode():  # a first call in inference mode (a check) leaves ordinary tensors for training
+        n2v_manipulate(x, 0.05, gen=torch.Generator().manual_seed(3))
+    made = Made()
+    with made:
+        again = n2v_manipulate(x, 0.05, gen=torch.Generator().manual_seed(3))
+    assert "arange" not in made.names and "meshgrid" not in made.names
+    masking._grid.cache_clear()
+    fresh = n2v_manipulate(x, 0.05, gen=torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(again, fresh))

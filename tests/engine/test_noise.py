@@ -176,3 +176,27 @@ def test_the_reference_variance_is_the_classical_estimate_whatever_the_training_
     want = torch.tensor([1.0, 2.0, 3.0]) if kind == "poisson-gaussian" else torch.ones(3)
     assert torch.allclose(noise.reference_variance(mu).flatten(), want)
     assert torch.allclose(noise.variance(mu).flatten(), FLOOR * want)
+
+
+def test_a_report_reads_its_numbers_from_the_device_at_once():
+    """Each read of a GPU tensor waits for the queued work: the report makes one read, not one per number."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Reads(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.count += func.overloadpacket.__name__ == "_local_scalar_dense"  # float(t), t.item()
+            return func(*args, **(kwargs or {}))
+
+    nm = NoiseModel(2, "poisson-gaussian")
+    nm.initialise(
+        np.array([0.1, 0.2]), np.array([0.3, 0.4]), [1.0, 2.0], [3.0, 4.0], np.array([[0.1, 0.2], [0.3, 0.4]])
+    )
+    reads = Reads()
+    with reads:
+        rep = nm.report()
+    assert reads.count == 0
+    assert rep["noise_a"] == pytest.approx([0.3, 0.8], rel=1e-5) and rep["classical_a"] == pytest.approx([0.3, 0.8])

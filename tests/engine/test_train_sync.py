@@ -68,3 +68,25 @@ def test_a_non_finite_loss_skips_the_update_on_the_device_and_is_counted_when_re
     step_mod.optimiser_step(method, net, opt, batch, None, torch.float32, st)
     step_mod.read_pending(st)
     assert st.bad == 0 and not torch.equal(net.weight, before["weight"])
+
+
+def test_the_noise_model_is_read_only_where_the_loss_is_read(monkeypatch, camera_128):
+    """Reading the noise model waits for the device: after the first step, only where the loss is read anyway."""
+    from napari_selfsup_denoise.engine.noise import NoiseModel
+
+    log, real_step, real_read, real_report = [], train_mod.optimiser_step, train_mod.read_pending, NoiseModel.report
+    monkeypatch.setitem(train_mod.SYNC_EVERY, "cpu", 4)
+    monkeypatch.setattr(train_mod, "optimiser_step", lambda *a, **k: log.append("step") or real_step(*a, **k))
+    monkeypatch.setattr(train_mod, "read_pending", lambda st: log.append("read") or real_read(st))
+    monkeypatch.setattr(NoiseModel, "report", lambda self: log.append("noise") or real_report(self))
+    cfg = TrainConfig(algorithm="blindspot", max_steps=23, seed=0, patch_size=32, batch_size=2, depth=1,
+                      base_channels=4, axes="YX", start_from="random", device="cpu", val_fraction=0.0)  # fmt: skip
+    events, gen = [], train_mod.train(camera_128[1], cfg)
+    events = [next(gen) for _ in range(23)]
+    gen.close()
+    during = log[: [i for i, e in enumerate(log) if e == "step"][-1] + 3]  # up to the 23rd step's reads
+    noise = [i for i, e in enumerate(during) if e == "noise"]
+    assert noise[0] == 1 and during[:2] == ["step", "noise"]  # the first step: the event shows the starting model
+    assert [during[i - 1] for i in noise[1:]] == ["read", "read"]  # at steps 12 and 20: the first reads past 10, 20
+    assert [during[:i].count("step") for i in noise[1:]] == [12, 20]
+    assert events[11].noise is not None and events[11].noise is events[18].noise is not events[19].noise  # (new reads)

@@ -27,6 +27,28 @@ def test_a_spike_in_one_group_does_not_shrink_the_other_groups_step():
     assert float(noise.grad.norm()) == pytest.approx(2 * np.sqrt(2), rel=1e-4), "the spike is clipped at 2x median"
 
 
+def test_clipping_gives_per_group_exactly_what_clip_grad_norm_gives():
+    """The groups are clipped in a few device operations for all of them, with clip_grad_norm_'s numbers."""
+    gen = torch.Generator().manual_seed(0)
+    shapes = [[(5, 3), (7,), (2, 4, 3, 3)], [(2, 1)]]
+    groups = [[torch.nn.Parameter(torch.zeros(s)) for s in g] for g in shapes]
+    st = RunState()
+    for k in range(25):  # a history of 25 steps, then a step whose gradients are 10x larger: clipped
+        for g in groups:
+            for p in g:
+                p.grad = torch.randn(p.shape, generator=gen) * (10.0 if k == 24 else 1.0)
+        refs = [[torch.nn.Parameter(p.detach().clone()) for p in g] for g in groups]
+        for g, rg in zip(groups, refs):
+            for p, r in zip(g, rg):
+                r.grad = p.grad.clone()
+        limits = [2.0 * float(np.median(st.norms[i])) if len(st.norms.get(i, ())) >= 20 else 1e6 for i in range(2)]
+        norms = clip_gradients(groups, st)
+        want = [torch.nn.utils.clip_grad_norm_(r, lim) for r, lim in zip(refs, limits)]
+        assert torch.equal(norms, torch.stack(want))
+        assert all(torch.equal(p.grad, r.grad) for g, rg in zip(groups, refs) for p, r in zip(g, rg))
+    assert all(limit < float(n) for limit, n in zip(limits, norms)), "the last step was clipped"
+
+
 @pytest.mark.parametrize(
     ("batch", "steps", "share"),
     [

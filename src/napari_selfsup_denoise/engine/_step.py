@@ -57,6 +57,37 @@ def optimiser_step(
     n = x.shape[0]
     size = CPU_CHUNK if x.device.type == "cpu" and n > CPU_CHUNK else n
     opt.zero_grad(set_to_none=True)
+    total = _losses(method, net, x, t, gen, dtype, size)
+    norms = clip_gradients([g["params"] for g in opt.param_groups], st, record=False)
+    found = (total * 0).ne_(0)  # 1.0 where the loss is NaN or infinite (inf * 0 is NaN), else 0.0
+    if opt.defaults.get("fused"):
+        opt.found_inf = found  # type: ignore[attr-defined]  # read by the fused step, on the device
+        opt.step()
+    elif not bool(found):
+        opt.step()
+    method.after_step(net)
+    if st.average is not None:  # the weights' moving average (TrainConfig.ema_decay)
+        st.average.update(net)
+    st.pending.append(torch.cat([total.view(1), norms.to(total.device)]))  # a group without grads: 0
+    return total
+
+
+def _losses(
+    method: Method,
+    net: nn.Module,
+    x: torch.Tensor,
+    t: torch.Tensor | None,
+    gen: torch.Generator,
+    dtype: torch.dtype,
+    size: int,
+) -> torch.Tensor:
+    """The batch's loss (float32, detached) after its backward pass, in chunks of ``size`` patches."""
+    n = x.shape[0]
+    if size >= n:  # one pass: no accumulator and no scaling (the same values, fewer device operations)
+        with autocast(x.device, dtype):
+            loss = method.loss(net, x, t, gen)
+        loss.backward()
+        return loss.detach().float()
     total = torch.zeros((), device=x.device)
     for i in range(0, n, size):
         xc, tc = x[i : i + size], None if t is None else t[i : i + size]
@@ -64,19 +95,6 @@ def optimiser_step(
             loss = method.loss(net, xc, tc, gen) * (xc.shape[0] / n)
         loss.backward()
         total = total + loss.detach().float()
-    norms = clip_gradients([g["params"] for g in opt.param_groups], st, record=False)
-    bad = ~torch.isfinite(total)
-    if opt.defaults.get("fused"):
-        opt.found_inf = bad.float()  # type: ignore[attr-defined]  # read by the fused step, on the device
-        opt.step()
-    elif not bool(bad):
-        opt.step()
-    method.after_step(net)
-    if st.average is not None:  # the weights' moving average (TrainConfig.ema_decay)
-        st.average.update(net)
-    st.pending.append(
-        torch.stack([total, *(v.float().to(total.device) for v in norms)])
-    )  # a group without grads: CPU 0
     return total
 
 

@@ -137,11 +137,14 @@ class RunState:
     best_step: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     norms: dict[int, deque[float]] = field(default_factory=dict)
+    norms_read: int = 0  # how often norms were added to the history (the clipping limits change then)
+    limits: tuple[Any, torch.Tensor] | None = None  # the clipping limits on the device, and what they follow
     bad: int = 0
     last_preview: float = 0.0
     message: str = ""
     stopped: str = "budget"
     noise: dict[str, Any] | None = None
+    noise_step: int = 0  # the step ``noise`` was read after (0: not yet)
     loss: float = math.nan  # the last loss read (see train.SYNC_EVERY)
     pending: list[torch.Tensor] = field(default_factory=list)  # per step not read yet: loss, then gradient norms
     val_s: float = 0.0  # seconds the last validation took
@@ -173,21 +176,45 @@ def ended_early(st: RunState, max_bad: int) -> tuple[str, str] | None:
     return None
 
 
-def clip_gradients(groups: list[list[nn.Parameter]], st: RunState, record: bool = True) -> list[torch.Tensor]:
+def clip_gradients(groups: list[list[nn.Parameter]], st: RunState, record: bool = True) -> torch.Tensor:
     """Clip each parameter group's gradient at twice its median norm of the last 100 steps (guards blow-ups).
 
     Groups are clipped separately (e.g. the network and a noise model learning at another rate and scale),
-    so one group's large gradients cannot shrink another's steps. Returns the norms; ``record=False``
-    leaves adding them to the history to :func:`record_norms` (reading them waits for the device).
+    so one group's large gradients cannot shrink another's steps. Returns the groups' norms before clipping,
+    one float32 tensor on the gradients' device (what ``clip_grad_norm_`` gives per group, from the same
+    operations, in a dozen device operations for all groups); ``record=False`` leaves adding them to the
+    history to :func:`record_norms` (reading them waits for the device).
     """
-    norms = []
-    for i, params in enumerate(groups):
-        hist = st.norms.setdefault(i, deque(maxlen=100))
-        limit = 2.0 * float(np.median(hist)) if len(hist) >= 20 else 1e6
-        norms.append(torch.nn.utils.clip_grad_norm_(params, limit))
+    grads = [[p.grad for p in params if p.grad is not None] for params in groups]
+    flat = [g for gs in grads for g in gs]
+    device = flat[0].device if flat else torch.device("cpu")
+    if not flat:
+        norms = torch.zeros(len(groups), device=device)
+    else:
+        each = torch.stack(torch._foreach_norm(flat))  # per-tensor norms; each group's norm is theirs
+        ends = np.cumsum([0] + [len(gs) for gs in grads])
+        parts = [torch.linalg.vector_norm(each[i:j]) for i, j in zip(ends, ends[1:])]  # an empty group: 0
+        norms = parts[0].reshape(1) if len(parts) == 1 else torch.stack(parts)
+        coef = torch.clamp((norms + 1e-6).reciprocal() * _limits(st, len(groups), device), max=1.0)
+        for i, gs in enumerate(grads):
+            if gs:
+                torch._foreach_mul_(gs, coef[i])
     if record:
-        record_norms(st, [float(n) for n in norms])
+        record_norms(st, norms.tolist())
     return norms
+
+
+def _limits(st: RunState, groups: int, device: torch.device) -> torch.Tensor:
+    """Each group's clipping limit (2 x the median of its history, 1e6 before 20 steps) on ``device``.
+
+    Sent to the device only when the history changed since the last call (it changes when norms are read).
+    """
+    key = (st.norms_read, groups, device)
+    if st.limits is None or st.limits[0] != key:
+        hists = [st.norms.setdefault(i, deque(maxlen=100)) for i in range(groups)]
+        values = [2.0 * float(np.median(h)) if len(h) >= 20 else 1e6 for h in hists]
+        st.limits = (key, torch.tensor(values, dtype=torch.float32).to(device, non_blocking=True))
+    return st.limits[1]
 
 
 def record_norms(st: RunState, norms: list[float]) -> None:
@@ -195,6 +222,7 @@ def record_norms(st: RunState, norms: list[float]) -> None:
     for i, norm in enumerate(norms):
         if math.isfinite(norm):
             st.norms.setdefault(i, deque(maxlen=100)).append(norm)
+    st.norms_read += 1
 
 
 def preview_now(model: Model, preview: Preview | np.ndarray, device: torch.device) -> np.ndarray | None:

@@ -9,6 +9,7 @@ replaced by values from random positions of the same patch.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -44,25 +45,48 @@ def _box_draws(
     batch: int, spatial: tuple[int, ...], fraction: float, gen: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A random pixel in every box of every patch ``(M, 1 + ndim)``, and whether it lies inside the patch."""
-    nd = len(spatial)
-    g = grid_spacing(fraction, nd)
-    dev = _gen_device(gen)
-    axes = [torch.arange(0, s, g, device=dev) for s in spatial]
-    boxes = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, nd)
-    boxes = boxes.unsqueeze(0).expand(batch, -1, -1)
-    jitter = torch.randint(0, g, boxes.shape, generator=gen, device=dev)
-    coords = boxes + jitter
-    b = torch.arange(batch, device=dev).view(batch, 1, 1).expand(-1, coords.shape[1], 1)
+    nd, g = len(spatial), grid_spacing(fraction, len(spatial))
+    boxes, b, size = _grid(batch, spatial, g, _gen_device(gen))
+    coords = boxes + torch.randint(0, g, boxes.shape, generator=gen, device=boxes.device)
     coords = torch.cat([b, coords], dim=-1).reshape(-1, 1 + nd)
-    inside = torch.ones(len(coords), dtype=torch.bool, device=dev)
-    for d, s in enumerate(spatial):  # compared with Python numbers: no tensor copied to the device
-        inside &= coords[:, 1 + d] < s
-    return coords, inside
+    return coords, (coords[:, 1:] < size).all(-1)
+
+
+@functools.lru_cache(maxsize=32)
+def _grid(
+    batch: int, spatial: tuple[int, ...], g: int, dev: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The boxes' corners ``(batch, boxes, ndim)``, their batch index ``(batch, boxes, 1)`` and the patch size.
+
+    Made once per batch shape and device (every step of a run draws in the same boxes).
+    """
+    nd = len(spatial)
+    with torch.inference_mode(False):  # kept for later calls: an ordinary tensor, whatever mode made it
+        axes = [torch.arange(0, s, g, device=dev) for s in spatial]
+        boxes = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, nd)
+        boxes = boxes.unsqueeze(0).expand(batch, -1, -1)
+        b = torch.arange(batch, device=dev).view(batch, 1, 1).expand(-1, boxes.shape[1], 1)
+    return boxes, b, _to(spatial, dev)
 
 
 def _to(values: Any, device: torch.device) -> torch.Tensor:
     """A small constant tensor on ``device`` without waiting for it (a blocking copy would wait for the queue)."""
-    return torch.as_tensor(values).to(device, non_blocking=True)
+    with torch.inference_mode(False):
+        return torch.as_tensor(values).to(device, non_blocking=True)
+
+
+@functools.lru_cache(maxsize=32)
+def _offsets(ndim: int, radius: int, device: torch.device) -> torch.Tensor:
+    """:func:`neighbour_offsets` on ``device``, copied there once (not every step)."""
+    return _to(neighbour_offsets(ndim, radius), device)
+
+
+@functools.lru_cache(maxsize=32)
+def _bounds(spatial: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The patch size, zeros and the size less one, per spatial axis on ``device`` (made once per shape)."""
+    size = _to(spatial, device)
+    with torch.inference_mode(False):
+        return size, torch.zeros_like(size), size - 1
 
 
 def neighbour_offsets(ndim: int, radius: int) -> torch.Tensor:
@@ -77,10 +101,10 @@ def _shift_inside(coords: torch.Tensor, offs: torch.Tensor, spatial: tuple[int, 
 
     Flipping keeps the offset non-zero, so the result is never the centre pixel.
     """
-    size = _to(spatial, coords.device)
+    size, zero, top = _bounds(spatial, coords.device)
     pos = coords + offs
     out = (pos < 0) | (pos >= size)
-    return torch.where(out, coords - offs, pos).clamp(min=torch.zeros_like(size), max=size - 1)
+    return torch.where(out, coords - offs, pos).clamp(min=zero, max=top)
 
 
 def _gather(x: torch.Tensor, b: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -133,7 +157,7 @@ def n2v_manipulate(
     b = torch.where(inside, coords[:, 0], n)
     c = torch.stack([coords[:, 1 + d].clamp(max=s - 1) for d, s in enumerate(spatial)], dim=-1)
     src = b.clamp(max=n - 1)  # where the values are read (a spare draw reads a real entry; it is dropped)
-    offs = _to(neighbour_offsets(nd, radius), x.device)
+    offs = _offsets(nd, radius, x.device)
     if mode == "uniform":
         pick = offs[torch.randint(0, len(offs), (len(c),), generator=gen, device=_gen_device(gen)).to(x.device)]
         values = _gather(x, src, _shift_inside(c, pick, spatial))

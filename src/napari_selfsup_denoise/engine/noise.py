@@ -190,14 +190,27 @@ class NoiseModel(nn.Module):
         """Choose the model (``gaussian``, ``poisson-gaussian`` or ``known``)."""
         self.kind_code.fill_(KINDS.index(kind))
 
+    def _levels(self) -> torch.Tensor:
+        """The variances at the two anchors, ``max(exp(log_var), floor)`` with ``exp(log_var)``'s gradient."""
+        v = torch.exp(self.log_var.float())
+        return v + (self.floor - v).clamp(min=0).detach()  # it can come back up from the floor
+
     def line(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Slope and intercept ``(a_n, b_n)`` per channel in normalised units (``a_n = 0`` unless Poisson-Gaussian)."""
-        v = torch.exp(self.log_var.float())
-        v = v + (self.floor - v).clamp(min=0).detach()  # max(v, floor), with v's gradient (it can come back up)
+        v = self._levels()
         if self.kind != "poisson-gaussian":
             return torch.zeros_like(v[0]), v[0]
         a = (v[1] - v[0]) / (self.anchors[1] - self.anchors[0]).clamp(min=1e-6)
         return a, v[0] - a * self.anchors[0]
+
+    def _log_floor(self) -> torch.Tensor:
+        """``log(floor)``, computed again only when the floor changed (it is set, loaded or moved, not trained)."""
+        floor, seen = self.floor, self.__dict__.get("_log_floor_seen")
+        version = floor._version if not floor.is_inference() else -1
+        if seen is None or seen[0] is not floor or seen[1] != version or version < 0:
+            seen = (floor, version, torch.log(floor.clamp(min=MIN_VAR)))
+            self.__dict__["_log_floor_seen"] = seen
+        return seen[2]
 
     @torch.no_grad()
     def project(self) -> None:
@@ -207,14 +220,14 @@ class NoiseModel(nn.Module):
         itself could drift far below the floor and take as many steps to come back.
         """
         if self.learned:
-            self.log_var.copy_(torch.maximum(self.log_var, torch.log(self.floor.clamp(min=MIN_VAR))))
+            self.log_var.clamp_(min=self._log_floor())
 
     def variance(self, mu: torch.Tensor) -> torch.Tensor:
         """Noise variance for the (normalised) signal ``mu`` of shape ``(B, C, *spatial)``."""
         shape = (1, -1) + (1,) * (mu.ndim - 2)
-        a, b = (t.view(shape) for t in self.line())
         if self.kind != "poisson-gaussian":
-            return b.expand_as(mu)
+            return self._levels()[0].view(shape).expand_as(mu)
+        a, b = (t.view(shape) for t in self.line())
         return torch.clamp(a * mu.float() + b, min=MIN_VAR)
 
     def reference_variance(self, mu: torch.Tensor) -> torch.Tensor:
@@ -256,22 +269,25 @@ class NoiseModel(nn.Module):
         self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
     def report(self) -> dict[str, Any]:
-        """Fitted parameters in the image's intensity units (floats for one channel, else lists)."""
-        sc, off = self.scale.double(), self.offset.double()
+        """Fitted parameters in the image's intensity units (floats for one channel, else lists).
+
+        The device is read once, for all of them (on a GPU each read waits for the queued work).
+        """
+        parts = (*(t.detach() for t in self.line()), self.classical, self.scale, self.offset)
+        flat = torch.cat([t.float().reshape(-1) for t in parts]).tolist()
+        a_n, b_n, ca, cb, sc, off = np.asarray(flat, dtype=np.float64).reshape(6, -1)
         out: dict[str, Any] = {"noise_model": self.kind}
-        a_n, b_n = (t.detach().double() for t in self.line())
-        ca, cb = self.classical.double()
         if self.kind == "poisson-gaussian":
             a, a_c = a_n * sc, ca * sc
             out["noise_a"], out["noise_b"] = _plain(a), _plain(b_n * sc**2 - a * off)
             out["classical_a"], out["classical_b"] = _plain(a_c), _plain(cb * sc**2 - a_c * off)
         else:
-            out["noise_sigma"] = _plain(torch.sqrt(b_n) * sc)
+            out["noise_sigma"] = _plain(np.sqrt(b_n) * sc)
             if self.kind == "gaussian":
-                out["classical_sigma"] = _plain(torch.sqrt(cb) * sc)
+                out["classical_sigma"] = _plain(np.sqrt(cb) * sc)
         return out
 
 
-def _plain(v: torch.Tensor) -> float | list[float]:
+def _plain(v: np.ndarray) -> float | list[float]:
     vals = [round(float(x), 6) for x in v.reshape(-1)]
     return vals[0] if len(vals) == 1 else vals

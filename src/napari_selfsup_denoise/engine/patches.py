@@ -91,27 +91,28 @@ class DevicePatches:
         self.strides = tuple(int(s) for s in self.data[0].stride()[:4])
         pz, py, px = patch
         s_c, s_z, s_y = self.strides[1:]
-        self._chan = (torch.arange(c, device=device) * s_c).view(1, c, 1, 1, 1)
-        self._depth = (torch.arange(pz, device=device) * s_z).view(1, 1, pz, 1, 1)
+        chan = (torch.arange(c) * s_c).view(1, c, 1, 1, 1)
+        depth = (torch.arange(pz) * s_z).view(1, 1, pz, 1, 1)
         if py == px:
-            self._plane = dihedral_offsets(py, s_y).to(device)
+            plane = dihedral_offsets(py, s_y)
         else:  # no quarter turns: only the identity
-            self._plane = (torch.arange(py)[:, None] * s_y + torch.arange(px)).unsqueeze(0).to(device)
+            plane = (torch.arange(py)[:, None] * s_y + torch.arange(px)).unsqueeze(0)
+        # every transform's offsets from a patch's corner, (transforms, C, Z, Y, X): a cut adds the corner and gathers
+        self._offsets = (chan + depth + plane[:, None, None]).to(device)
 
     def cut(self, picks: list[tuple[int, tuple[int, int, int], int, bool]]) -> list[torch.Tensor]:
         """Patches ``(B, C, Z, Y, X)`` of every array for ``(sample, (z, y, x) corner, k, flip)`` picks.
 
         Each patch equals ``dihedral(array[sample, :, z:, y:, x:][patch], k, flip)``.
         """
-        if self._plane.shape[0] == 1 and any(k or flip for *_, k, flip in picks):
+        if self._offsets.shape[0] == 1 and any(k or flip for *_, k, flip in picks):
             raise ValueError("quarter turns and mirrors need a square patch")
         if not self.gather:
             return [self._copy(d.numpy(), picks) for d in self.data]
         s_n, s_z, s_y = self.strides[0], self.strides[2], self.strides[3]
         rows = [(n * s_n + z * s_z + y * s_y + x, 2 * k + int(flip)) for n, (z, y, x), k, flip in picks]
         dev = torch.tensor(rows, dtype=torch.int64).to(self.device, non_blocking=True)
-        base, tf = dev[:, 0].view(-1, 1, 1, 1, 1), dev[:, 1]
-        idx = base + self._chan + self._depth + self._plane[tf].unsqueeze(1).unsqueeze(1)
+        idx = self._offsets[dev[:, 1]] + dev[:, 0].view(-1, 1, 1, 1, 1)  # (B, C, Z, Y, X) flat positions
         return [torch.take(d, idx) for d in self.data]
 
     def _copy(self, data: np.ndarray, picks: list[tuple[int, tuple[int, int, int], int, bool]]) -> torch.Tensor:

@@ -35,7 +35,7 @@ VAL_EVERY = 50
 # Patches in the validation batch: 16, or 4 training batches if fewer (3D blind-spot, batch 2: 8 patches of
 # 32x40x40; 16 cost 2.8 training steps after every Stop; issue 10 item 13).
 VAL_PATCHES, VAL_BATCHES = 16, 4
-NOISE_EVERY = 10
+NOISE_EVERY = 10  # the noise model's parameters are read with the loss, once in this many steps
 # Steps between reads of the loss and gradient norms (each read waits for the device); 1 where that costs nothing.
 # The progress events in between carry the last loss read; non-finite steps are skipped on the device regardless.
 SYNC_EVERY = {"cuda": 10}
@@ -211,6 +211,8 @@ def _one_step(
     st.step += 1
     if st.step % SYNC_EVERY.get(device.type, 1) == 0 or st.step == sched.total:
         read_pending(st)
+        if st.step // NOISE_EVERY > st.noise_step // NOISE_EVERY:  # read with the loss: no second wait
+            st.noise, st.noise_step = model.method.state(net, model.norm.scale) or None, st.step
     dt = max(st.elapsed() - ts, 1e-9)
     st.rate = 1 / dt if st.rate == 0 else 0.9 * st.rate + 0.1 / dt
     if sampler.has_validation and (st.step % VAL_EVERY == 0 or st.step == sched.total):
@@ -224,8 +226,8 @@ def _one_step(
     stopping = stop is not None and stop.is_set()  # Stop pressed during the step: no preview, end now
     if preview is not None and not stopping and el - st.last_preview >= cfg.preview_every_s:
         pv, st.last_preview = preview_now(model, preview, device), el
-    if st.noise is None or st.step % NOISE_EVERY == 0:  # a handful of small tensor ops + device syncs
-        st.noise = model.method.state(net, model.norm.scale) or None
+    if st.noise_step == 0:  # the first step: a read of the device (the later ones follow the loss's reads)
+        st.noise, st.noise_step = model.method.state(net, model.norm.scale) or None, st.step
     return TrainProgress(
         step=st.step, total=max(total, st.step), loss=st.loss, val_loss=st.val_loss, elapsed=el,
         eta=(total - st.step) / max(st.rate, 1e-9), steps_per_s=st.rate, lr=lr, preview=pv, noise=st.noise,
