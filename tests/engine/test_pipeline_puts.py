@@ -91,3 +91,18 @@ def test_a_failed_call_is_raised_and_the_others_end_before_close_returns(tmp_pat
         puts.landed(wait=True)
     puts.close()
     assert state["now"] == 0  # nothing is still writing once close returns
+
+
+def test_the_bytes_in_flight_are_bounded(tmp_path, monkeypatch):
+    out = zarr.create_array(str(tmp_path / "o.zarr"), shape=(6, 8, 8), chunks=(1, 8, 8), dtype="float32")
+    state = _slow_calls(monkeypatch, delay=0.03)
+    box = ((0, 8), (0, 8))
+    for limit, most in ((1 << 20, 3), (300, 1)):  # 3 calls of 2 blocks (512 bytes each): all at once; or one
+        monkeypatch.setattr(sink_mod, "PUT_BYTES", limit)
+        state["most"] = 0
+        puts = Puts(Sink({"denoised": out}, "TYX", 2, torch.device("cpu")), calls=3)
+        for t in range(3):
+            puts.put(_blocks([(2 * t, box), (2 * t + 1, box)]), [t])
+        assert puts.landed(wait=True) == [0, 1, 2]
+        puts.close()
+        assert state["most"] == most

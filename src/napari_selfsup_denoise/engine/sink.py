@@ -24,6 +24,7 @@ from .windows import Box
 CHUNK_WRITERS = 8  # blocks written in one zarr call at most (held up to the cores), where each has its own chunks
 PUT_CALLS = max(2, min(4, (os.cpu_count() or 1) // 4))  # zarr write calls in flight at most
 PUT_CALLS = int(os.environ.get("SELFSUP_DENOISE_PUT_CALLS", "0")) or PUT_CALLS  # a knob for benchmarks
+PUT_BYTES = 64 << 20  # bytes of blocks in flight at most, beside the call being started (GPU batches: ~32 MB a call)
 
 Block = tuple[str, int, int, Box, np.ndarray]  # (output key, sample, time point, core box, (C, *core) block)
 Placed = tuple[Any, str, tuple[slice, ...], np.ndarray]  # (array, axes, canonical index, canonical block)
@@ -86,41 +87,46 @@ def _write(placed: list[Placed], units: set[tuple[Any, ...]] | None) -> None:
 class Puts:
     """Write calls of a :class:`Sink` in flight: :meth:`put` starts one, :meth:`landed` returns what has ended.
 
-    A call whose blocks change distinct storage units runs in a thread (at most ``calls`` at once), after the
-    calls in flight that change any of its units; any other call runs in the caller's thread after all of them.
-    Each call's ``items`` are returned by :meth:`landed` once it has ended, in the order of the calls; a failed
-    call raises there. :meth:`close` waits for every call in flight.
+    A call whose blocks change distinct storage units runs in a thread (at most ``calls`` at once, holding at
+    most :data:`PUT_BYTES` of blocks besides its own), after the calls in flight that change any of its units;
+    any other call runs in the caller's thread after all of them. Each call's ``items`` are returned by
+    :meth:`landed` once it has ended, in the order of the calls; a failed call raises there. :meth:`close`
+    waits for every call in flight.
     """
 
     def __init__(self, sink: Sink, calls: int = 0) -> None:
         self.sink, self.calls = sink, max(1, calls or PUT_CALLS)
         self._pool: ThreadPoolExecutor | None = None
-        self._flight: deque[tuple[Future[None] | None, set[tuple[Any, ...]], list[Any]]] = deque()
+        self._flight: deque[tuple[Future[None] | None, set[tuple[Any, ...]], list[Any], int]] = deque()
         self._ended: list[Any] = []
 
     def put(self, blocks: list[Block], items: list[Any]) -> None:
         """Start writing ``blocks``; ``items`` are returned by :meth:`landed` once they are written."""
         placed, units = self.sink.place(blocks)
         if not placed:
-            self._flight.append((None, set(), items))
+            self._flight.append((None, set(), items, 0))
             return
         if not units or self.calls == 1:
             self._wait(lambda _: True)
             _write(placed, units)
-            self._flight.append((None, set(), items))
+            self._flight.append((None, set(), items, 0))
             return
-        self._wait(lambda busy: not busy.isdisjoint(units) or len(self._flight) >= self.calls)
+        self._wait(lambda busy: not busy.isdisjoint(units) or len(self._flight) >= self.calls or self._full())
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.calls, thread_name_prefix="selfsup-put")
-        self._flight.append((self._pool.submit(write_blocks, placed), units, items))
+        size = sum(p[3].nbytes for p in placed)
+        self._flight.append((self._pool.submit(write_blocks, placed), units, items, size))
+
+    def _full(self) -> bool:
+        return sum(f[3] for f in self._flight) > PUT_BYTES
 
     def _wait(self, until_clear: Any) -> None:
         """Wait for the oldest calls while ``until_clear`` holds for the units of any call in flight."""
-        while self._flight and any(until_clear(u) for _, u, _ in self._flight if u):
+        while self._flight and any(until_clear(f[1]) for f in self._flight if f[1]):
             self._land_oldest()
 
     def _land_oldest(self) -> None:
-        fut, _, items = self._flight.popleft()
+        fut, _, items, _ = self._flight.popleft()
         if fut is not None:
             fut.result()
         self._ended += items
