@@ -106,3 +106,17 @@ def test_the_bytes_in_flight_are_bounded(tmp_path, monkeypatch):
         assert puts.landed(wait=True) == [0, 1, 2]
         puts.close()
         assert state["most"] == most
+
+
+def test_a_failed_write_call_in_a_run_surfaces_and_leaves_no_thread(tmp_path, monkeypatch):
+    monkeypatch.setitem(predict_mod.MAX_BATCH, "cpu", 2)
+    monkeypatch.setattr(sink_mod, "CHUNK_WRITERS", 2)
+    monkeypatch.setattr(sink_mod, "PUT_CALLS", 3)
+    img = np.random.default_rng(4).integers(0, 30, (3, 64, 64)).astype(np.uint16)
+    out = zarr.create_array(str(tmp_path / "o.zarr"), shape=img.shape, chunks=(1, 16, 16), dtype="float32")
+    state = _slow_calls(monkeypatch, fail_at=3)
+    t0 = time.monotonic()
+    with pytest.raises(OSError, match="disk gone"):
+        _run(_model(), img, 16, "cpu", axes="TYX", out=out)
+    assert time.monotonic() - t0 < 30 and state["now"] == 0
+    assert not [t for t in threading.enumerate() if t.name.startswith("selfsup-")]
