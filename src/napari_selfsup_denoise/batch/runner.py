@@ -18,6 +18,7 @@ from ..axes import AxesError
 from ..config import UNCERTAINTY_REMOVED, ConfigError, PredictConfig, to_dict
 from ..engine.checks import Decision, check_record, decide
 from ..engine.data import DataError
+from ..engine.device import pick_device
 from ..engine.model import Model
 from ..engine.model_file import ModelFileError
 from ..io import Image, InputError, file_identity, read_image
@@ -137,6 +138,7 @@ class FileRunner:
         asked, check = expected_output(o.prior), None
         fresh = o.overwrite or all(_store.state(s)[0] == "absent" for s in specs)
         if settled is None and can_check_ahead(m, self.client is None, fresh):  # the check runs beside the units
+            m.net.to(pick_device(o.device))  # before the check: the units' move must not race its forward pass
             check = CheckAhead(lambda: decide(m, img.data, axes, asked), asked, o.accept_suspect)
         elif settled is None:
             settled = decide(m, img.data, axes, asked)
