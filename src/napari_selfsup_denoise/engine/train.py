@@ -19,7 +19,7 @@ from ._abort import Stopped, cut_event, step_or_stop, watch
 from ._check_pick import check_best, chooses_on_crops
 from ._ema import WeightAverage
 from ._schedule import Schedule, ShortRunWarning, plan, run_notes, schedule_for
-from ._step import make_optimiser, optimiser_step, read_pending, train_batch, validate
+from ._step import LowWeights, make_optimiser, optimiser_step, read_pending, train_batch, validate
 from ._training import Preview, RunState, choose_patch, ended_early, group_rate, preview_now
 from .arrays import canonical
 from .checks import check_training
@@ -172,6 +172,7 @@ def train(
             st.stopped, st.message = ending
             break
     read_pending(st)  # the steps since the last read
+    LowWeights.release(net)
     yield _ended(st, sched)  # the final validation and the self-check follow
     model = _finish(model, sampler, st)
     model.summary["planned_steps"], model.summary["replans"] = sched.total, sched.replans
