@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 
@@ -118,3 +119,18 @@ def test_another_output_decided_after_units_ran_is_run_again_with_it(tmp_path, m
         rec["fingerprint"]
         == dict(zarr.open_array(str(tmp_path / "b.zarr"), mode="r").attrs["selfsup_denoise"])["fingerprint"]
     )  # the record of the output decided, not of the one computed first
+
+
+def test_no_check_goes_on_after_its_file_failed(tmp_path, model, src, monkeypatch):
+    def slow(*args):
+        time.sleep(0.5)
+        return decide(*args)
+
+    def broken(*args, **kwargs):
+        raise OSError("no space for the output")
+
+    monkeypatch.setattr(runner_mod, "decide", slow)
+    monkeypatch.setattr(runner_mod._store, "prepare", broken)
+    res = denoise_files(model, [str(src)], str(tmp_path / "out.zarr"), _opts(accept_suspect=True))
+    assert res[0].status == "failed" and "no space" in res[0].reason
+    assert not [t for t in threading.enumerate() if t.name == "selfsup-check"]

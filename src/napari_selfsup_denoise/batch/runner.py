@@ -150,9 +150,13 @@ class FileRunner:
             pass
         except Interrupted:
             if check is not None and not check.stands():  # the check would have refused: nothing is kept
-                _remove(specs)
+                _store.remove_each(specs)
             raise
-        _remove(specs)
+        except BaseException:
+            if check is not None:
+                check.stands()  # waits: no check goes on after this file
+            raise
+        _store.remove_each(specs)
         decision = check.decision() if check is not None else settled  # raises the check's error
         assert decision is not None
         return self._run(img, output, many, decision)  # refused as suspect, or the run of another output
@@ -288,9 +292,3 @@ def denoise_files(
             results.append(res)
             rep.file_end(res)
     return results
-
-
-def _remove(specs: list[_store.OutSpec]) -> None:
-    """Delete the outputs of a run the self-check refused (created afresh by it)."""
-    for s in specs:
-        _store.remove(s)

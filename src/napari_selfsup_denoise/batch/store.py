@@ -113,6 +113,12 @@ def remove(spec: OutSpec) -> None:
         shutil.rmtree(spec.work, ignore_errors=True)
 
 
+def remove_each(specs: list[OutSpec]) -> None:
+    """Delete outputs created by a run the self-check refused."""
+    for s in specs:
+        remove(s)
+
+
 def prepare(
     spec: OutSpec,
     shape: tuple[int, ...],
