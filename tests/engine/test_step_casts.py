@@ -1,6 +1,10 @@
-"""A low-precision training step casts the network's weights in one operation each way, with autocast's numbers."""
+"""A low-precision training step casts the network's weights in one operation each way, with autocast's numbers.
+
+On the CPU, and on CUDA when present (``SELFSUP_TEST_DEVICES=cuda``: CUDA only, as tests/engine/test_on_device.py).
+"""
 
 import math
+import os
 
 import pytest
 import torch
@@ -10,6 +14,12 @@ from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
 from napari_selfsup_denoise.engine import _step as step_mod
 from napari_selfsup_denoise.engine._training import RunState
 from napari_selfsup_denoise.engine.methods import get_method
+
+DEVICES = (
+    os.environ.get("SELFSUP_TEST_DEVICES", "").strip().split(",")
+    if os.environ.get("SELFSUP_TEST_DEVICES")
+    else (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+)
 
 
 class _Ops(TorchDispatchMode):
@@ -22,32 +32,34 @@ class _Ops(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def _setup(algorithm):
+def _setup(algorithm, device="cpu"):
     cfg = resolve_defaults(TrainConfig(algorithm=algorithm, depth=2, base_channels=8, axes="YX", seed=0), ndim=2)
     method = get_method(cfg)
     torch.manual_seed(0)
-    net = method.build(2, 1).to(memory_format=torch.channels_last)
+    net = method.build(2, 1).to(device).to(memory_format=torch.channels_last)
     x = torch.randn(2, 1, 48, 48, generator=torch.Generator().manual_seed(1)).contiguous(
         memory_format=torch.channels_last
     )
-    return method, net, x
+    return method, net, x.to(device)
 
 
-def _grads(algorithm, monkeypatch, low):
-    method, net, x = _setup(algorithm)
+def _grads(algorithm, monkeypatch, low, device):
+    method, net, x = _setup(algorithm, device)
     if not low:
         monkeypatch.setattr(step_mod.LowWeights, "of", classmethod(lambda cls, net, dtype: None))
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)  # (a GPU's convolutions, run twice)
     ops = _Ops()
     with ops:
-        loss = step_mod._losses(method, net, x, None, torch.Generator().manual_seed(2), torch.bfloat16, 2)
+        loss = step_mod._losses(method, net, x, None, torch.Generator(device).manual_seed(2), torch.bfloat16, 2)
     monkeypatch.undo()
     return float(loss), {n: p.grad for n, p in net.named_parameters()}, ops.names
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("algorithm", ["blindspot", "n2v"])
-def test_the_weights_are_cast_once_each_way_with_autocasts_gradients(algorithm, monkeypatch):
-    loss, grads, ops = _grads(algorithm, monkeypatch, low=True)
-    ref_loss, ref_grads, ref_ops = _grads(algorithm, monkeypatch, low=False)
+def test_the_weights_are_cast_once_each_way_with_autocasts_gradients(algorithm, device, monkeypatch):
+    loss, grads, ops = _grads(algorithm, monkeypatch, True, device)
+    ref_loss, ref_grads, ref_ops = _grads(algorithm, monkeypatch, False, device)
     assert math.isfinite(loss) and loss == ref_loss
     assert grads.keys() == ref_grads.keys()
     for name, g in grads.items():
