@@ -17,7 +17,7 @@ The GPU run (``--steps`` defaults to the steps the 30-s runs reached on the H200
 runs keep the GPU busy, about 19 ms a step there: ~210 s of device time for 5 seeds, so ``--deadline`` may
 cut the last seed; runs start seed by seed, so a cut leaves whole early seeds)::
 
-    PYTHONPATH=src python benchmarks/gpu_batch_quality.py --device cuda --jobs 8 --deadline 230 \\
+    PYTHONPATH=src python benchmarks/gpu_batch_quality.py --device cuda --jobs 8 --deadline 220 \\
         --jsonl "$OUT/batch_quality.jsonl" --out "$OUT/batch_quality.md"
 
 Those 30-s runs planned their learning-rate schedule for more steps than they ran (each ended 1000 steps
@@ -203,7 +203,7 @@ def table(rows: list[dict[str, Any]], command: str, card: str) -> str:
         "|" + "---|" * len(COLUMNS),
     ]
     out = []
-    for case in dict.fromkeys(r["case"] for r in rows):
+    for case in sorted({r["case"] for r in rows}):  # (rows come in the order the runs ended)
         batches = sorted({r["batch"] for r in rows if r["case"] == case})
         out += [summary_row(rows, case, b, batches[0]) for b in batches]
     return "\n".join(head + out) + "\n"
