@@ -175,7 +175,7 @@ def test_a_write_failing_in_the_writer_thread_is_a_clear_failure_that_resumes(tm
 
     (3 frames of 64² in 32² tiles: 12 blocks, written in two calls of 8 and 4.)
     """
-    from napari_selfsup_denoise.engine import pipeline
+    from napari_selfsup_denoise.engine import sink as pipeline  # the writes moved to engine/sink.py (session 11)
 
     src, out = str(tmp_path / "a.zarr"), str(tmp_path / "o.zarr")
     _zarr(Path(src), frames)

@@ -87,8 +87,11 @@ def test_a_failed_call_is_raised_and_the_others_end_before_close_returns(tmp_pat
     box = ((0, 8), (0, 8))
     for t in range(3):
         puts.put(_blocks([(2 * t, box), (2 * t + 1, box)]), [t])
+    assert puts.landed(wait=True) == [0]  # what was written before the failed call is reported first
     with pytest.raises(OSError, match="disk gone"):
         puts.landed(wait=True)
+    with pytest.raises(OSError, match="disk gone"):
+        puts.put(_blocks([(0, box)]), [9])  # nothing more is started
     puts.close()
     assert state["now"] == 0  # nothing is still writing once close returns
 

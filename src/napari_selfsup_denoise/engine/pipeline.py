@@ -215,6 +215,7 @@ class Pipeline:
                 job = (*self._step(work[i], raws), i == len(work) - 1)
                 yield from itertools.chain.from_iterable(writer.submit(job)) if writer else self.write(job)
             yield from itertools.chain.from_iterable(writer.drain() if writer else [])
+            self.puts.check()  # a failed write call, after the tiles written before it
         finally:
             if reader is not None and writer is not None:
                 reader.close()

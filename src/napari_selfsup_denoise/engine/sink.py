@@ -99,19 +99,23 @@ class Puts:
         self._pool: ThreadPoolExecutor | None = None
         self._flight: deque[tuple[Future[None] | None, set[tuple[Any, ...]], list[Any], int]] = deque()
         self._ended: list[Any] = []
+        self._error: BaseException | None = None
 
     def put(self, blocks: list[Block], items: list[Any]) -> None:
         """Start writing ``blocks``; ``items`` are returned by :meth:`landed` once they are written."""
+        self.check()
         placed, units = self.sink.place(blocks)
         if not placed:
             self._flight.append((None, set(), items, 0))
             return
         if not units or self.calls == 1:
             self._wait(lambda _: True)
+            self.check()
             _write(placed, units)
             self._flight.append((None, set(), items, 0))
             return
         self._wait(lambda busy: not busy.isdisjoint(units) or len(self._flight) >= self.calls or self._full())
+        self.check()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.calls, thread_name_prefix="selfsup-put")
         size = sum(p[3].nbytes for p in placed)
@@ -122,21 +126,39 @@ class Puts:
 
     def _wait(self, until_clear: Any) -> None:
         """Wait for the oldest calls while ``until_clear`` holds for the units of any call in flight."""
-        while self._flight and any(until_clear(f[1]) for f in self._flight if f[1]):
+        while self._error is None and self._flight and any(until_clear(f[1]) for f in self._flight if f[1]):
             self._land_oldest()
 
     def _land_oldest(self) -> None:
         fut, _, items, _ = self._flight.popleft()
-        if fut is not None:
-            fut.result()
+        try:
+            if fut is not None:
+                fut.result()
+        except BaseException as exc:  # raised by check(), once the items written before it are returned
+            self._error = exc
+            return
         self._ended += items
 
     def landed(self, wait: bool = False) -> list[Any]:
-        """The items of the calls ended since the last call, in order (all of them with ``wait``)."""
-        while self._flight and (wait or self._flight[0][0] is None or self._flight[0][0].done()):
+        """The items of the calls ended since the last call, in order (all of them with ``wait``).
+
+        After a failed call, the items of the calls before it are returned first; the next call raises.
+        """
+        while self._error is None and self._flight and (wait or self._head_done()):
             self._land_oldest()
         ended, self._ended = self._ended, []
+        if not ended:
+            self.check()
         return ended
+
+    def _head_done(self) -> bool:
+        fut = self._flight[0][0]
+        return fut is None or fut.done()
+
+    def check(self) -> None:
+        """Raise the failure of a call, if one failed."""
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> None:
         """Wait for every call in flight (their failures are dropped: the first was raised, or the run stopped)."""
