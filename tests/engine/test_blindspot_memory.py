@@ -93,6 +93,13 @@ def test_large_blocks_come_from_the_kept_heap_while_blocks_follow_each_other():
     assert not out["other_thread_open"]  # another thread's block still holds the policy
 
 
+def test_the_reuse_can_be_switched_off():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "SELFSUP_DENOISE_KEEP_MEMORY": "0"}
+    code = "from napari_selfsup_denoise.engine import _fast_conv as fc; print(fc._glibc() is None)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.stdout.strip() == "True", run.stderr
+
+
 def test_the_network_pass_of_prediction_runs_inside_the_block(monkeypatch):
     from napari_selfsup_denoise import PredictConfig, TrainConfig
     from napari_selfsup_denoise.config import resolve_defaults
