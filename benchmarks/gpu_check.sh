@@ -95,7 +95,8 @@ else
   BQUALITY="--jobs 8 --deadline 235 --steps camera_g25:4=3114,camera_g25:64=1768,nuclei_pg30:4=3500,nuclei_pg30:64=1769"
 fi
 PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts= -rfEs --timeout 120"
-SELFSUP_TEST_DEVICES=$DEVICE part tests-on-device 90 "$OUT/tests.log" $PYTEST tests/engine/test_on_device.py
+SELFSUP_TEST_DEVICES=$DEVICE part tests-on-device 90 "$OUT/tests.log" $PYTEST tests/engine/test_on_device.py \
+  tests/engine/test_step_casts.py
 # shellcheck disable=SC2086
 part rate 80 "$OUT/train_rate.jsonl" $PY benchmarks/bench_speed.py --algorithm blindspot --own-defaults \
   --device "$DEVICE" --only train $RATE
@@ -129,6 +130,9 @@ part profile 45 "$OUT/profile.jsonl" $PY benchmarks/gpu_profile.py --device "$DE
 # the existing files as they are: "auto" picks the GPU where a test does not name a device
 # shellcheck disable=SC2086
 part tests-existing 100 "$OUT/tests.log" $PYTEST $XDIST -m "not slow" $EXISTING
+
+# N2V2 trained to its test's 1200 steps ("auto": the GPU, bf16), a slow test the part above leaves out
+part tests-n2v2 60 "$OUT/tests.log" $PYTEST tests/engine/test_train.py -k n2v2
 
 $PY benchmarks/gpu_summary.py summary "$WORK" "$OUT" >>"$LOG" 2>&1
 echo "=== done in $(($(date +%s) - START)) s; summary:" | tee -a "$LOG"
