@@ -18,6 +18,7 @@ from ..defaults import AUTO, algorithm_choice
 from ._abort import Stopped, cut_event, step_or_stop, watch
 from ._check_pick import check_best, chooses_on_crops
 from ._ema import WeightAverage
+from ._fast_conv import reuse_freed_memory
 from ._schedule import Schedule, ShortRunWarning, plan, run_notes, schedule_for
 from ._step import LowWeights, make_optimiser, optimiser_step, read_pending, train_batch, validate
 from ._training import Preview, RunState, choose_patch, ended_early, group_rate, preview_now
@@ -146,31 +147,33 @@ def train(
     if sampler.has_validation and (init is not None or (start is not None and start.state is not None)):
         _track_val(model, sampler, st)  # the weights it starts from are a candidate: a short, hot run cannot lose them
     net.train()
-    try:
-        with watch(net, cut_event(net, stop)):
-            sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
-    except Stopped:  # Stop during the timed probe (a copy of the network): the run itself is untouched
-        sched, st.stopped = plan(cfg, None, 0.0), "stopped"
-    st.last_preview = st.elapsed()  # previews are spaced from the first step (a 3D probe outlasts preview_every_s)
-    notes = [] if st.stopped == "stopped" else run_notes(sched, ndim, device.type, typed_lr)
-    for note in notes:  # said before the run, and kept in the summary (the widget shows its message)
-        warnings.warn(note, ShortRunWarning, stacklevel=2)
-    st.average = WeightAverage(net, cfg.ema_decay) if cfg.ema_decay > 0 else None  # updated by optimiser_step
-    while st.step < sched.total and st.stopped != "stopped":
-        if stop is not None and stop.is_set():
-            st.stopped = "stopped"
-            break
-        if cfg.max_seconds is not None and st.elapsed() >= cfg.max_seconds:
-            break
-        ev = step_or_stop(
-            model, opt, st, stop, lambda: _one_step(model, opt, sampler, gen, dtype, st, preview, stop, sched)
-        )
-        if ev is None:  # Stop inside the step: it was abandoned (or, after its update, its preview)
-            break
-        yield ev
-        if (ending := ended_early(st, MAX_BAD_STEPS)) is not None:  # diverged, or no longer improving
-            st.stopped, st.message = ending
-            break
+    # on the CPU the steps' feature maps reuse freed host memory (no page faults per step); the timed probe too
+    with reuse_freed_memory() if device.type == "cpu" else nullcontext():
+        try:
+            with watch(net, cut_event(net, stop)):
+                sched = schedule_for(model, sampler, dtype, st, stop, mask_device, VAL_EVERY)
+        except Stopped:  # Stop during the timed probe (a copy of the network): the run itself is untouched
+            sched, st.stopped = plan(cfg, None, 0.0), "stopped"
+        st.last_preview = st.elapsed()  # previews are spaced from the first step (a 3D probe outlasts preview_every_s)
+        notes = [] if st.stopped == "stopped" else run_notes(sched, ndim, device.type, typed_lr)
+        for note in notes:  # said before the run, and kept in the summary (the widget shows its message)
+            warnings.warn(note, ShortRunWarning, stacklevel=2)
+        st.average = WeightAverage(net, cfg.ema_decay) if cfg.ema_decay > 0 else None  # updated by optimiser_step
+        while st.step < sched.total and st.stopped != "stopped":
+            if stop is not None and stop.is_set():
+                st.stopped = "stopped"
+                break
+            if cfg.max_seconds is not None and st.elapsed() >= cfg.max_seconds:
+                break
+            ev = step_or_stop(
+                model, opt, st, stop, lambda: _one_step(model, opt, sampler, gen, dtype, st, preview, stop, sched)
+            )
+            if ev is None:  # Stop inside the step: it was abandoned (or, after its update, its preview)
+                break
+            yield ev
+            if (ending := ended_early(st, MAX_BAD_STEPS)) is not None:  # diverged, or no longer improving
+                st.stopped, st.message = ending
+                break
     read_pending(st)  # the steps since the last read
     LowWeights.release(net)
     yield _ended(st, sched)  # the final validation and the self-check follow
