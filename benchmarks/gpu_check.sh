@@ -92,7 +92,7 @@ else
   RATE="--batches 4,16,64,256 --steps 30" PIPE="--reps 2" THREADS=$(($(nproc) / 2)) XDIST="-n 4 --dist loadfile"
   QUALITY="--seconds 30 --batches 4,16,64" PROFILE="--batches 4,64 --steps 10 --size 2048"
   PRECISION="--seeds 0,1,2" TILES=2048,1024,512
-  BQUALITY="--jobs 8 --deadline 235 --steps camera_g25:4=3114,camera_g25:64=1768,nuclei_pg30:4=3500,nuclei_pg30:64=1769"
+  BQUALITY="--jobs 8 --deadline 215 --steps camera_g25:4=3114,camera_g25:64=1768,nuclei_pg30:4=3500,nuclei_pg30:64=1769"
 fi
 PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts= -rfEs --timeout 120"
 SELFSUP_TEST_DEVICES=$DEVICE part tests-on-device 90 "$OUT/tests.log" $PYTEST tests/engine/test_on_device.py \
@@ -117,7 +117,7 @@ part quality 230 "$WORK/quality.out" $PY benchmarks/bench_robustness.py $QUALITY
 # the evidence for a GPU default batch: batch 4 against 64, fixed steps (replaying 30-s runs' schedules), 5 seeds,
 # runs as processes side by side on the one device (benchmarks/gpu_batch_quality.py); not in the default parts
 # shellcheck disable=SC2086
-part batch-quality 250 "$WORK/batch_quality.out" $PY benchmarks/gpu_batch_quality.py --device "$DEVICE" $BQUALITY \
+part batch-quality 230 "$WORK/batch_quality.out" $PY benchmarks/gpu_batch_quality.py --device "$DEVICE" $BQUALITY \
   --jsonl "$OUT/quality.jsonl" --out "$WORK/quality.md"
 # bf16 vs fp32 training at equal steps: the two quality tests' runs (they failed on the H200 in session 7)
 # shellcheck disable=SC2086
