@@ -35,6 +35,7 @@ import functools
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,7 +108,8 @@ RELEASE_AFTER = 2.0  # seconds with no block open before the kept memory goes ba
 _KEEP_LOCK = threading.Lock()
 _keepers = [0]  # blocks of reuse_freed_memory open in this process
 _kept = [False]  # the policy is set (from the first block until the release after the last)
-_release: list[threading.Timer | None] = [None]  # the pending release
+_idle_since = [0.0]  # when the last block ended (time.monotonic)
+_releaser: list[threading.Thread | None] = [None]  # the thread that gives the memory back once idle
 
 
 @functools.cache
@@ -142,9 +144,6 @@ def reuse_freed_memory() -> Iterator[None]:
         return
     with _KEEP_LOCK:
         _keepers[0] += 1
-        if _release[0] is not None:
-            _release[0].cancel()
-            _release[0] = None
         if not _kept[0]:
             libc.mallopt(_M_MMAP_MAX, 0)
             libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
@@ -155,19 +154,24 @@ def reuse_freed_memory() -> Iterator[None]:
         with _KEEP_LOCK:
             _keepers[0] -= 1
             if _keepers[0] == 0:
-                timer = threading.Timer(RELEASE_AFTER, _release_kept)
-                timer.daemon, timer.name = True, "release-kept-memory"  # never holds up the exit
-                _release[0] = timer
-                timer.start()
+                _idle_since[0] = time.monotonic()
+                if _releaser[0] is None:  # one thread per kept period, not one per block (blocks are per pass)
+                    releaser = threading.Thread(target=_release_when_idle, name="release-kept-memory", daemon=True)
+                    _releaser[0] = releaser
+                    releaser.start()
 
 
-def _release_kept() -> None:
-    """Restore glibc's defaults and give the kept memory back, unless a block opened since this was planned."""
+def _release_when_idle() -> None:
+    """Restore glibc's defaults and give the kept memory back once no block was open for :data:`RELEASE_AFTER` s."""
     libc = _glibc()
-    with _KEEP_LOCK:
-        if _keepers[0] or _release[0] is not threading.current_thread() or not _kept[0] or libc is None:
-            return
-        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM)
-        libc.malloc_trim(0)
-        _kept[0], _release[0] = False, None
+    while True:
+        with _KEEP_LOCK:
+            wait = RELEASE_AFTER if _keepers[0] else _idle_since[0] + RELEASE_AFTER - time.monotonic()
+            if wait <= 0:
+                if libc is not None and _kept[0]:
+                    libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                    libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM)
+                    libc.malloc_trim(0)
+                _kept[0], _releaser[0] = False, None
+                return
+        time.sleep(wait)
