@@ -61,17 +61,21 @@ def test_the_bound_limits_how_many_windows_share_a_pass():
     assert predict_mod.tiles_per_forward(model, cpu, False, window, 1) == 1  # an explicit tile was checked before
 
 
-def test_a_gpu_pass_holds_about_a_megapixel_so_reading_and_writing_overlap_the_next(monkeypatch):
-    """On CUDA several 1024^2 tiles are several passes (the pipeline overlaps their copies); small tiles share one."""
-    model, cuda = _model(), torch.device("cuda")
+def test_on_a_gpu_a_plan_runs_in_several_passes_and_small_margin_nets_get_smaller_tiles(monkeypatch):
+    """CUDA: four 1024^2 tiles are four passes (their copies overlap); a long plan still fills passes of 32."""
+    model, cuda, cpu = _model(), torch.device("cuda"), torch.device("cpu")
     monkeypatch.setattr(predict_mod, "available_memory", lambda _device: 80 << 30)  # an H100's, without a GPU
-    big = (1024 + 2 * model.margin,) * 2
-    assert predict_mod.tiles_per_forward(model, cuda, False, big) == 1
-    small = (256 + 2 * model.margin,) * 2
-    per = predict_mod.tiles_per_forward(model, cuda, False, small)
-    assert 2 <= per < predict_mod.MAX_BATCH["cuda"] and per * math.prod(small) <= math.prod(big)
-    tiny = (16 + 2 * model.margin,) * 2
-    assert predict_mod.tiles_per_forward(model, cuda, False, tiny) == predict_mod.MAX_BATCH["cuda"]
+
+    def passes(n: int, edge: int, device: torch.device = cuda) -> list[int]:
+        tiles = [predict_mod.Tile(0, i, ((0, edge), (0, edge))) for i in range(n)]
+        return [len(g) for g in predict_mod._groups(model, device, PredictConfig(), tiles)]
+
+    assert passes(4, 1024) == [1, 1, 1, 1]
+    assert passes(512, 512) == [predict_mod.MAX_BATCH["cuda"]] * (512 // predict_mod.MAX_BATCH["cuda"])
+    assert passes(4, 64, cpu) == [4]  # off CUDA nothing is spread
+    assert model.margin <= predict_mod.CUDA_SMALL_TILE[0] and predict_mod.auto_tile(model, cuda, False) == 1024
+    monkeypatch.setattr(Model, "margin", property(lambda _self: 112))  # the blind-spot net's (depth 3)
+    assert predict_mod.auto_tile(model, cuda, False) == 2048
 
 
 def test_an_explicit_tile_over_the_bound_or_a_bound_below_any_window_is_refused():

@@ -45,10 +45,9 @@ __all__ = [
 ]
 
 MAX_BATCH = {"cuda": 32, "cpu": 8}  # windows per forward pass at most (several small tiles or frames)
-# A forward pass holds at most one window of this tile edge (or one window, when larger), by device type:
-# on the host a pass's memory and the time to honour ``stop`` stay those of one batch-job unit; on CUDA about
-# a megapixel keeps the chip busy, and more, smaller passes let reading and writing overlap the next pass.
-PASS_EDGE = {"cpu": {2: 512, 3: 64}, "cuda": {2: 1024, 3: 128}}
+HOST_BATCH_EDGE = {2: 512, 3: 64}  # off CUDA, a forward pass holds at most one window of this tile edge
+# CUDA: a plan runs in MIN_PASSES passes at least (copies overlap them); 2D nets of a margin up to 64 get 1024^2
+MIN_PASSES, CUDA_SMALL_TILE = 4, (64, 1024)  # tiles, not 2048^2 (H200: N2V 205 MP/s against 163-183; docs/gpu.md)
 
 
 class ModelLike(Protocol):
@@ -94,6 +93,8 @@ def auto_tile(model: ModelLike, device: torch.device, tta: bool, shape: tuple[in
     """
     budget = available_memory(device) // 4
     cap = (2048 if device.type == "cuda" else 1024) if model.ndim == 2 else (256 if device.type == "cuda" else 128)
+    if device.type == "cuda" and model.ndim == 2 and model.margin <= CUDA_SMALL_TILE[0]:
+        cap = CUDA_SMALL_TILE[1]  # several passes overlap their copies (MIN_PASSES)
     m, grid = model.multiple, _grid(model)
     tile = cap
     while tile > m and window_bytes(model, grid.window(tile, shape), tta) > budget:
@@ -106,14 +107,13 @@ def tiles_per_forward(
 ) -> int:
     """How many windows of shape ``window`` one forward pass takes: as many as fit a quarter of free memory, capped.
 
-    A pass also holds no more pixels than one window around a :data:`PASS_EDGE`
-    tile of the device type (the host's row off CUDA and MPS).
-    ``max_voxels`` (:attr:`.PredictConfig.max_pass_voxels`) bounds the voxels of the pass.
+    Off CUDA a pass holds no more pixels than one window around a :data:`HOST_BATCH_EDGE` tile (batching saves only
+    per-call overhead there). ``max_voxels`` (:attr:`.PredictConfig.max_pass_voxels`) bounds the pass's voxels.
     """
     px = max(1, math.prod(window))
     fit = available_memory(device) // 4 // max(1, window_bytes(model, window, tta))
-    edge = PASS_EDGE.get(device.type, PASS_EDGE["cpu"])[model.ndim]
-    fit = min(fit, (edge + 2 * model.margin) ** model.ndim // px)
+    if device.type != "cuda":
+        fit = min(fit, (HOST_BATCH_EDGE[model.ndim] + 2 * model.margin) ** model.ndim // px)
     if max_voxels is not None:
         fit = min(fit, max_voxels // px)
     return int(max(1, min(MAX_BATCH.get(device.type, 1), fit)))
@@ -226,12 +226,13 @@ def pass_voxels(model: ModelLike, shape: tuple[int, ...], axes: str, pcfg: Predi
 
 
 def _groups(model: ModelLike, device: torch.device, pcfg: PredictConfig, tiles: list[Tile]) -> list[list[Tile]]:
-    """The forward passes of ``tiles``: runs of same-shaped windows, as many per pass as fit (and the bound allows)."""
+    """Runs of same-shaped windows, as many per pass as fit and the bound allows (CUDA: :data:`MIN_PASSES` at least)."""
     fits: dict[tuple[int, ...], int] = {}
+    spread = -(-len(tiles) // MIN_PASSES) if device.type == "cuda" else len(tiles)
 
     def per_forward(window: tuple[int, ...]) -> int:
         if window not in fits:
-            fits[window] = tiles_per_forward(model, device, pcfg.tta, window, pcfg.max_pass_voxels)
+            fits[window] = min(spread, tiles_per_forward(model, device, pcfg.tta, window, pcfg.max_pass_voxels))
         return fits[window]
 
     return batches(tiles, per_forward, model.margin, model.multiple)
