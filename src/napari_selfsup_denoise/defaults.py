@@ -101,7 +101,9 @@ def algorithm_choice(algorithm: str, ndim: int) -> str:
 # None yet. A CUDA row of batch 16 for the 2D blind-spot net was tried and taken out (H200, session 7, 30 s from the
 # built-in prior, 1 seed): a step of 4 patches is host-bound there (4.0 Mpx/s at batch 4, 19.3 at 16, in 9.1 and
 # 7.6 ms), but batch 16 at 8e-3 lost 0.53 dB on camera_g25 (29.62 -> 29.09) and 0.10 dB on nuclei_pg30
-# (32.08 -> 31.98), and gained 0.06 dB on nuclei_pg20 (docs/benchmarks.md, "GPU ... session 7").
+# (32.08 -> 31.98), and gained 0.06 dB on nuclei_pg20 (docs/benchmarks.md, "GPU ... session 7"). Session 11, 5 seeds
+# (benchmarks/gpu_batch_quality.py, H200): batch 64 at 1.6e-2 kept its step-0/50 checkpoint (it does not fine-tune the
+# prior) and lost 0.31 dB on camera_g25 (same-seed median) and 0.02 on nuclei_pg30 against batch 4, so no CUDA row.
 DEVICE_DEFAULTS: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
 
 
