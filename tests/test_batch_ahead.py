@@ -83,8 +83,13 @@ def test_the_check_runs_beside_the_units_with_the_output_of_a_run_that_waits(tmp
 
 def test_a_suspect_verdict_after_units_ran_leaves_nothing(tmp_path, model, src, monkeypatch):
     rep = _Units()
-    # the check sees an image 100 times brighter than the model's training data: suspect
-    seen = _late(monkeypatch, rep, lambda m, img, axes, out: decide(m, np.asarray(img) * 100.0, axes, out))
+    # the check sees an image 100 times brighter than the model's training data: suspect. Its verdict is worked out
+    # here, so that it arrives as soon as the first unit is written (computed then, under load, it could come after
+    # the last unit, and "stopped early" would not be tested)
+    img = zarr.open_array(str(src), mode="r")[:]
+    verdict = decide(model, img * 100.0, "TYX", "posterior")
+    assert verdict.suspect
+    seen = _late(monkeypatch, rep, lambda *_a, **_k: verdict)
     out = tmp_path / "out.zarr"
     res = denoise_files(model, [str(src)], str(out), _opts(), reporter=rep)
     assert seen["units_before_verdict"] >= 1
