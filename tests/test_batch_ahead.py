@@ -9,35 +9,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import zarr
 
-from napari_selfsup_denoise import TrainConfig
+from batch_helpers import UNITS, tiny_n2v, tiny_stack  # tests/ is on the path (rootdir-less import mode)
 from napari_selfsup_denoise.batch import BatchOptions, Reporter, denoise_files
 from napari_selfsup_denoise.batch import runner as runner_mod
-from napari_selfsup_denoise.config import resolve_defaults
 from napari_selfsup_denoise.engine.checks import decide
-from napari_selfsup_denoise.engine.data import DataError, Normalisation
-from napari_selfsup_denoise.engine.methods import get_method
+from napari_selfsup_denoise.engine.data import DataError
 from napari_selfsup_denoise.engine.model import Model
-
-UNITS = 3 * 3 * 3  # 3 frames of 96^2 in units of 32^2
 
 
 @pytest.fixture(scope="module")
 def model() -> Model:
-    cfg = resolve_defaults(TrainConfig(algorithm="n2v", depth=2, base_channels=8, axes="YX"))
-    torch.manual_seed(0)
-    return Model(get_method(cfg).build(2, 1).eval(), cfg, "YX", 2, 1, Normalisation("meanstd", (100.0,), (10.0,)))
+    return tiny_n2v()
 
 
 @pytest.fixture()
 def src(tmp_path) -> Path:
-    img = np.random.default_rng(0).poisson(100, (3, 96, 96)).astype(np.uint16)
-    arr = zarr.create_array(str(tmp_path / "in.zarr"), shape=img.shape, chunks=(1, 32, 32), dtype=img.dtype)
-    arr[:] = img
-    arr.attrs["axes"] = list("TYX")
-    return tmp_path / "in.zarr"
+    return tiny_stack(tmp_path)
 
 
 class _Units(Reporter):

@@ -1,4 +1,5 @@
 import torch
+from op_names import OpNames  # tests/engine is on the path (rootdir-less import mode)
 
 from napari_selfsup_denoise.engine.masking import grid_spacing, masked_mse, n2v_manipulate
 
@@ -120,17 +121,6 @@ HOST_READS = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "
 def test_n2v_masks_and_loss_read_nothing_back_and_copy_no_python_number(monkeypatch):
     """On CUDA either would wait for the device inside a training step (a Python number assigned through
     tensor indices is first made on the host and copied over, blocking): shown on the CPU by tracing."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Reads(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.seen.append(func.overloadpacket.__name__)
-            return func(*args, **(kwargs or {}))
-
     real = torch.Tensor.__setitem__
     numbers = []
 
@@ -144,33 +134,22 @@ def test_n2v_masks_and_loss_read_nothing_back_and_copy_no_python_number(monkeypa
     x = torch.randn(3, 2, 30, 26, requires_grad=False)
     pred = torch.randn(3, 2, 30, 26, requires_grad=True)
     for mode, struct in (("uniform", []), ("median", []), ("uniform", [(1, 5)]), ("uniform", [(0, 3), (1, 5)])):
-        with Reads() as reads:
+        with OpNames() as reads:
             xm, mask = n2v_manipulate(x, 0.05, mode=mode, struct=struct, gen=torch.Generator().manual_seed(0))
             masked_mse(pred * xm, x, mask).backward()
-        assert not HOST_READS & set(reads.seen), (mode, struct, sorted(HOST_READS & set(reads.seen)))
+        assert not HOST_READS & set(reads.names), (mode, struct, sorted(HOST_READS & set(reads.names)))
         assert not numbers, (mode, struct)
 
 
 def test_the_masks_constants_are_made_once_per_batch_shape_and_give_the_same_masks():
     """Box corners, offsets and bounds do not change between steps: made (and copied to a GPU) once, not per step."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from napari_selfsup_denoise.engine import masking
-
-    class Made(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.names = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.names.append(func.overloadpacket.__name__)
-            return func(*args, **(kwargs or {}))
 
     x = _unique_batch()
     masking._grid.cache_clear()
     with torch.inference_mode():  # a first call in inference mode (a check) leaves ordinary tensors for training
         n2v_manipulate(x, 0.05, gen=torch.Generator().manual_seed(3))
-    made = Made()
+    made = OpNames()
     with made:
         again = n2v_manipulate(x, 0.05, gen=torch.Generator().manual_seed(3))
     assert "arange" not in made.names and "meshgrid" not in made.names

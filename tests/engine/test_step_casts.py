@@ -8,7 +8,7 @@ import os
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from op_names import OpNames  # tests/engine is on the path (rootdir-less import mode)
 
 from napari_selfsup_denoise.config import TrainConfig, resolve_defaults
 from napari_selfsup_denoise.engine import _step as step_mod
@@ -20,16 +20,6 @@ DEVICES = (
     if os.environ.get("SELFSUP_TEST_DEVICES")
     else (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 )
-
-
-class _Ops(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.append(func.overloadpacket.__name__)
-        return func(*args, **(kwargs or {}))
 
 
 def _setup(algorithm, device="cpu"):
@@ -48,7 +38,7 @@ def _grads(algorithm, monkeypatch, low, device):
     if not low:
         monkeypatch.setattr(step_mod.LowWeights, "of", classmethod(lambda cls, net, dtype: None))
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)  # (a GPU's convolutions, run twice)
-    ops = _Ops()
+    ops = OpNames()
     with ops:
         loss = step_mod._losses(method, net, x, None, torch.Generator(device).manual_seed(2), torch.bfloat16, 2)
     monkeypatch.undo()
