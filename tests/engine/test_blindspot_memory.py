@@ -116,7 +116,9 @@ def test_the_network_pass_of_prediction_runs_inside_the_block(monkeypatch):
 
     monkeypatch.setattr(blindspot.BlindSpotMethod, "_split", spy)
     x = torch.randn(1, 1, 8 + 2 * net.margin, 16 + 2 * net.margin)
+    # relative to the blocks open before (a training generator of an earlier test, not yet collected, holds one)
+    before = _fast_conv._keepers[0]
     with torch.inference_mode():
         out = method.infer(net, x, PredictConfig(), margin=net.margin)
-    assert seen == [1] and _fast_conv._keepers[0] == 0
+    assert seen == [before + 1] and _fast_conv._keepers[0] == before
     assert out["denoised"].shape == (1, 1, 8, 16)
